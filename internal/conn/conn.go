@@ -1,0 +1,522 @@
+package conn
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/keel-go/keel/internal/errs"
+)
+
+// Conn is one TCP (or TLS) connection to a broker. Many requests may be in
+// flight on it at once: each is written under a lock with the next
+// correlation id and answered through the single reader goroutine, which
+// matches responses to requests by that id.
+type Conn struct {
+	addr     string
+	cfg      *Config
+	nc       net.Conn
+	versions *Versions
+	format   *kmsg.RequestFormatter
+
+	writeMu sync.Mutex // orders correlation ids with the bytes on the wire
+	corr    int32
+	wbuf    []byte
+
+	mu      sync.Mutex
+	pending map[int32]*call
+	closed  bool
+	cause   error
+
+	dead       chan struct{} // closed when the connection is unusable
+	readerDone chan struct{}
+
+	throttleUntil atomic.Int64 // unix nanos; KIP-219 mute
+	lastUsed      atomic.Int64 // unix nanos
+	inflight      atomic.Int32
+}
+
+type call struct {
+	key     int16
+	flex    bool // flexible response header
+	done    chan []byte
+	enqueue time.Time
+}
+
+// Addr is the broker address this connection was dialed to.
+func (c *Conn) Addr() string { return c.addr }
+
+// Versions returns the API versions negotiated with the broker.
+func (c *Conn) Versions() *Versions { return c.versions }
+
+// Dead is closed when the connection can no longer be used.
+func (c *Conn) Dead() <-chan struct{} { return c.dead }
+
+// Err returns why the connection died, or nil while it is alive.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cause
+}
+
+// InFlight is the number of requests written or being written on this
+// connection and not yet answered.
+func (c *Conn) InFlight() int { return int(c.inflight.Load()) }
+
+// Idle reports how long the connection has had nothing in flight, or 0 if
+// requests are in flight.
+func (c *Conn) Idle(now time.Time) time.Duration {
+	if c.inflight.Load() > 0 {
+		return 0
+	}
+	return now.Sub(time.Unix(0, c.lastUsed.Load()))
+}
+
+// Dial connects to addr and prepares the connection for requests: TLS
+// handshake, ApiVersions negotiation and SASL authentication, all bounded by
+// cfg.DialTimeout and ctx.
+func Dial(ctx context.Context, addr string, cfg *Config) (*Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+
+	nc, err := dialRaw(dctx, addr, cfg)
+	if err != nil {
+		return nil, unreachable(ctx, addr, cfg, err)
+	}
+	c := &Conn{
+		addr:       addr,
+		cfg:        cfg,
+		nc:         nc,
+		format:     kmsg.NewRequestFormatter(kmsg.FormatterClientID(cfg.ClientID)),
+		pending:    make(map[int32]*call),
+		dead:       make(chan struct{}),
+		readerDone: make(chan struct{}),
+	}
+	c.lastUsed.Store(time.Now().UnixNano())
+	go c.readLoop()
+
+	if err := c.handshake(dctx); err != nil {
+		c.close(err)
+		if dctx.Err() != nil && ctx.Err() == nil && !errors.Is(err, errs.ErrAuthentication) {
+			return nil, unreachable(ctx, addr, cfg, err)
+		}
+		return nil, err
+	}
+	if cfg.Hooks.OnConnect != nil {
+		cfg.Hooks.OnConnect(addr)
+	}
+	return c, nil
+}
+
+func dialRaw(ctx context.Context, addr string, cfg *Config) (net.Conn, error) {
+	dial := cfg.Dial
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	nc, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.TLS == nil {
+		return nc, nil
+	}
+	tc := cfg.TLS.Clone()
+	if tc.ServerName == "" {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			tc.ServerName = host
+		}
+	}
+	tlsConn := tls.Client(nc, tc)
+	if err := tlsConn.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	return tlsConn, nil
+}
+
+func unreachable(ctx context.Context, addr string, cfg *Config, err error) error {
+	if ctx.Err() != nil {
+		return &errs.Error{Broker: addr, Retriable: true, Detail: "connecting to broker interrupted", Err: ctx.Err()}
+	}
+	return &errs.Error{
+		Broker:    addr,
+		Retriable: true,
+		Detail:    fmt.Sprintf("cannot connect to broker (dial timeout %v); check the address and that the broker is up", cfg.DialTimeout),
+		Err:       errs.With(errs.ErrBrokerUnreachable, err),
+	}
+}
+
+func (c *Conn) handshake(ctx context.Context) error {
+	vs, err := c.apiVersions(ctx)
+	if err != nil {
+		return err
+	}
+	c.versions = vs
+	if c.cfg.SASL != nil {
+		if err := c.authenticate(ctx); err != nil {
+			if c.cfg.Hooks.OnAuthFailure != nil {
+				c.cfg.Hooks.OnAuthFailure(c.addr, err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// apiVersions asks the broker what it supports. A broker that does not know
+// our ApiVersions version answers UNSUPPORTED_VERSION in the v0 format with
+// its own range for ApiVersions; we then ask again at a version it knows.
+func (c *Conn) apiVersions(ctx context.Context) (*Versions, error) {
+	version := supported[int16(kmsg.ApiVersions)].max
+	for range 2 {
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.Version = version
+		req.ClientSoftwareName = orDefault(c.cfg.SoftwareName, "keel")
+		req.ClientSoftwareVersion = orDefault(c.cfg.SoftwareVersion, "0.1.0")
+		body, err := c.roundTrip(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		if len(body) >= 2 && int16(binary.BigEndian.Uint16(body)) == 35 && version > 0 {
+			old := kmsg.NewPtrApiVersionsResponse()
+			old.Version = 0
+			if err := old.ReadFrom(body); err != nil {
+				return nil, protocolErr(c.addr, "ApiVersions", err)
+			}
+			next := int16(0)
+			for _, k := range old.ApiKeys {
+				if k.ApiKey == int16(kmsg.ApiVersions) && k.MaxVersion < version {
+					next = k.MaxVersion
+				}
+			}
+			version = next
+			continue
+		}
+		resp := kmsg.NewPtrApiVersionsResponse()
+		resp.Version = version
+		if err := resp.ReadFrom(body); err != nil {
+			return nil, protocolErr(c.addr, "ApiVersions", err)
+		}
+		if resp.ErrorCode != 0 {
+			e := errs.FromCode(resp.ErrorCode, c.addr, "").(*errs.Error)
+			e.Detail = "ApiVersions request refused"
+			return nil, e
+		}
+		return negotiate(c.addr, resp, c.cfg.MaxVersions)
+	}
+	return nil, &errs.Error{Broker: c.addr, Detail: "broker refused every ApiVersions version keel offered", Err: errs.ErrUnsupportedBroker}
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func protocolErr(addr, api string, err error) error {
+	return &errs.Error{Broker: addr, Retriable: true, Detail: "cannot parse " + api + " response", Err: errs.With(errs.ErrProtocol, err)}
+}
+
+// Request sends req at the version negotiated for its API and waits for the
+// response. It is safe for concurrent use: requests are pipelined. A produce
+// request with acks=0 gets no response from Kafka; Request then returns a
+// nil response once the request is written.
+func (c *Conn) Request(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	v := c.versions.Version(req.Key())
+	if v < 0 {
+		return nil, &errs.Error{
+			Broker: c.addr,
+			Detail: fmt.Sprintf("broker does not support %s at any version keel can use", kmsg.NameForKey(req.Key())),
+			Err:    errs.ErrUnsupportedBroker,
+		}
+	}
+	req.SetVersion(v)
+	body, err := c.roundTrip(ctx, req)
+	if err != nil || body == nil {
+		return nil, err
+	}
+	resp := req.ResponseKind()
+	resp.SetVersion(v)
+	if err := resp.ReadFrom(body); err != nil {
+		return nil, protocolErr(c.addr, kmsg.NameForKey(req.Key()), err)
+	}
+	if tr, ok := resp.(kmsg.ThrottleResponse); ok {
+		if ms, after := tr.Throttle(); ms > 0 {
+			d := time.Duration(ms) * time.Millisecond
+			if after {
+				// KIP-219: the broker answered at once and now mutes
+				// this connection; sending before the throttle ends
+				// would only queue behind the mute.
+				until := time.Now().Add(d).UnixNano()
+				for {
+					cur := c.throttleUntil.Load()
+					if cur >= until || c.throttleUntil.CompareAndSwap(cur, until) {
+						break
+					}
+				}
+			}
+			if c.cfg.Hooks.OnThrottle != nil {
+				c.cfg.Hooks.OnThrottle(c.addr, req.Key(), d)
+			}
+		}
+	}
+	return resp, nil
+}
+
+// timeoutFor is how long to wait for the answer to req: the request timeout
+// plus whatever the request asks the broker to wait before answering.
+func (c *Conn) timeoutFor(req kmsg.Request) time.Duration {
+	extra := time.Duration(0)
+	switch r := req.(type) {
+	case *kmsg.FetchRequest:
+		extra = time.Duration(r.MaxWaitMillis) * time.Millisecond
+	case *kmsg.JoinGroupRequest:
+		extra = time.Duration(max(r.RebalanceTimeoutMillis, r.SessionTimeoutMillis)) * time.Millisecond
+	case kmsg.TimeoutRequest:
+		extra = time.Duration(r.Timeout()) * time.Millisecond
+	}
+	return c.cfg.RequestTimeout + extra
+}
+
+func expectsResponse(req kmsg.Request) bool {
+	if p, ok := req.(*kmsg.ProduceRequest); ok && p.Acks == 0 {
+		return false
+	}
+	return true
+}
+
+// roundTrip writes req and waits for its raw response body (after the
+// response header).
+func (c *Conn) roundTrip(ctx context.Context, req kmsg.Request) ([]byte, error) {
+	if err := c.waitThrottle(ctx); err != nil {
+		return nil, err
+	}
+	c.inflight.Add(1)
+	defer func() {
+		c.lastUsed.Store(time.Now().UnixNano())
+		c.inflight.Add(-1)
+	}()
+
+	cl := &call{
+		key:     req.Key(),
+		flex:    req.IsFlexible() && req.Key() != int16(kmsg.ApiVersions),
+		done:    make(chan []byte, 1),
+		enqueue: time.Now(),
+	}
+	wantResp := expectsResponse(req)
+	if err := c.write(req, cl, wantResp); err != nil {
+		return nil, err
+	}
+	if !wantResp {
+		return nil, nil
+	}
+
+	timeout := c.timeoutFor(req)
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case body := <-cl.done:
+		if body == nil {
+			return nil, c.Err()
+		}
+		return body, nil
+	case <-timer.C:
+		err := &errs.Error{
+			Broker:    c.addr,
+			Retriable: true,
+			Detail:    fmt.Sprintf("no answer to %s within %v; closing the connection", kmsg.NameForKey(req.Key()), timeout),
+			Err:       errs.ErrRequestTimeout,
+		}
+		c.close(err)
+		return nil, err
+	case <-ctx.Done():
+		c.abandon(cl)
+		return nil, ctx.Err()
+	}
+}
+
+func (c *Conn) waitThrottle(ctx context.Context) error {
+	until := c.throttleUntil.Load()
+	if until == 0 {
+		return nil
+	}
+	d := time.Until(time.Unix(0, until))
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.dead:
+		return c.Err()
+	}
+}
+
+func (c *Conn) write(req kmsg.Request, cl *call, wantResp bool) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+
+	c.corr++
+	if c.corr < 0 {
+		c.corr = 0
+	}
+	corr := c.corr
+	if wantResp {
+		c.mu.Lock()
+		if c.closed {
+			err := c.cause
+			c.mu.Unlock()
+			return err
+		}
+		c.pending[corr] = cl
+		c.mu.Unlock()
+	} else if err := c.Err(); err != nil {
+		return err
+	}
+
+	c.wbuf = c.format.AppendRequest(c.wbuf[:0], req, corr)
+	c.nc.SetWriteDeadline(time.Now().Add(c.cfg.RequestTimeout))
+	_, err := c.nc.Write(c.wbuf)
+	if cap(c.wbuf) > 1<<20 {
+		c.wbuf = nil // do not pin one huge request's buffer forever
+	}
+	if err != nil {
+		werr := c.connErr("writing "+kmsg.NameForKey(req.Key()), err)
+		c.close(werr)
+		return werr
+	}
+	return nil
+}
+
+func (c *Conn) abandon(cl *call) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, p := range c.pending {
+		if p == cl {
+			delete(c.pending, id)
+			return
+		}
+	}
+}
+
+func (c *Conn) connErr(doing string, err error) error {
+	return &errs.Error{
+		Broker:    c.addr,
+		Retriable: true,
+		Detail:    "connection to broker lost while " + doing,
+		Err:       errs.With(errs.ErrConnectionClosed, err),
+	}
+}
+
+// readLoop is the only reader of the socket. It hands each response body to
+// the call waiting for it; bodies for abandoned calls are dropped.
+func (c *Conn) readLoop() {
+	defer close(c.readerDone)
+	var head [8]byte
+	for {
+		if _, err := io.ReadFull(c.nc, head[:4]); err != nil {
+			c.close(c.connErr("reading", err))
+			return
+		}
+		size := int32(binary.BigEndian.Uint32(head[:4]))
+		limit := c.cfg.MaxResponseBytes
+		if limit <= 0 {
+			limit = 1 << 30
+		}
+		if size < 4 || size > limit {
+			c.close(&errs.Error{Broker: c.addr, Retriable: true, Detail: fmt.Sprintf("broker sent a response of %d bytes, outside 4..%d; is this a Kafka broker?", size, limit), Err: errs.ErrProtocol})
+			return
+		}
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(c.nc, buf); err != nil {
+			c.close(c.connErr("reading", err))
+			return
+		}
+		corr := int32(binary.BigEndian.Uint32(buf))
+		c.mu.Lock()
+		cl, ok := c.pending[corr]
+		delete(c.pending, corr)
+		c.mu.Unlock()
+		if !ok {
+			continue // the caller gave up on it
+		}
+		body := buf[4:]
+		if cl.flex {
+			var err error
+			if body, err = skipTags(body); err != nil {
+				c.close(protocolErr(c.addr, "response header of "+kmsg.NameForKey(cl.key), err))
+				return
+			}
+		}
+		if body == nil {
+			body = []byte{}
+		}
+		cl.done <- body
+	}
+}
+
+// Close closes the connection, failing requests still in flight.
+func (c *Conn) Close() {
+	c.close(&errs.Error{Broker: c.addr, Detail: "connection closed by keel", Err: errs.ErrClosed})
+	<-c.readerDone
+}
+
+func (c *Conn) close(err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.cause = err
+	pending := c.pending
+	c.pending = nil
+	close(c.dead)
+	c.mu.Unlock()
+
+	c.nc.Close()
+	for _, cl := range pending {
+		cl.done <- nil
+	}
+	if c.cfg.Hooks.OnDisconnect != nil {
+		c.cfg.Hooks.OnDisconnect(c.addr, err)
+	}
+	c.cfg.logger().Debug("keel: connection closed", "broker", c.addr, "err", err)
+}
+
+// skipTags skips the tagged fields of a flexible response header.
+func skipTags(b []byte) ([]byte, error) {
+	n, used := binary.Uvarint(b)
+	if used <= 0 {
+		return nil, errors.New("bad tag count")
+	}
+	b = b[used:]
+	for range n {
+		_, used := binary.Uvarint(b)
+		if used <= 0 {
+			return nil, errors.New("bad tag key")
+		}
+		b = b[used:]
+		size, used := binary.Uvarint(b)
+		if used <= 0 || uint64(len(b)-used) < size {
+			return nil, errors.New("bad tag size")
+		}
+		b = b[used+int(size):]
+	}
+	return b, nil
+}
