@@ -1,0 +1,2 @@
+// Package integration holds keel's tests against keeltest clusters and kcat.
+package integration

@@ -1,0 +1,55 @@
+package integration
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/keel-go/keel"
+	"github.com/keel-go/keel/keeltest"
+)
+
+// noLeaks registers, before anything else a test starts, a cleanup that
+// fails the test if goroutines outlive it. Cleanups run last-in first-out,
+// so the cluster and the clients are closed before this check runs.
+func noLeaks(t *testing.T) {
+	t.Helper()
+	t.Cleanup(func() {
+		if t.Failed() {
+			return
+		}
+		goleak.VerifyNone(t)
+	})
+}
+
+// startCluster starts a keeltest cluster after registering the leak check.
+func startCluster(t *testing.T, opts ...keeltest.Option) *keeltest.Cluster {
+	t.Helper()
+	noLeaks(t)
+	return keeltest.NewCluster(t, opts...)
+}
+
+// newClient makes a client for cl and closes it when the test ends.
+func newClient(t *testing.T, cl *keeltest.Cluster, opts ...keel.ClientOption) *keel.Client {
+	t.Helper()
+	c, err := keel.NewClient(append([]keel.ClientOption{keel.SeedBrokers(cl.Addrs()...)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := c.Close(ctx); err != nil {
+			t.Errorf("Client.Close: %v", err)
+		}
+	})
+	return c
+}
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
