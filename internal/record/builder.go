@@ -1,0 +1,180 @@
+package record
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// ProducerState is the idempotence/transaction part of a batch header,
+// supplied when the batch is finished because sequence numbers are assigned
+// only when a batch is drained for sending.
+type ProducerState struct {
+	ID            int64 // producer id; -1 when not idempotent
+	Epoch         int16 // producer epoch; -1 when not idempotent
+	BaseSequence  int32 // sequence of the first record; -1 when not idempotent
+	Transactional bool  // sets the transactional attribute bit
+}
+
+// NoProducer is the ProducerState of a non-idempotent producer.
+var NoProducer = ProducerState{ID: -1, Epoch: -1, BaseSequence: -1}
+
+// BatchBuilder accumulates records for one partition into an uncompressed
+// records section, then Finish writes the complete v2 batch. It is meant to
+// be reused: Reset keeps the record buffer, so in steady state appending
+// allocates nothing.
+//
+// A BatchBuilder is not safe for concurrent use.
+type BatchBuilder struct {
+	comp    Compression
+	recs    []byte // encoded records, uncompressed
+	count   int32
+	firstTS int64 // base timestamp: the first record's
+	maxTS   int64
+}
+
+// NewBatchBuilder returns an empty builder that will compress with c.
+func NewBatchBuilder(c Compression) *BatchBuilder {
+	return &BatchBuilder{comp: c}
+}
+
+// Reset empties the builder for a new batch, keeping its buffer and
+// compression setting.
+func (b *BatchBuilder) Reset() {
+	b.recs = b.recs[:0]
+	b.count = 0
+	b.firstTS = 0
+	b.maxTS = 0
+}
+
+// SetCompression changes the compression used by the next Finish.
+func (b *BatchBuilder) SetCompression(c Compression) { b.comp = c }
+
+// Compression returns the compression Finish will use.
+func (b *BatchBuilder) Compression() Compression { return b.comp }
+
+// NumRecords returns how many records have been appended.
+func (b *BatchBuilder) NumRecords() int { return int(b.count) }
+
+// Size returns the uncompressed size of the batch so far, header included.
+// Compare Size()+RecordSize(r) with the maximum batch size before appending:
+// the uncompressed size is an upper bound on what compression will produce
+// (Finish falls back to no compression if compressing does not shrink it).
+func (b *BatchBuilder) Size() int { return BatchHeaderLen + len(b.recs) }
+
+// FirstTimestamp returns the first record's timestamp (the batch's base
+// timestamp); 0 when empty.
+func (b *BatchBuilder) FirstTimestamp() int64 { return b.firstTS }
+
+// MaxTimestamp returns the largest record timestamp so far; 0 when empty.
+func (b *BatchBuilder) MaxTimestamp() int64 { return b.maxTS }
+
+// RecordSize returns the number of bytes Append(r) would add to Size().
+func (b *BatchBuilder) RecordSize(r *Record) int {
+	return EncodedRecordLen(r, b.tsDelta(r), b.count)
+}
+
+func (b *BatchBuilder) tsDelta(r *Record) int64 {
+	if b.count == 0 {
+		return 0
+	}
+	return r.Timestamp - b.firstTS
+}
+
+// Append encodes r at the end of the batch, giving it the next offset delta.
+// The builder copies r's bytes; r may be reused afterwards.
+func (b *BatchBuilder) Append(r *Record) {
+	if b.count == 0 {
+		b.firstTS, b.maxTS = r.Timestamp, r.Timestamp
+	} else if r.Timestamp > b.maxTS {
+		b.maxTS = r.Timestamp
+	}
+	delta := r.Timestamp - b.firstTS
+	body := recordBodyLen(r, delta, b.count)
+	b.recs = appendRecord(b.recs, r, delta, b.count, body)
+	b.count++
+}
+
+// Finish appends the complete batch to dst and returns the extended slice.
+// The builder is left unchanged (call Reset to start the next batch).
+//
+// The records section is compressed with the builder's Compression; if the
+// compressed form is not smaller, the batch is written uncompressed with
+// codec none, which every reader accepts and which saves the broker from
+// decompressing for nothing.
+//
+// The bytes written are final: an idempotent producer must resend exactly
+// these bytes on retry, so keep them rather than calling Finish again. Use
+// SetProducer to change the producer fields of a batch never sent.
+func (b *BatchBuilder) Finish(dst []byte, p ProducerState) ([]byte, error) {
+	if b.count == 0 {
+		return dst, ErrEmptyBatch
+	}
+	start := len(dst)
+	dst = append(dst, zeroHeader[:]...)
+	codec := b.comp.Codec
+	if codec == CodecNone {
+		dst = append(dst, b.recs...)
+	} else {
+		var err error
+		dst, err = AppendCompressed(dst, b.recs, b.comp)
+		if err != nil {
+			return dst[:start], err
+		}
+		if len(dst)-start-BatchHeaderLen >= len(b.recs) {
+			dst = append(dst[:start+BatchHeaderLen], b.recs...)
+			codec = CodecNone
+		}
+	}
+	batch := dst[start:]
+	if len(batch)-logOverhead > 1<<31-1 {
+		return dst[:start], fmt.Errorf("record: batch of %d bytes exceeds the int32 length field", len(batch))
+	}
+	attrs := Attributes(codec)
+	if p.Transactional {
+		attrs |= AttrTransactional
+	}
+	be := binary.BigEndian
+	be.PutUint64(batch[offBaseOffset:], 0) // the broker assigns offsets
+	be.PutUint32(batch[offLength:], uint32(len(batch)-logOverhead))
+	be.PutUint32(batch[offLeaderEpoch:], 0xffffffff) // -1: set by the broker
+	batch[offMagic] = Magic
+	be.PutUint16(batch[offAttributes:], uint16(attrs))
+	// lastOffsetDelta is also what the broker adds to baseSequence to get the
+	// batch's last sequence, so it must be count-1 even for one record.
+	be.PutUint32(batch[offLastOffsetDelta:], uint32(b.count-1))
+	be.PutUint64(batch[offBaseTimestamp:], uint64(b.firstTS))
+	be.PutUint64(batch[offMaxTimestamp:], uint64(b.maxTS))
+	be.PutUint32(batch[offRecordCount:], uint32(b.count))
+	putProducer(batch, p.ID, p.Epoch, p.BaseSequence) // also sets the CRC
+	return dst, nil
+}
+
+var zeroHeader [BatchHeaderLen]byte
+
+// putProducer writes the producer fields and recomputes the CRC, which
+// covers them (attributes through the end of the batch).
+func putProducer(batch []byte, id int64, epoch int16, seq int32) {
+	be := binary.BigEndian
+	be.PutUint64(batch[offProducerID:], uint64(id))
+	be.PutUint16(batch[offProducerEpoch:], uint16(epoch))
+	be.PutUint32(batch[offBaseSequence:], uint32(seq))
+	be.PutUint32(batch[offCRC:], CRC32C(batch[offAttributes:]))
+}
+
+// SetProducer rewrites the producer id, epoch and base sequence of one
+// finished v2 batch in place and recomputes its CRC. It is for batches not
+// yet sent (for example after an epoch bump); a batch already sent must be
+// retried byte for byte. batch must hold exactly one batch, as Finish wrote.
+func SetProducer(batch []byte, id int64, epoch int16, baseSequence int32) error {
+	if len(batch) < BatchHeaderLen {
+		return corruptf("batch of %d bytes is shorter than the %d-byte header", len(batch), BatchHeaderLen)
+	}
+	if m := int8(batch[offMagic]); m != Magic {
+		return fmt.Errorf("%w: magic %d", ErrUnsupportedMagic, m)
+	}
+	if n := int64(int32(binary.BigEndian.Uint32(batch[offLength:]))); n != int64(len(batch)-logOverhead) {
+		return corruptf("batch length field %d does not match its %d bytes", n, len(batch)-logOverhead)
+	}
+	putProducer(batch, id, epoch, baseSequence)
+	return nil
+}
