@@ -233,19 +233,27 @@ func protocolErr(addr, api string, err error) error {
 // request with acks=0 gets no response from Kafka; Request then returns a
 // nil response once the request is written.
 func (c *Conn) Request(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	p, err := c.Send(ctx, req)
+	if err != nil || p == nil {
+		return nil, err
+	}
+	return p.Wait(ctx)
+}
+
+func (c *Conn) setVersion(req kmsg.Request) (int16, error) {
 	v := c.versions.Version(req.Key())
 	if v < 0 {
-		return nil, &errs.Error{
+		return -1, &errs.Error{
 			Broker: c.addr,
 			Detail: fmt.Sprintf("broker does not support %s at any version keel can use", kmsg.NameForKey(req.Key())),
 			Err:    errs.ErrUnsupportedBroker,
 		}
 	}
 	req.SetVersion(v)
-	body, err := c.roundTrip(ctx, req)
-	if err != nil || body == nil {
-		return nil, err
-	}
+	return v, nil
+}
+
+func (c *Conn) parse(req kmsg.Request, v int16, body []byte) (kmsg.Response, error) {
 	resp := req.ResponseKind()
 	resp.SetVersion(v)
 	if err := resp.ReadFrom(body); err != nil {
@@ -299,15 +307,54 @@ func expectsResponse(req kmsg.Request) bool {
 // roundTrip writes req and waits for its raw response body (after the
 // response header).
 func (c *Conn) roundTrip(ctx context.Context, req kmsg.Request) ([]byte, error) {
+	p, err := c.send(ctx, req)
+	if err != nil || p == nil {
+		return nil, err
+	}
+	return p.wait(ctx)
+}
+
+// Pending is a request written to the connection whose answer has not been
+// read yet. Send followed by Wait lets a caller write requests in a fixed
+// order from one goroutine and collect the answers elsewhere.
+type Pending struct {
+	c       *Conn
+	req     kmsg.Request
+	version int16
+	cl      *call
+	timeout time.Duration
+}
+
+// Send writes req at the negotiated version without waiting for the answer.
+// It returns a nil Pending for requests Kafka does not answer (acks=0
+// produce). Requests sent on one connection are written in the order of
+// their Send calls.
+func (c *Conn) Send(ctx context.Context, req kmsg.Request) (*Pending, error) {
+	v, err := c.setVersion(req)
+	if err != nil {
+		return nil, err
+	}
+	p, err := c.send(ctx, req)
+	if p != nil {
+		p.version = v
+	}
+	return p, err
+}
+
+// Wait waits for the answer to a request written by Send and parses it.
+func (p *Pending) Wait(ctx context.Context) (kmsg.Response, error) {
+	body, err := p.wait(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return p.c.parse(p.req, p.version, body)
+}
+
+func (c *Conn) send(ctx context.Context, req kmsg.Request) (*Pending, error) {
 	if err := c.waitThrottle(ctx); err != nil {
 		return nil, err
 	}
 	c.inflight.Add(1)
-	defer func() {
-		c.lastUsed.Store(time.Now().UnixNano())
-		c.inflight.Add(-1)
-	}()
-
 	cl := &call{
 		key:     req.Key(),
 		flex:    req.IsFlexible() && req.Key() != int16(kmsg.ApiVersions),
@@ -315,18 +362,26 @@ func (c *Conn) roundTrip(ctx context.Context, req kmsg.Request) ([]byte, error) 
 		enqueue: time.Now(),
 	}
 	wantResp := expectsResponse(req)
-	if err := c.write(req, cl, wantResp); err != nil {
+	err := c.write(req, cl, wantResp)
+	if err != nil || !wantResp {
+		c.finished()
 		return nil, err
 	}
-	if !wantResp {
-		return nil, nil
-	}
+	return &Pending{c: c, req: req, cl: cl, timeout: c.timeoutFor(req)}, nil
+}
 
-	timeout := c.timeoutFor(req)
-	timer := time.NewTimer(timeout)
+func (c *Conn) finished() {
+	c.lastUsed.Store(time.Now().UnixNano())
+	c.inflight.Add(-1)
+}
+
+func (p *Pending) wait(ctx context.Context) ([]byte, error) {
+	c := p.c
+	defer c.finished()
+	timer := time.NewTimer(p.timeout)
 	defer timer.Stop()
 	select {
-	case body := <-cl.done:
+	case body := <-p.cl.done:
 		if body == nil {
 			return nil, c.Err()
 		}
@@ -335,13 +390,13 @@ func (c *Conn) roundTrip(ctx context.Context, req kmsg.Request) ([]byte, error) 
 		err := &errs.Error{
 			Broker:    c.addr,
 			Retriable: true,
-			Detail:    fmt.Sprintf("no answer to %s within %v; closing the connection", kmsg.NameForKey(req.Key()), timeout),
+			Detail:    fmt.Sprintf("no answer to %s within %v; closing the connection", kmsg.NameForKey(p.req.Key()), p.timeout),
 			Err:       errs.ErrRequestTimeout,
 		}
 		c.close(err)
 		return nil, err
 	case <-ctx.Done():
-		c.abandon(cl)
+		c.abandon(p.cl)
 		return nil, ctx.Err()
 	}
 }

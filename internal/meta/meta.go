@@ -54,6 +54,8 @@ type Meta struct {
 	inflight    *refresh
 	lastRefresh time.Time
 	coords      map[coordKey]int32
+	listeners   map[int]func(*Snapshot)
+	nextListen  int
 }
 
 type refresh struct {
@@ -296,8 +298,38 @@ func (m *Meta) apply(resp *kmsg.MetadataResponse) {
 	}
 	m.mu.Unlock()
 	m.snap.Store(s)
-	if m.cfg.OnChange != nil && changed(old, s) {
-		m.cfg.OnChange(old, s)
+	if changed(old, s) {
+		if m.cfg.OnChange != nil {
+			m.cfg.OnChange(old, s)
+		}
+		m.mu.Lock()
+		fns := make([]func(*Snapshot), 0, len(m.listeners))
+		for _, fn := range m.listeners {
+			fns = append(fns, fn)
+		}
+		m.mu.Unlock()
+		for _, fn := range fns {
+			fn(s)
+		}
+	}
+}
+
+// Subscribe calls fn after every refresh that changed brokers, partitions
+// or leaders, until the returned cancel is called. fn runs on the refresh
+// goroutine and must not block or call Refresh.
+func (m *Meta) Subscribe(fn func(*Snapshot)) (cancel func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.listeners == nil {
+		m.listeners = make(map[int]func(*Snapshot))
+	}
+	id := m.nextListen
+	m.nextListen++
+	m.listeners[id] = fn
+	return func() {
+		m.mu.Lock()
+		delete(m.listeners, id)
+		m.mu.Unlock()
 	}
 }
 
