@@ -1,0 +1,316 @@
+// Package produce is keel's produce pipeline:
+//
+//	record → partitioner → per-partition batches (in order)
+//	       → per-broker sink: drains ready batches into one ProduceRequest,
+//	         at most MaxInFlight requests outstanding per broker
+//	       → response → one Result per record
+//
+// Goroutines exist only while there is work: a sink drains on its own
+// goroutine while it has ready batches, each request in flight has one
+// goroutine waiting for its answer, and a timer goroutine expires records
+// while any are buffered. Per-partition state lives in plain structs guarded
+// by the partition's mutex.
+package produce
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/keel-go/keel/internal/conn"
+	"github.com/keel-go/keel/internal/errs"
+	"github.com/keel-go/keel/internal/meta"
+	"github.com/keel-go/keel/internal/partition"
+	"github.com/keel-go/keel/internal/record"
+)
+
+// Rec is one record on its way through the pipeline.
+type Rec struct {
+	Topic     string
+	Partition int32         // explicit partition, or partition.Unassigned
+	Record    record.Record // a nil Key is Kafka's null key
+	// Ctx cancels the record while it is unsent; nil means never.
+	Ctx context.Context
+	// Owner is the caller's handle, returned untouched in Complete.
+	Owner any
+
+	size     int // encoded size, for batch accounting
+	canceled bool
+}
+
+// Result is the outcome of one record.
+type Result struct {
+	Partition int32
+	Offset    int64 // -1 when unknown (acks=0, failures)
+	Timestamp int64 // milliseconds; the broker's when the topic uses LogAppendTime
+	Err       error // nil when delivered
+	// MaybeWritten is set on a failure when the record was sent and no
+	// answer settled its fate: it may have been written.
+	MaybeWritten bool
+}
+
+// Config configures an Engine. Durations and sizes must be validated by
+// the caller.
+type Config struct {
+	Acks            int16 // -1 all, 1 leader, 0 none
+	Idempotent      bool
+	MaxInFlight     int
+	DeliveryTimeout time.Duration
+	RequestTimeout  time.Duration // also the broker-side produce timeout
+	Linger          time.Duration
+	MaxBatchBytes   int
+	MaxRequestBytes int
+	Compression     record.Compression
+	RetryBackoff    conn.Backoff
+	Partitioner     partition.Partitioner
+	// Complete receives each record's outcome exactly once. It is called
+	// from keel's goroutines, in order per partition, and must not block.
+	Complete func(*Rec, Result)
+	// Warn reports trouble keel is working around (retries, epoch bumps).
+	Warn   func(msg string, err error)
+	Logger *slog.Logger
+}
+
+// Engine runs the produce pipeline of one producer.
+type Engine struct {
+	cfg  Config
+	pool *conn.Pool
+	meta *meta.Meta
+
+	ctx    context.Context // ended by Close: abandons requests in flight
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	idem *idempotence
+
+	mu       sync.Mutex
+	topics   map[string]*topicState
+	sinks    map[int32]*sink
+	pending  int           // records added and not yet completed
+	idle     chan struct{} // closed when pending drops to 0
+	flushing int
+	closed   bool
+	reaping  bool
+
+	unsubscribe func()
+}
+
+// ErrClosed is the cause of records failed because the producer closed.
+var ErrClosed = errs.NewSentinel("keel: producer closed before the record was delivered", false)
+
+// New starts an engine.
+func New(cfg Config, pool *conn.Pool, m *meta.Meta) *Engine {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Warn == nil {
+		cfg.Warn = func(string, error) {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{
+		cfg:    cfg,
+		pool:   pool,
+		meta:   m,
+		ctx:    ctx,
+		cancel: cancel,
+		topics: make(map[string]*topicState),
+		sinks:  make(map[int32]*sink),
+	}
+	if cfg.Idempotent {
+		e.idem = newIdempotence(e)
+	}
+	e.unsubscribe = m.Subscribe(e.onMetadata)
+	return e
+}
+
+// Add takes a record into the pipeline. Its outcome arrives through
+// Config.Complete, possibly before Add returns.
+func (e *Engine) Add(r *Rec) {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		e.cfg.Complete(r, Result{Partition: r.Partition, Offset: -1, Err: ErrClosed})
+		return
+	}
+	e.pending++
+	if e.pending == 1 {
+		e.idle = make(chan struct{})
+	}
+	startReaper := !e.reaping
+	e.reaping = true
+	t := e.topics[r.Topic]
+	if t == nil {
+		t = newTopicState(e, r.Topic)
+		e.topics[r.Topic] = t
+	}
+	e.mu.Unlock()
+	if startReaper {
+		e.wg.Add(1)
+		go e.reap()
+	}
+	t.add(r)
+}
+
+// complete reports the outcome of records and updates the pending count.
+func (e *Engine) complete(recs []*Rec, res func(i int, r *Rec) Result) {
+	for i, r := range recs {
+		e.cfg.Complete(r, res(i, r))
+	}
+	e.mu.Lock()
+	e.pending -= len(recs)
+	if e.pending == 0 && e.idle != nil {
+		close(e.idle)
+		e.idle = nil
+	}
+	e.mu.Unlock()
+}
+
+func (e *Engine) fail(recs []*Rec, partition int32, maybeWritten bool, err error) {
+	e.complete(recs, func(int, *Rec) Result {
+		return Result{Partition: partition, Offset: -1, Err: err, MaybeWritten: maybeWritten}
+	})
+}
+
+// Flush makes every buffered record ready to send at once and waits until
+// all records added before it have an outcome, or ctx ends.
+func (e *Engine) Flush(ctx context.Context) error {
+	e.mu.Lock()
+	if e.pending == 0 {
+		e.mu.Unlock()
+		return nil
+	}
+	e.flushing++
+	sinks := e.allSinksLocked()
+	topics := e.allTopicsLocked()
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.flushing--
+		e.mu.Unlock()
+	}()
+	for _, t := range topics {
+		t.wakeAll()
+	}
+	for _, s := range sinks {
+		s.maybeDrain()
+	}
+	for {
+		e.mu.Lock()
+		idle := e.idle
+		e.mu.Unlock()
+		if idle == nil {
+			return nil
+		}
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (e *Engine) isFlushing() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.flushing > 0
+}
+
+func (e *Engine) allSinksLocked() []*sink {
+	out := make([]*sink, 0, len(e.sinks))
+	for _, s := range e.sinks {
+		out = append(out, s)
+	}
+	return out
+}
+
+func (e *Engine) allTopicsLocked() []*topicState {
+	out := make([]*topicState, 0, len(e.topics))
+	for _, t := range e.topics {
+		out = append(out, t)
+	}
+	return out
+}
+
+// Close stops the engine: records still buffered or in flight fail with
+// ErrClosed (outcome unknown for those already sent). Call Flush first to
+// deliver what can be delivered. Close waits for the engine's goroutines.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		e.wg.Wait()
+		return
+	}
+	e.closed = true
+	topics := e.allTopicsLocked()
+	e.mu.Unlock()
+	e.unsubscribe()
+	e.cancel() // requests in flight return at once, abandoned
+	for _, t := range topics {
+		t.failAll(ErrClosed)
+	}
+	e.wg.Wait()
+	// Requests that were in flight returned with ctx errors and their
+	// batches were failed by failAll or by their own handlers; anything
+	// that raced in is failed here.
+	for _, t := range topics {
+		t.failAll(ErrClosed)
+	}
+}
+
+// sinkFor returns the sink of broker id, creating it.
+func (e *Engine) sinkFor(id int32) *sink {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.sinks[id]
+	if s == nil {
+		s = newSink(e, id)
+		e.sinks[id] = s
+	}
+	return s
+}
+
+// onMetadata moves partitions whose leader changed and wakes partitions
+// that were waiting for a leader.
+func (e *Engine) onMetadata(s *meta.Snapshot) {
+	e.mu.Lock()
+	topics := e.allTopicsLocked()
+	e.mu.Unlock()
+	for _, t := range topics {
+		t.onMetadata(s)
+	}
+}
+
+// reap expires records past their delivery timeout. It runs while records
+// are buffered.
+func (e *Engine) reap() {
+	defer e.wg.Done()
+	every := min(max(e.cfg.DeliveryTimeout/20, 5*time.Millisecond), 100*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case now := <-t.C:
+			e.mu.Lock()
+			if e.pending == 0 {
+				e.reaping = false
+				e.mu.Unlock()
+				return
+			}
+			topics := e.allTopicsLocked()
+			e.mu.Unlock()
+			for _, tp := range topics {
+				tp.expire(now)
+			}
+		}
+	}
+}
+
+// isClosing reports whether Close has begun.
+func (e *Engine) isClosing() bool { return e.ctx.Err() != nil }
+
+var errNoLeader = errors.New("no leader known for the partition")

@@ -1,0 +1,286 @@
+package produce
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/keel-go/keel/internal/conn"
+	"github.com/keel-go/keel/internal/errs"
+)
+
+// sink sends the batches of the partitions one broker leads. A drain
+// goroutine runs while there is something to send and room in flight; it
+// writes requests in order on the broker's produce connection. A responder
+// goroutine reads the answers in the same order, so a partition's batches
+// are resolved in sequence order.
+type sink struct {
+	e  *Engine
+	id int32
+
+	mu        sync.Mutex
+	parts     []*partState
+	next      int // where the next drain starts, for fairness
+	draining  bool
+	again     bool
+	inflight  []*request // written, answer not handled yet (FIFO)
+	answering bool
+}
+
+type request struct {
+	pending *conn.Pending
+	batches []*batch
+	addr    string
+	err     error // set when the request could not be written
+}
+
+func newSink(e *Engine, id int32) *sink { return &sink{e: e, id: id} }
+
+func (s *sink) add(p *partState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.parts {
+		if x == p {
+			return
+		}
+	}
+	s.parts = append(s.parts, p)
+}
+
+func (s *sink) remove(p *partState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, x := range s.parts {
+		if x == p {
+			s.parts = append(s.parts[:i], s.parts[i+1:]...)
+			return
+		}
+	}
+}
+
+// maybeDrain starts the drain goroutine, or tells the running one to look
+// again.
+func (s *sink) maybeDrain() {
+	s.mu.Lock()
+	if s.draining {
+		s.again = true
+		s.mu.Unlock()
+		return
+	}
+	if s.e.isClosing() {
+		s.mu.Unlock()
+		return
+	}
+	s.draining = true
+	s.again = false
+	s.e.wg.Add(1)
+	s.mu.Unlock()
+	go s.drain()
+}
+
+func (s *sink) drain() {
+	defer s.e.wg.Done()
+	for {
+		sent := s.drainOnce()
+		s.mu.Lock()
+		if !sent && !s.again || s.e.isClosing() {
+			s.draining = false
+			s.mu.Unlock()
+			return
+		}
+		s.again = false
+		s.mu.Unlock()
+	}
+}
+
+// drainOnce builds and writes at most one request. It reports whether it
+// wrote one.
+func (s *sink) drainOnce() bool {
+	e := s.e
+	s.mu.Lock()
+	if len(s.inflight) >= e.cfg.MaxInFlight {
+		s.mu.Unlock()
+		return false // the responder drains again when an answer arrives
+	}
+	parts := append([]*partState(nil), s.parts...)
+	start := s.next
+	s.next++
+	s.mu.Unlock()
+	if len(parts) == 0 {
+		return false
+	}
+
+	addr, ok := e.meta.BrokerAddr(s.id)
+	if !ok {
+		e.meta.RefreshSoon()
+		return false
+	}
+	if e.idem != nil {
+		if _, _, ok := e.idem.current(); !ok {
+			e.idem.ensure()
+			return false
+		}
+	}
+
+	now := time.Now()
+	flushing := e.isFlushing()
+	room := e.cfg.MaxRequestBytes - 256 // request header and framing
+	var batches []*batch
+	for i := range parts {
+		p := parts[(start+i)%len(parts)]
+		b := p.nextBatch(s, now, flushing, room)
+		if b == nil {
+			continue
+		}
+		batches = append(batches, b)
+		room -= len(b.wire) + len(p.t.name) + 16
+		if room <= 0 {
+			break
+		}
+	}
+	if len(batches) == 0 {
+		return false
+	}
+	s.write(addr, batches)
+	return true
+}
+
+// write sends one produce request for batches and queues it for the
+// responder.
+func (s *sink) write(addr string, batches []*batch) {
+	e := s.e
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks = e.cfg.Acks
+	req.TimeoutMillis = int32(e.cfg.RequestTimeout / time.Millisecond)
+	byTopic := make(map[string]int)
+	for _, b := range batches {
+		ti, ok := byTopic[b.p.t.name]
+		if !ok {
+			ti = len(req.Topics)
+			byTopic[b.p.t.name] = ti
+			rt := kmsg.NewProduceRequestTopic()
+			rt.Topic = b.p.t.name
+			req.Topics = append(req.Topics, rt)
+		}
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition = b.p.id
+		rp.Records = b.wire
+		req.Topics[ti].Partitions = append(req.Topics[ti].Partitions, rp)
+	}
+
+	r := &request{batches: batches, addr: addr}
+	c, err := e.pool.Get(e.ctx, addr, conn.Produce)
+	if err == nil {
+		r.pending, err = c.Send(e.ctx, req)
+	}
+	r.err = err
+	if err == nil && r.pending == nil {
+		// acks=0: Kafka sends no answer; written is all we learn.
+		s.finishUnacked(batches)
+		return
+	}
+	s.mu.Lock()
+	s.inflight = append(s.inflight, r)
+	start := !s.answering
+	s.answering = true
+	if start {
+		e.wg.Add(1)
+	}
+	s.mu.Unlock()
+	if start {
+		go s.answer()
+	}
+}
+
+// answer handles answers in the order the requests were written.
+func (s *sink) answer() {
+	defer s.e.wg.Done()
+	for {
+		s.mu.Lock()
+		if len(s.inflight) == 0 {
+			s.answering = false
+			s.mu.Unlock()
+			return
+		}
+		r := s.inflight[0]
+		s.mu.Unlock()
+
+		var resp *kmsg.ProduceResponse
+		err := r.err
+		if err == nil {
+			var kr kmsg.Response
+			kr, err = r.pending.Wait(s.e.ctx)
+			if err == nil {
+				resp = kr.(*kmsg.ProduceResponse)
+			}
+		}
+		s.handle(r, resp, err)
+		// A partition that moved to another broker while these batches
+		// were in flight waits for their answers; now tell its new sink.
+		for _, b := range r.batches {
+			if b.p.currentSink() != s {
+				b.p.wake()
+			}
+		}
+
+		s.mu.Lock()
+		s.inflight = s.inflight[1:]
+		s.mu.Unlock()
+		s.maybeDrain()
+	}
+}
+
+func (s *sink) finishUnacked(batches []*batch) {
+	for _, b := range batches {
+		p := b.p
+		p.mu.Lock()
+		b.inflight = false
+		p.inflight--
+		p.removeLocked(b)
+		p.mu.Unlock()
+		s.e.complete(b.recs, func(int, *Rec) Result {
+			return Result{Partition: p.id, Offset: -1, Timestamp: -1}
+		})
+	}
+}
+
+// handle resolves every batch of one request from its answer, or from the
+// error that stopped the request.
+func (s *sink) handle(r *request, resp *kmsg.ProduceResponse, reqErr error) {
+	e := s.e
+	if reqErr != nil {
+		if e.isClosing() {
+			for _, b := range r.batches {
+				b.p.abandonAnswer(b)
+			}
+			return
+		}
+		e.meta.RefreshSoon()
+		e.cfg.Warn(fmt.Sprintf("produce request to broker %d failed; retrying its %d batches", s.id, len(r.batches)), reqErr)
+		for _, b := range r.batches {
+			b.p.retry(b, reqErr, r.pending != nil)
+		}
+		return
+	}
+	results := make(map[*partState]kmsg.ProduceResponseTopicPartition, len(r.batches))
+	for _, t := range resp.Topics {
+		for _, pr := range t.Partitions {
+			for _, b := range r.batches {
+				if b.p.t.name == t.Topic && b.p.id == pr.Partition {
+					results[b.p] = pr
+				}
+			}
+		}
+	}
+	for _, b := range r.batches {
+		pr, ok := results[b.p]
+		if !ok {
+			err := &errs.Error{Broker: r.addr, Retriable: true, Detail: fmt.Sprintf("broker's produce answer left out %s/%d", b.p.t.name, b.p.id), Err: errs.ErrProtocol}
+			b.p.retry(b, err, true)
+			continue
+		}
+		b.p.resolve(b, r.addr, pr)
+	}
+}
