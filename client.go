@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/keel-go/keel/internal/conn"
 	"github.com/keel-go/keel/internal/meta"
 )
@@ -19,6 +21,7 @@ type Client struct {
 	logger *slog.Logger
 	pool   *conn.Pool
 	meta   *meta.Meta
+	events listeners
 
 	closeOnce sync.Once
 }
@@ -52,15 +55,21 @@ func NewClient(opts ...ClientOption) (*Client, error) {
 		MaxVersions:    cfg.maxVersions,
 		Logger:         logger,
 		Hooks: conn.Hooks{
-			OnConnect: func(addr string) { logger.Debug("keel: connected", "broker", addr) },
+			OnConnect: func(addr string) {
+				logger.Debug("keel: connected", "broker", addr)
+				c.events.emit(BrokerConnected{Broker: addr})
+			},
 			OnDisconnect: func(addr string, err error) {
 				logger.Debug("keel: disconnected", "broker", addr, "err", err)
+				c.events.emit(BrokerDisconnected{Broker: addr, Err: err})
 			},
 			OnThrottle: func(addr string, key int16, d time.Duration) {
-				logger.Warn("keel: throttled by broker", "broker", addr, "api", key, "for", d)
+				logger.Warn("keel: throttled by broker", "broker", addr, "api", kmsg.NameForKey(key), "for", d)
+				c.events.emit(Throttled{Broker: addr, API: kmsg.NameForKey(key), Duration: d})
 			},
 			OnAuthFailure: func(addr string, err error) {
 				logger.Error("keel: authentication failed", "broker", addr, "err", err)
+				c.events.emit(AuthFailed{Broker: addr, Err: err})
 			},
 		},
 	}
@@ -77,6 +86,9 @@ func NewClient(opts ...ClientOption) (*Client, error) {
 		AllowAutoTopicCreation: cfg.autoCreateTopics,
 		Backoff:                conn.Backoff{Min: 100 * time.Millisecond, Max: time.Second},
 		Logger:                 logger,
+		OnChange: func(_, s *meta.Snapshot) {
+			c.events.emit(MetadataChanged{Brokers: len(s.Brokers), Topics: len(s.Topics)})
+		},
 	}, c.pool)
 	return c, nil
 }

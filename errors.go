@@ -2,6 +2,7 @@ package keel
 
 import (
 	"github.com/keel-go/keel/internal/errs"
+	"github.com/keel-go/keel/internal/produce"
 )
 
 // Error is a failure reported by a broker or found while talking to one. It
@@ -82,3 +83,25 @@ func (e *ConfigError) Error() string {
 
 // Is makes errors.Is(err, ErrInvalidConfig) true.
 func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// Producer outcomes and failures. A failed Delivery's Err matches exactly
+// one of ErrNotWritten and ErrOutcomeUnknown, plus its cause.
+var (
+	// ErrNotWritten: the record was not written; producing it again
+	// cannot duplicate it.
+	ErrNotWritten = errs.NewSentinel("keel: record not written", false)
+	// ErrOutcomeUnknown: the record was sent but no answer came; it may
+	// have been written.
+	ErrOutcomeUnknown = errs.NewSentinel("keel: record outcome unknown", false)
+	// ErrDeliveryTimeout: no outcome within the producer's delivery
+	// timeout.
+	ErrDeliveryTimeout = produce.ErrDeliveryTimeout
+	// ErrProducerClosed: the producer was closed before the record had an
+	// outcome.
+	ErrProducerClosed = produce.ErrClosed
+	// ErrBufferFull: TryProduce found the producer's buffer full.
+	ErrBufferFull = errs.NewSentinel("keel: producer buffer full", true)
+	// ErrInvalidMessage: the message cannot be produced as it is (no
+	// topic, nil message).
+	ErrInvalidMessage = errs.NewSentinel("keel: invalid message", false)
+)

@@ -1,0 +1,313 @@
+package keel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/keel-go/keel/internal/conn"
+	"github.com/keel-go/keel/internal/errs"
+	"github.com/keel-go/keel/internal/partition"
+	"github.com/keel-go/keel/internal/produce"
+	"github.com/keel-go/keel/internal/record"
+)
+
+// Producer sends records to Kafka. Every record ends in exactly one
+// outcome — delivered, not written, or outcome unknown — within its
+// delivery timeout, reported once to the target given when it was
+// produced: a channel, a callback, or (with neither) Events().
+//
+// The defaults are the safe ones: acks from all in-sync replicas,
+// idempotence on with up to 5 requests in flight per broker and order
+// kept, retries with exponential backoff bounded by a 2 minute delivery
+// timeout.
+//
+// A Producer is safe for concurrent use. Close it before its Client.
+type Producer struct {
+	client *Client
+	cfg    producerConfig
+	engine *produce.Engine
+	budget *budget
+	disp   *dispatcher
+
+	stopEvents func()
+
+	mu        sync.RWMutex // held for reading while a Produce is entering the engine
+	closed    bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// outgoing is a record in flight with what the producer needs to report it.
+type outgoing struct {
+	rec    produce.Rec
+	msg    *Message
+	target target
+	size   int64
+}
+
+// NewProducer returns a producer that sends through client. Options are
+// checked together; an invalid combination is an error matching
+// ErrInvalidConfig that says what to change.
+func NewProducer(client *Client, opts ...ProducerOption) (*Producer, error) {
+	if client == nil {
+		return nil, &ConfigError{Option: "client", Problem: "nil client", Fix: "pass the *Client from NewClient"}
+	}
+	cfg := defaultProducerConfig(client)
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	p := &Producer{client: client, cfg: cfg}
+	p.budget = newBudget(cfg.maxRecords, cfg.maxBytes)
+	p.disp = newDispatcher(p.budget, cfg.eventsBuffer, func(err error) { p.disp.emit(ErrorEvent{Err: err}) })
+	p.engine = produce.New(produce.Config{
+		Acks:            int16(cfg.acks),
+		Idempotent:      cfg.idempotent,
+		MaxInFlight:     cfg.maxInFlight,
+		DeliveryTimeout: cfg.deliveryTimeout,
+		RequestTimeout:  cfg.requestTimeout,
+		Linger:          cfg.linger,
+		MaxBatchBytes:   cfg.maxBatchBytes,
+		MaxRequestBytes: cfg.maxRequestBytes,
+		Compression:     cfg.compression,
+		RetryBackoff:    conn.Backoff{Min: cfg.retryMin, Max: cfg.retryMax},
+		Partitioner:     cfg.partitioner,
+		Complete:        p.complete,
+		Warn: func(msg string, err error) {
+			client.logger.Warn("keel: "+msg, "err", err)
+			p.disp.emit(Warning{Message: msg, Err: err})
+		},
+		Logger: client.logger,
+	}, client.pool, client.meta)
+	p.stopEvents = client.events.add(p.disp.emit)
+	return p, nil
+}
+
+// Produce sends msg asynchronously. Its delivery report goes to deliveries,
+// or to Events() when deliveries is nil. Produce waits, under ctx, only for
+// room in the producer's buffer; ctx also cancels the record while it has
+// not been sent (its report then says NotWritten with ctx's error). Once
+// sent, a record keeps its own delivery timeout whatever ctx does.
+//
+// Every call leads to exactly one report, including for invalid messages
+// and for ctx ending while waiting for room. Reports to one channel arrive
+// in order per partition. Do not close deliveries while producing to it.
+func (p *Producer) Produce(ctx context.Context, msg *Message, deliveries chan<- Delivery) {
+	p.produce(ctx, msg, target{ch: deliveries}, true)
+}
+
+// ProduceFunc is Produce with a callback: fn gets the delivery report. Callbacks
+// run one at a time, in order, on a goroutine of the producer's, never on
+// the network path; a slow callback slows only the callbacks behind it (and,
+// through the buffer bound, Produce).
+func (p *Producer) ProduceFunc(ctx context.Context, msg *Message, fn func(Delivery)) {
+	if fn == nil {
+		p.produce(ctx, msg, target{}, true)
+		return
+	}
+	p.produce(ctx, msg, target{fn: fn}, true)
+}
+
+// TryProduce is Produce without waiting: when the buffer is full it returns
+// ErrBufferFull and sends no report. Otherwise it returns nil and the report
+// goes to deliveries (or Events()).
+func (p *Producer) TryProduce(msg *Message, deliveries chan<- Delivery) error {
+	return p.produce(context.Background(), msg, target{ch: deliveries}, false)
+}
+
+// Send produces msg and waits for its outcome: a thin wait over Produce.
+// The error is the delivery's error, or ctx's if ctx ended first (the
+// record may still be delivered then; its report is dropped).
+func (p *Producer) Send(ctx context.Context, msg *Message) (Delivery, error) {
+	ch := make(chan Delivery, 1)
+	p.Produce(ctx, msg, ch)
+	select {
+	case d := <-ch:
+		return d, d.Err
+	case <-ctx.Done():
+		return Delivery{Message: msg, Partition: -1, Offset: -1, Err: ctx.Err()}, ctx.Err()
+	}
+}
+
+// SendAll produces every message and waits for all their outcomes. The
+// deliveries are in the order of msgs; the error joins the failures.
+func (p *Producer) SendAll(ctx context.Context, msgs ...*Message) ([]Delivery, error) {
+	ch := make(chan Delivery, len(msgs))
+	index := make(map[*Message]int, len(msgs))
+	for i, m := range msgs {
+		index[m] = i
+	}
+	for _, m := range msgs {
+		p.Produce(ctx, m, ch)
+	}
+	out := make([]Delivery, len(msgs))
+	var failed []error
+	for range msgs {
+		select {
+		case d := <-ch:
+			if i, ok := index[d.Message]; ok {
+				out[i] = d
+			}
+			if d.Err != nil {
+				failed = append(failed, d.Err)
+			}
+		case <-ctx.Done():
+			return out, ctx.Err()
+		}
+	}
+	return out, errors.Join(failed...)
+}
+
+// Events returns the producer's event stream: deliveries of records produced
+// without a target (never dropped), and operational events (connections,
+// throttling, metadata changes, warnings), which are dropped — and counted
+// in DroppedEvents and an EventsDropped event — when the channel is full.
+// Reading it is optional. It is closed by Close.
+func (p *Producer) Events() <-chan Event { return p.disp.events }
+
+// DroppedEvents is how many operational events Events() had no room for.
+func (p *Producer) DroppedEvents() uint64 { return p.disp.dropped.Load() }
+
+// Flush sends everything buffered at once and waits until every record
+// produced before the call has an outcome, or ctx ends. It waits for the
+// brokers' answers, not for reports to be read.
+func (p *Producer) Flush(ctx context.Context) error {
+	return p.engine.Flush(ctx)
+}
+
+// Close flushes within ctx, then fails whatever is left with
+// ErrProducerClosed (NotWritten, or OutcomeUnknown for records in flight),
+// hands out the reports that can still be handed out within ctx, and stops
+// the producer. It returns when ctx ends at the latest, whatever the
+// readers of delivery channels do; reports nobody took by then are dropped
+// and counted in the error. Events() is closed.
+func (p *Producer) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() { p.closeErr = p.close(ctx) })
+	return p.closeErr
+}
+
+func (p *Producer) close(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+
+	var problems []error
+	if err := p.engine.Flush(ctx); err != nil {
+		problems = append(problems, fmt.Errorf("flush: %w", err))
+	}
+	p.engine.Close()
+	p.stopEvents()
+
+	// Give readers until ctx ends to take the reports still queued.
+	for p.disp.pendingReports() > 0 && ctx.Err() == nil {
+		t := time.NewTimer(2 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	p.disp.stop()
+	if n := p.disp.unread.Load(); n > 0 {
+		problems = append(problems, fmt.Errorf("%d delivery reports were never read and were dropped", n))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("keel: producer close: %w", errors.Join(problems...))
+	}
+	return nil
+}
+
+func (p *Producer) produce(ctx context.Context, msg *Message, t target, wait bool) error {
+	if msg == nil || msg.Topic == "" {
+		why := "nil message"
+		if msg != nil {
+			why = "message has no topic"
+		}
+		p.reportUnheld(t, Delivery{Message: msg, Partition: -1, Offset: -1,
+			Err: &ProduceError{Partition: -1, Outcome: NotWritten, Err: errs.With(ErrInvalidMessage, errors.New("keel: "+why))}})
+		return nil
+	}
+	size := messageSize(msg)
+	if wait {
+		if err := p.budget.acquire(ctx, size); err != nil {
+			p.reportUnheld(t, Delivery{Message: msg, Partition: -1, Offset: -1,
+				Err: &ProduceError{Topic: msg.Topic, Partition: -1, Outcome: NotWritten, Err: fmt.Errorf("waiting for room in the producer's buffer: %w", err)}})
+			return nil
+		}
+	} else if !p.budget.tryAcquire(size) {
+		return ErrBufferFull
+	}
+
+	o := &outgoing{msg: msg, target: t, size: size}
+	o.rec.Topic = msg.Topic
+	o.rec.Partition = partition.Unassigned
+	if p.cfg.manual {
+		o.rec.Partition = msg.Partition
+	}
+	ts := msg.Timestamp
+	if ts.IsZero() {
+		ts = time.Now()
+	}
+	o.rec.Record = record.Record{Key: msg.Key, Value: msg.Value, Headers: msg.Headers, Timestamp: ts.UnixMilli()}
+	if ctx.Done() != nil {
+		o.rec.Ctx = ctx
+	}
+	o.rec.Owner = o
+
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		p.report(t, Delivery{Message: msg, Partition: -1, Offset: -1,
+			Err: &ProduceError{Topic: msg.Topic, Partition: -1, Outcome: NotWritten, Err: ErrProducerClosed}}, size)
+		return nil
+	}
+	p.engine.Add(&o.rec)
+	p.mu.RUnlock()
+	return nil
+}
+
+// complete turns the engine's result into a delivery report.
+func (p *Producer) complete(r *produce.Rec, res produce.Result) {
+	o := r.Owner.(*outgoing)
+	d := Delivery{Message: o.msg, Partition: res.Partition, Offset: res.Offset}
+	if res.Timestamp >= 0 {
+		d.Timestamp = time.UnixMilli(res.Timestamp)
+	}
+	if res.Err != nil {
+		outcome := NotWritten
+		if res.MaybeWritten {
+			outcome = OutcomeUnknown
+		}
+		d.Err = &ProduceError{Topic: o.msg.Topic, Partition: res.Partition, Outcome: outcome, Err: res.Err}
+		d.Offset = -1
+	}
+	p.report(o.target, d, o.size)
+}
+
+// report hands a report to its target; size is the budget it holds.
+func (p *Producer) report(t target, d Delivery, size int64) { p.disp.deliver(t, d, size) }
+
+// reportUnheld reports a record that never got budget.
+func (p *Producer) reportUnheld(t target, d Delivery) {
+	p.budget.mu.Lock()
+	p.budget.records++
+	p.budget.mu.Unlock()
+	p.disp.deliver(t, d, 0)
+}
+
+// messageSize is what a message holds of the buffer budget: its bytes plus
+// a fixed overhead for the record's bookkeeping.
+func messageSize(m *Message) int64 {
+	n := int64(len(m.Key)+len(m.Value)) + 64
+	for _, h := range m.Headers {
+		n += int64(len(h.Key)+len(h.Value)) + 8
+	}
+	return n
+}
