@@ -245,7 +245,8 @@ func (p *Producer) produce(ctx context.Context, msg *Message, t target, wait boo
 		return ErrBufferFull
 	}
 
-	o := &outgoing{msg: msg, target: t, size: size}
+	o := outgoingPool.Get().(*outgoing)
+	o.msg, o.target, o.size = msg, t, size
 	o.rec.Topic = msg.Topic
 	o.rec.Partition = partition.Unassigned
 	if p.cfg.manual {
@@ -256,6 +257,7 @@ func (p *Producer) produce(ctx context.Context, msg *Message, t target, wait boo
 		ts = time.Now()
 	}
 	o.rec.Record = record.Record{Key: msg.Key, Value: msg.Value, Headers: msg.Headers, Timestamp: ts.UnixMilli()}
+	o.rec.Ctx = nil
 	if ctx.Done() != nil {
 		o.rec.Ctx = ctx
 	}
@@ -288,8 +290,15 @@ func (p *Producer) complete(r *produce.Rec, res produce.Result) {
 		d.Err = &ProduceError{Topic: o.msg.Topic, Partition: res.Partition, Outcome: outcome, Err: res.Err}
 		d.Offset = -1
 	}
-	p.report(o.target, d, o.size)
+	t, size := o.target, o.size
+	// The engine is done with the record once it reported it: reuse it.
+	*o = outgoing{}
+	outgoingPool.Put(o)
+	p.report(t, d, size)
 }
+
+// outgoingPool keeps the per-record bookkeeping allocation off the hot path.
+var outgoingPool = sync.Pool{New: func() any { return new(outgoing) }}
 
 // report hands a report to its target; size is the budget it holds.
 func (p *Producer) report(t target, d Delivery, size int64) { p.disp.deliver(t, d, size) }

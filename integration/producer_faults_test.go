@@ -24,7 +24,7 @@ func TestProduceUnderFaultsExactlyOnceInOrder(t *testing.T) {
 	if testing.Short() {
 		n = 20_000
 	}
-	rep := produceUnderFaults(t, n)
+	rep := produceUnderFaults(t, n, 7)
 	if rep.Lost+rep.Duplicated+rep.Reordered != 0 || rep.Found != n {
 		t.Fatal(rep)
 	}
@@ -33,7 +33,8 @@ func TestProduceUnderFaultsExactlyOnceInOrder(t *testing.T) {
 // The same faults without idempotence must show duplicates: proof that the
 // faults hit records after they were written and that the checker sees it.
 func TestProduceUnderFaultsWithoutIdempotenceDuplicates(t *testing.T) {
-	rep := produceUnderFaults(t, 50_000, keel.Idempotence(false))
+	// Sequence errors (kinds 5, 6) concern idempotent producers only.
+	rep := produceUnderFaults(t, 50_000, 5, keel.Idempotence(false))
 	if rep.Lost != 0 {
 		t.Fatalf("records lost even though every delivery succeeded: %v", rep)
 	}
@@ -42,7 +43,9 @@ func TestProduceUnderFaultsWithoutIdempotenceDuplicates(t *testing.T) {
 	}
 }
 
-func produceUnderFaults(t *testing.T, n int, opts ...keel.ProducerOption) checkReport {
+// produceUnderFaults produces n ids while injecting the first `kinds`
+// kinds of fault in turn, and checks what the topic holds.
+func produceUnderFaults(t *testing.T, n, kinds int, opts ...keel.ProducerOption) checkReport {
 	const topic = "faulty"
 	cl := startCluster(t, keeltest.Brokers(3), keeltest.Topic(topic, 6))
 	c := newClient(t, cl, keel.MetadataMinRefreshInterval(10*time.Millisecond))
@@ -66,7 +69,7 @@ func produceUnderFaults(t *testing.T, n int, opts ...keel.ProducerOption) checkR
 				return
 			case <-tick.C:
 			}
-			kind := ticks % 5 // every kind in turn, so short runs see them all
+			kind := ticks % kinds // every kind in turn, so short runs see them all
 			ticks++
 			switch kind {
 			case 0:
@@ -81,6 +84,10 @@ func produceUnderFaults(t *testing.T, n int, opts ...keel.ProducerOption) checkR
 				part := rng.Int32N(6)
 				ids := cl.NodeIDs()
 				cl.MoveLeader(topic, part, ids[rng.IntN(len(ids))])
+			case 5:
+				cl.FailRequests(kmsg.Produce, 45, 1, keeltest.OnTopic(topic)) // OUT_OF_ORDER_SEQUENCE_NUMBER
+			case 6:
+				cl.FailRequests(kmsg.Produce, 59, 1, keeltest.OnTopic(topic)) // UNKNOWN_PRODUCER_ID
 			}
 			v, _ := injected.LoadOrStore(kind, new(int))
 			*(v.(*int))++
@@ -100,8 +107,8 @@ func produceUnderFaults(t *testing.T, n int, opts ...keel.ProducerOption) checkR
 	}
 	counts := map[int]int{}
 	injected.Range(func(k, v any) bool { counts[k.(int)] = *(v.(*int)); return true })
-	t.Logf("faults injected (0 NOT_LEADER, 1 TIMED_OUT after append, 2 NOT_ENOUGH_REPLICAS_AFTER_APPEND, 3 dropped connection, 4 leader move): %v", counts)
-	for kind := range 5 {
+	t.Logf("faults injected (0 NOT_LEADER, 1 TIMED_OUT after append, 2 NOT_ENOUGH_REPLICAS_AFTER_APPEND, 3 dropped connection, 4 leader move, 5 OUT_OF_ORDER_SEQUENCE, 6 UNKNOWN_PRODUCER_ID): %v", counts)
+	for kind := range kinds {
 		if counts[kind] == 0 {
 			t.Errorf("fault kind %d never injected: the run was too short to prove anything", kind)
 		}

@@ -451,7 +451,9 @@ func (p *partState) failAll(err error) {
 	p.mu.Lock()
 	batches := p.batches
 	p.batches = nil
-	for _, b := range batches {
+	maybe := make([]bool, len(batches))
+	for i, b := range batches {
+		maybe[i] = b.inflight || b.unknown
 		if b.inflight {
 			b.abandoned = true
 		}
@@ -464,12 +466,11 @@ func (p *partState) failAll(err error) {
 		p.timer.Stop()
 	}
 	p.mu.Unlock()
-	for _, b := range batches {
+	for i, b := range batches {
 		e := err
-		maybe := b.inflight || b.unknown
-		if maybe {
+		if maybe[i] {
 			e = &errs.Error{Detail: "producer closed before the broker answered", Err: err}
 		}
-		p.e().fail(b.recs, p.id, maybe, e)
+		p.e().fail(b.recs, p.id, maybe[i], e)
 	}
 }
