@@ -1,6 +1,7 @@
 package keel
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -36,10 +37,11 @@ type dispatcher struct {
 	cbRunning bool
 	closed    bool
 
-	abort   chan struct{} // closed when Close stops waiting for readers
-	wg      sync.WaitGroup
-	dropped atomic.Uint64 // operational events dropped
-	unread  atomic.Uint64 // reports abandoned at Close
+	abort   chan struct{}  // closed when Close stops waiting for readers
+	wg      sync.WaitGroup // channel and Events() feeders
+	cbWG    sync.WaitGroup // the callback runner
+	dropped atomic.Uint64  // operational events dropped
+	unread  atomic.Uint64  // reports abandoned at Close
 	onPanic func(error)
 }
 
@@ -66,21 +68,25 @@ func newDispatcher(b *budget, eventsBuffer int, onPanic func(error)) *dispatcher
 
 // deliver routes one report; size is the budget it holds.
 func (d *dispatcher) deliver(t target, dv Delivery, size int64) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		d.deliverAfterClose(t, dv, size)
+		return
+	}
 	switch {
 	case t.fn != nil:
-		d.mu.Lock()
 		d.callbacks = append(d.callbacks, callbackItem{t.fn, dv, size})
 		start := !d.cbRunning
 		d.cbRunning = true
 		if start {
-			d.wg.Add(1)
+			d.cbWG.Add(1)
 		}
 		d.mu.Unlock()
 		if start {
 			go d.runCallbacks()
 		}
 	case t.ch != nil:
-		d.mu.Lock()
 		if q := d.backlogs[t.ch]; q != nil {
 			q.items = append(q.items, dv)
 			q.sizes = append(q.sizes, size)
@@ -100,7 +106,27 @@ func (d *dispatcher) deliver(t target, dv Delivery, size int64) {
 		d.mu.Unlock()
 		go d.feed(t.ch, q)
 	default:
+		d.mu.Unlock()
 		d.deliverEvent(DeliveryEvent{dv}, size)
+	}
+}
+
+// deliverAfterClose hands out a report produced after Close (a record
+// produced too late): a callback runs on the caller's goroutine, a channel
+// gets it if it has room; otherwise it is counted as unread.
+func (d *dispatcher) deliverAfterClose(t target, dv Delivery, size int64) {
+	defer d.budget.release(size)
+	switch {
+	case t.fn != nil:
+		d.call(callbackItem{t.fn, dv, size})
+	case t.ch != nil:
+		select {
+		case t.ch <- dv:
+		default:
+			d.unread.Add(1)
+		}
+	default:
+		d.unread.Add(1)
 	}
 }
 
@@ -169,7 +195,7 @@ func (d *dispatcher) feed(ch chan<- Delivery, q *backlog[Delivery]) {
 		select {
 		case ch <- item:
 		case <-d.abort:
-			d.abandon(func() int { n := len(q.items); q.items, q.sizes = nil, nil; delete(d.backlogs, ch); return n }, q.sizes)
+			d.abandon(func() []int64 { sz := q.sizes; q.items, q.sizes = nil, nil; delete(d.backlogs, ch); return sz })
 			return
 		}
 		d.budget.release(size)
@@ -194,7 +220,7 @@ func (d *dispatcher) feedEvents(q *backlog[Event]) {
 		select {
 		case d.events <- item:
 		case <-d.abort:
-			d.abandon(func() int { n := len(q.items); q.items, q.sizes = nil, nil; d.evBacklog = nil; return n }, q.sizes)
+			d.abandon(func() []int64 { sz := q.sizes; q.items, q.sizes = nil, nil; d.evBacklog = nil; return sz })
 			return
 		}
 		d.budget.release(size)
@@ -206,20 +232,20 @@ func (d *dispatcher) feedEvents(q *backlog[Event]) {
 }
 
 // abandon gives up on a backlog at Close: its reports are counted as
-// unread and their budget released.
-func (d *dispatcher) abandon(clear func() int, sizes []int64) {
+// unread and their budget released. clear runs under the lock and returns
+// the sizes it removed.
+func (d *dispatcher) abandon(clear func() []int64) {
 	d.mu.Lock()
-	sizes = append([]int64(nil), sizes...)
-	n := clear()
+	sizes := clear()
 	d.mu.Unlock()
-	d.unread.Add(uint64(n))
+	d.unread.Add(uint64(len(sizes)))
 	for _, s := range sizes {
 		d.budget.release(s)
 	}
 }
 
 func (d *dispatcher) runCallbacks() {
-	defer d.wg.Done()
+	defer d.cbWG.Done()
 	for {
 		d.mu.Lock()
 		if len(d.callbacks) == 0 {
@@ -231,16 +257,16 @@ func (d *dispatcher) runCallbacks() {
 		d.callbacks[0] = callbackItem{}
 		d.callbacks = d.callbacks[1:]
 		d.mu.Unlock()
+		// The record's budget is released before its callback runs, so
+		// a callback may Produce without waiting on itself.
+		d.budget.release(item.size)
 		select {
 		case <-d.abort:
-			// Close gave up waiting: report the rest as unread.
-			d.unread.Add(1)
-			d.budget.release(item.size)
+			d.unread.Add(1) // Close gave up waiting: the rest are unread
 			continue
 		default:
 		}
 		d.call(item)
-		d.budget.release(item.size)
 	}
 }
 
@@ -267,13 +293,24 @@ func (d *dispatcher) pendingReports() int {
 	return n
 }
 
-// stop abandons backlogs nobody reads and waits for the dispatch
-// goroutines; callbacks already queued still run. Then Events() is closed.
-func (d *dispatcher) stop() {
-	close(d.abort)
-	d.wg.Wait()
+// stop abandons backlogs nobody reads, waits for the feeders and, until
+// ctx ends, for a callback still running; then closes Events(). Reports
+// that arrive later go through deliverAfterClose. A callback that never
+// returns keeps its goroutine until it does: Close does not wait for it
+// past ctx.
+func (d *dispatcher) stop(ctx context.Context) {
 	d.mu.Lock()
 	d.closed = true
+	d.mu.Unlock()
+	close(d.abort)
+	d.wg.Wait()
+	done := make(chan struct{})
+	go func() { d.cbWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	d.mu.Lock()
 	close(d.events)
 	d.mu.Unlock()
 }

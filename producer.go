@@ -214,7 +214,7 @@ func (p *Producer) close(ctx context.Context) error {
 			t.Stop()
 		}
 	}
-	p.disp.stop()
+	p.disp.stop(ctx)
 	if n := p.disp.unread.Load(); n > 0 {
 		problems = append(problems, fmt.Errorf("%d delivery reports were never read and were dropped", n))
 	}

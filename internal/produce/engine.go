@@ -36,8 +36,9 @@ type Rec struct {
 	// Owner is the caller's handle, returned untouched in Complete.
 	Owner any
 
-	size     int // encoded size, for batch accounting
-	canceled bool
+	size     int       // encoded size, for batch accounting
+	deadline time.Time // Add time plus the delivery timeout
+	gen      uint64    // flush generation it was added in
 }
 
 // Result is the outcome of one record.
@@ -88,8 +89,10 @@ type Engine struct {
 	mu       sync.Mutex
 	topics   map[string]*topicState
 	sinks    map[int32]*sink
-	pending  int           // records added and not yet completed
-	idle     chan struct{} // closed when pending drops to 0
+	pending  int            // records added and not yet completed
+	gen      uint64         // flush generation of records added now
+	perGen   map[uint64]int // records not yet completed, by generation
+	drained  chan struct{}  // closed and replaced when a generation empties
 	flushing int
 	closed   bool
 	reaping  bool
@@ -110,13 +113,15 @@ func New(cfg Config, pool *conn.Pool, m *meta.Meta) *Engine {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
-		cfg:    cfg,
-		pool:   pool,
-		meta:   m,
-		ctx:    ctx,
-		cancel: cancel,
-		topics: make(map[string]*topicState),
-		sinks:  make(map[int32]*sink),
+		cfg:     cfg,
+		pool:    pool,
+		meta:    m,
+		ctx:     ctx,
+		cancel:  cancel,
+		topics:  make(map[string]*topicState),
+		sinks:   make(map[int32]*sink),
+		perGen:  make(map[uint64]int),
+		drained: make(chan struct{}),
 	}
 	if cfg.Idempotent {
 		e.idem = newIdempotence(e)
@@ -135,9 +140,9 @@ func (e *Engine) Add(r *Rec) {
 		return
 	}
 	e.pending++
-	if e.pending == 1 {
-		e.idle = make(chan struct{})
-	}
+	r.gen = e.gen
+	e.perGen[r.gen]++
+	r.deadline = time.Now().Add(e.cfg.DeliveryTimeout)
 	startReaper := !e.reaping
 	e.reaping = true
 	t := e.topics[r.Topic]
@@ -155,14 +160,26 @@ func (e *Engine) Add(r *Rec) {
 
 // complete reports the outcome of records and updates the pending count.
 func (e *Engine) complete(recs []*Rec, res func(i int, r *Rec) Result) {
+	// Complete may recycle a record, so count the generations first.
+	counts := make(map[uint64]int, 2)
+	for _, r := range recs {
+		counts[r.gen]++
+	}
 	for i, r := range recs {
 		e.cfg.Complete(r, res(i, r))
 	}
 	e.mu.Lock()
 	e.pending -= len(recs)
-	if e.pending == 0 && e.idle != nil {
-		close(e.idle)
-		e.idle = nil
+	emptied := false
+	for g, n := range counts {
+		if e.perGen[g] -= n; e.perGen[g] == 0 {
+			delete(e.perGen, g)
+			emptied = true
+		}
+	}
+	if emptied {
+		close(e.drained)
+		e.drained = make(chan struct{})
 	}
 	e.mu.Unlock()
 }
@@ -174,13 +191,16 @@ func (e *Engine) fail(recs []*Rec, partition int32, maybeWritten bool, err error
 }
 
 // Flush makes every buffered record ready to send at once and waits until
-// all records added before it have an outcome, or ctx ends.
+// all records added before it have an outcome, or ctx ends. Records added
+// while it waits do not hold it up: they belong to a later generation.
 func (e *Engine) Flush(ctx context.Context) error {
 	e.mu.Lock()
 	if e.pending == 0 {
 		e.mu.Unlock()
 		return nil
 	}
+	upTo := e.gen
+	e.gen++
 	e.flushing++
 	sinks := e.allSinksLocked()
 	topics := e.allTopicsLocked()
@@ -198,13 +218,20 @@ func (e *Engine) Flush(ctx context.Context) error {
 	}
 	for {
 		e.mu.Lock()
-		idle := e.idle
+		left := false
+		for g := range e.perGen {
+			if g <= upTo {
+				left = true
+				break
+			}
+		}
+		ch := e.drained
 		e.mu.Unlock()
-		if idle == nil {
+		if !left {
 			return nil
 		}
 		select {
-		case <-idle:
+		case <-ch:
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -137,8 +137,7 @@ func (p *partState) append(r *Rec, newBatch bool) bool {
 		e.fail([]*Rec{r}, p.id, false, tooLarge(p, record.BatchHeaderLen+size, e.cfg.MaxBatchBytes))
 		return true
 	}
-	now := time.Now()
-	nb := &batch{p: p, b: b, created: now, deadline: now.Add(e.cfg.DeliveryTimeout)}
+	nb := &batch{p: p, b: b, created: time.Now(), deadline: r.deadline}
 	nb.add(r, size)
 	p.batches = append(p.batches, nb)
 	wakeNow := open != nil || e.cfg.Linger <= 0 // the previous batch is full
@@ -163,6 +162,9 @@ func tooLarge(p *partState, size, limit int) error {
 
 func (b *batch) add(r *Rec, size int) {
 	r.size = size
+	if r.deadline.Before(b.deadline) {
+		b.deadline = r.deadline // a record that waited longer, e.g. for metadata
+	}
 	b.b.Append(&r.Record)
 	b.recs = append(b.recs, r)
 }
@@ -198,91 +200,70 @@ func (p *partState) wake() {
 // nextBatch returns the batch to send next on sink s, sealed and
 // sequenced, and marks it in flight; nil when nothing is ready. When the
 // partition will be ready later it arms a wake-up.
-func (p *partState) nextBatch(s *sink, now time.Time, flushing bool, maxBytes int) *batch {
+func (p *partState) nextBatch(s *sink, now time.Time, flushing bool, maxBytes int, pid int64, epoch int16) *batch {
 	e := p.e()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.sink != s || len(p.batches) == 0 {
-		return nil
-	}
-	if p.inflight > 0 && (p.failing || p.reset || p.sentTo != s) {
-		// Let the answers in flight settle first. While recovering from
-		// a failure only the oldest batch goes out, alone, until it is
-		// acknowledged (as the Java client does): sending the batches
-		// behind it could get them acknowledged while its own fate is
-		// unsettled, and push it out of the broker's duplicate window.
-		return nil
-	}
-	if p.inflight >= e.cfg.MaxInFlight {
-		return nil
-	}
-	i := 0
-	for i < len(p.batches) && p.batches[i].inflight {
-		i++
-	}
-	if i == len(p.batches) {
-		return nil
-	}
-	if now.Before(p.retryAt) {
-		p.armLocked(p.retryAt.Sub(now))
-		return nil
-	}
-	b := p.batches[i]
-	ready := b.sent || b.b == nil || i+1 < len(p.batches) || flushing ||
-		!now.Before(b.created.Add(e.cfg.Linger)) || b.b.Size() >= e.cfg.MaxBatchBytes-64
-	if !ready {
-		p.armLocked(b.created.Add(e.cfg.Linger).Sub(now))
-		return nil
-	}
-	if e.idem != nil {
-		pid, epoch, ok := e.idem.current()
-		if !ok {
-			return nil // the sink is woken when the producer id arrives
+	for {
+		if p.sink != s || len(p.batches) == 0 {
+			return nil
 		}
-		if p.epoch != epoch || p.reset {
+		moved := e.idem != nil && p.epoch >= 0 && p.epoch != epoch
+		if p.inflight > 0 && (p.failing || p.reset || moved || p.sentTo != s) {
+			// Let the answers in flight settle first. While recovering
+			// from a failure only the oldest batch goes out, alone,
+			// until it is acknowledged (as the Java client does):
+			// sending the batches behind it could get them
+			// acknowledged while its own fate is unsettled, and push it
+			// out of the broker's duplicate window. A new epoch is
+			// adopted only with nothing in flight, so epochs never mix.
+			return nil
+		}
+		if p.inflight >= e.cfg.MaxInFlight {
+			return nil
+		}
+		i := 0
+		for i < len(p.batches) && p.batches[i].inflight {
+			i++
+		}
+		if i == len(p.batches) {
+			return nil
+		}
+		if now.Before(p.retryAt) {
+			p.armLocked(p.retryAt.Sub(now))
+			return nil
+		}
+		b := p.batches[i]
+		ready := b.sent || b.b == nil || i+1 < len(p.batches) || flushing ||
+			!now.Before(b.created.Add(e.cfg.Linger)) || b.b.Size() >= e.cfg.MaxBatchBytes-64
+		if !ready {
+			p.armLocked(b.created.Add(e.cfg.Linger).Sub(now))
+			return nil
+		}
+		if e.idem != nil && (p.epoch != epoch || p.reset) {
 			p.resequenceLocked(pid, epoch)
+			continue // resequencing may have failed batches for good
 		}
-	}
-	if b.wire == nil {
-		if !p.sealLocked(b) {
-			return p.nextBatchAfterDropLocked()
+		if b.wire == nil && !p.sealLocked(b, pid) {
+			continue // every record of it was cancelled: look at the next
 		}
+		if len(b.wire) > maxBytes {
+			return nil
+		}
+		b.inflight = true
+		b.sent = true
+		p.inflight++
+		p.sentTo = s
+		return b
 	}
-	if len(b.wire) > maxBytes {
-		return nil
-	}
-	b.inflight = true
-	b.sent = true
-	p.inflight++
-	p.sentTo = s
-	return b
 }
-
-// nextBatchAfterDropLocked: sealing found every record of the batch
-// cancelled; the caller simply tries again on the next drain.
-func (p *partState) nextBatchAfterDropLocked() *batch { return nil }
 
 // sealLocked encodes batch b for its first send, dropping records whose
 // ctx was cancelled while they waited, and assigns its sequence. It
 // returns false if no record is left.
-func (p *partState) sealLocked(b *batch) bool {
+func (p *partState) sealLocked(b *batch, pid int64) bool {
 	e := p.e()
-	var cancelled []*Rec
-	kept := b.recs[:0]
-	for _, r := range b.recs {
-		if r.Ctx != nil && r.Ctx.Err() != nil {
-			cancelled = append(cancelled, r)
-			continue
-		}
-		kept = append(kept, r)
-	}
-	b.recs = kept
-	if len(cancelled) > 0 {
-		// Rebuild without them: their bytes are in the builder.
-		b.b.Reset()
-		for _, r := range b.recs {
-			b.b.Append(&r.Record)
-		}
+	if cancelled := b.dropCancelled(); len(cancelled) > 0 {
 		for _, r := range cancelled {
 			e.fail([]*Rec{r}, p.id, false, fmt.Errorf("record cancelled before it was sent: %w", context.Cause(r.Ctx)))
 		}
@@ -295,21 +276,51 @@ func (p *partState) sealLocked(b *batch) bool {
 	}
 	ps := record.NoProducer
 	if e.idem != nil {
-		pid, _, _ := e.idem.current()
 		ps = record.ProducerState{ID: pid, Epoch: p.epoch, BaseSequence: p.nextSeq}
 		b.epoch, b.seq = p.epoch, p.nextSeq
 		p.nextSeq = addSeq(p.nextSeq, len(b.recs))
 	}
-	wire, err := b.b.Finish(make([]byte, 0, b.b.Size()), ps)
-	builders.Put(b.b)
-	b.b = nil
-	if err != nil {
+	if err := b.finish(ps); err != nil {
 		p.removeLocked(b)
 		e.fail(b.recs, p.id, false, fmt.Errorf("keel: encoding the batch: %w", err))
 		return false
 	}
-	b.wire = wire
 	return true
+}
+
+// dropCancelled removes from an unsealed batch the records whose ctx
+// ended, rebuilding its encoding, and returns them.
+func (b *batch) dropCancelled() []*Rec {
+	var cancelled []*Rec
+	kept := b.recs[:0]
+	for _, r := range b.recs {
+		if r.Ctx != nil && r.Ctx.Err() != nil {
+			cancelled = append(cancelled, r)
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	b.recs = kept
+	if len(cancelled) > 0 {
+		b.b.Reset()
+		for _, r := range b.recs {
+			b.b.Append(&r.Record)
+		}
+	}
+	return cancelled
+}
+
+// finish encodes the batch's final bytes and returns its builder to the
+// pool.
+func (b *batch) finish(ps record.ProducerState) error {
+	wire, err := b.b.Finish(make([]byte, 0, b.b.Size()), ps)
+	builders.Put(b.b)
+	b.b = nil
+	if err != nil {
+		return err
+	}
+	b.wire = wire
+	return nil
 }
 
 // addSeq advances a sequence number; sequences wrap to 0 after MaxInt32.
@@ -317,28 +328,45 @@ func addSeq(seq int32, n int) int32 {
 	return int32((int64(seq) + int64(n)) % (1 << 31))
 }
 
-// resequenceLocked gives every queued batch new sequence numbers. It runs
-// with nothing in flight, after an epoch bump (sequences restart at 0) or
-// after a batch failed for good and left a gap in the sequence (sequences
-// continue after the last acknowledged one). No batch resequenced here can
-// have been written: each is behind a gap the broker would have refused.
+// resequenceLocked gives the queued batches new sequence numbers, in queue
+// order. It runs with nothing in flight, after an epoch bump (sequences
+// restart at 0) or after a batch failed for good and left a gap (sequences
+// continue after the last acknowledged one). A batch that may already be
+// written (its last attempt's outcome is unknown) must never go out again
+// under other numbers — the broker would store it twice — so unless its
+// numbers stay the same it fails now with its outcome unknown.
 func (p *partState) resequenceLocked(pid int64, epoch int16) {
+	e := p.e()
 	if p.epoch != epoch {
 		p.epoch = epoch
 		p.lastAcked = -1
 	}
-	seq := addSeq(p.lastAcked, 1)
-	if p.lastAcked < 0 {
-		seq = 0
+	seq := int32(0)
+	if p.lastAcked >= 0 {
+		seq = addSeq(p.lastAcked, 1)
 	}
+	kept := p.batches[:0]
 	for _, b := range p.batches {
 		if b.wire == nil {
-			continue // sequenced when sealed
+			kept = append(kept, b) // sequenced when sealed, in queue order
+			continue
+		}
+		if b.unknown && (b.epoch != epoch || b.seq != seq) {
+			e.fail(b.recs, p.id, true, &errs.Error{
+				Detail: fmt.Sprintf("%s/%d: an attempt may have been written and the producer had to move to new sequence numbers; not resending, to avoid a duplicate", p.t.name, p.id),
+				Err:    b.lastErr,
+			})
+			continue
 		}
 		b.epoch, b.seq = epoch, seq
 		record.SetProducer(b.wire, pid, epoch, seq)
 		seq = addSeq(seq, len(b.recs))
+		kept = append(kept, b)
 	}
+	for i := len(kept); i < len(p.batches); i++ {
+		p.batches[i] = nil
+	}
+	p.batches = kept
 	p.nextSeq = seq
 	p.reset = false
 }
@@ -395,37 +423,22 @@ func (p *partState) expire(now time.Time) {
 		out = append(out, failed{b.recs, maybe, err})
 	}
 	// Cancelled records of batches not sent yet leave at once.
+	kept := p.batches[:0]
 	for _, b := range p.batches {
-		if b.b == nil {
-			continue
-		}
-		kept := b.recs[:0]
-		for _, r := range b.recs {
-			if r.Ctx != nil && r.Ctx.Err() != nil {
-				cancelled = append(cancelled, r)
-			} else {
-				kept = append(kept, r)
-			}
-		}
-		if len(kept) != len(b.recs) {
-			b.recs = kept
-			b.b.Reset()
-			for _, r := range b.recs {
-				b.b.Append(&r.Record)
-			}
-		}
-	}
-	if len(cancelled) > 0 {
-		kept := p.batches[:0]
-		for _, b := range p.batches {
-			if len(b.recs) > 0 {
-				kept = append(kept, b)
-			} else if b.b != nil {
+		if b.b != nil {
+			cancelled = append(cancelled, b.dropCancelled()...)
+			if len(b.recs) == 0 {
 				builders.Put(b.b)
+				b.b = nil
+				continue
 			}
 		}
-		p.batches = kept
+		kept = append(kept, b)
 	}
+	for i := len(kept); i < len(p.batches); i++ {
+		p.batches[i] = nil
+	}
+	p.batches = kept
 	if bump {
 		p.reset = true
 	}

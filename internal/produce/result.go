@@ -31,11 +31,15 @@ func (p *partState) takeAnswerLocked(b *batch) bool {
 	return !b.abandoned
 }
 
-// abandonAnswer drops b's answer (the producer is closing).
-func (p *partState) abandonAnswer(b *batch) {
+// abandonAnswer drops b's answer (the producer is closing). written says
+// whether its request went out, which leaves its outcome unknown.
+func (p *partState) abandonAnswer(b *batch, written bool) {
 	p.mu.Lock()
 	b.inflight = false
 	p.inflight--
+	if written {
+		b.unknown = true
+	}
 	p.mu.Unlock()
 }
 
@@ -219,21 +223,29 @@ func (p *partState) requeue(r *Rec) {
 	p.append(r, true)
 }
 
-// splitLocked replaces b (not written) by two batches of half its records
-// each, re-encoded on their next send.
+// splitLocked replaces b (refused as too large, so not written) by two
+// batches of half its records each, sealed at once so that they keep their
+// place in the sequence when the partition is resequenced.
 func (p *partState) splitLocked(b *batch) {
 	half := len(b.recs) / 2
 	mk := func(recs []*Rec) *batch {
-		nb := &batch{p: p, created: b.created, deadline: b.deadline, sent: false}
+		nb := &batch{p: p, created: b.created, deadline: b.deadline}
 		nb.b = builders.Get().(*record.BatchBuilder)
 		nb.b.Reset()
 		nb.b.SetCompression(p.e().cfg.Compression)
 		for _, r := range recs {
 			nb.add(r, 0)
 		}
+		nb.epoch, nb.seq = -1, -1
+		if err := nb.finish(record.NoProducer); err != nil {
+			return nil
+		}
 		return nb
 	}
 	first, second := mk(b.recs[:half]), mk(b.recs[half:])
+	if first == nil || second == nil {
+		return // cannot happen for records that encoded once; b then fails as too large on retry
+	}
 	for i, x := range p.batches {
 		if x == b {
 			p.batches = append(p.batches[:i], append([]*batch{first, second}, p.batches[i+1:]...)...)

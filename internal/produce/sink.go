@@ -117,8 +117,11 @@ func (s *sink) drainOnce() bool {
 		e.meta.RefreshSoon()
 		return false
 	}
+	var pid int64
+	var epoch int16
 	if e.idem != nil {
-		if _, _, ok := e.idem.current(); !ok {
+		var ok bool
+		if pid, epoch, ok = e.idem.current(); !ok {
 			e.idem.ensure()
 			return false
 		}
@@ -130,7 +133,7 @@ func (s *sink) drainOnce() bool {
 	var batches []*batch
 	for i := range parts {
 		p := parts[(start+i)%len(parts)]
-		b := p.nextBatch(s, now, flushing, room)
+		b := p.nextBatch(s, now, flushing, room, pid, epoch)
 		if b == nil {
 			continue
 		}
@@ -236,10 +239,14 @@ func (s *sink) finishUnacked(batches []*batch) {
 	for _, b := range batches {
 		p := b.p
 		p.mu.Lock()
-		b.inflight = false
-		p.inflight--
-		p.removeLocked(b)
+		current := p.takeAnswerLocked(b)
+		if current {
+			p.removeLocked(b)
+		}
 		p.mu.Unlock()
+		if !current {
+			continue // expired while it was being written: already reported
+		}
 		s.e.complete(b.recs, func(int, *Rec) Result {
 			return Result{Partition: p.id, Offset: -1, Timestamp: -1}
 		})
@@ -253,7 +260,7 @@ func (s *sink) handle(r *request, resp *kmsg.ProduceResponse, reqErr error) {
 	if reqErr != nil {
 		if e.isClosing() {
 			for _, b := range r.batches {
-				b.p.abandonAnswer(b)
+				b.p.abandonAnswer(b, r.pending != nil)
 			}
 			return
 		}
@@ -264,18 +271,18 @@ func (s *sink) handle(r *request, resp *kmsg.ProduceResponse, reqErr error) {
 		}
 		return
 	}
-	results := make(map[*partState]kmsg.ProduceResponseTopicPartition, len(r.batches))
+	type key struct {
+		topic string
+		part  int32
+	}
+	results := make(map[key]kmsg.ProduceResponseTopicPartition, len(r.batches))
 	for _, t := range resp.Topics {
 		for _, pr := range t.Partitions {
-			for _, b := range r.batches {
-				if b.p.t.name == t.Topic && b.p.id == pr.Partition {
-					results[b.p] = pr
-				}
-			}
+			results[key{t.Topic, pr.Partition}] = pr
 		}
 	}
 	for _, b := range r.batches {
-		pr, ok := results[b.p]
+		pr, ok := results[key{b.p.t.name, b.p.id}]
 		if !ok {
 			err := &errs.Error{Broker: r.addr, Retriable: true, Detail: fmt.Sprintf("broker's produce answer left out %s/%d", b.p.t.name, b.p.id), Err: errs.ErrProtocol}
 			b.p.retry(b, err, true)

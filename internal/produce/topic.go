@@ -126,7 +126,9 @@ func (t *topicState) load() {
 // topic can only grow, so existing partition states are kept.
 func (t *topicState) applyLocked(s *meta.Snapshot) {
 	mt := s.Topics[t.name]
-	if mt == nil {
+	if mt == nil || mt.ErrCode != 0 {
+		// Deleted, or unreadable for now: keep what we know; records
+		// fail by their delivery timeout if it does not come back.
 		return
 	}
 	for len(t.parts) < len(mt.Partitions) {
@@ -134,11 +136,13 @@ func (t *topicState) applyLocked(s *meta.Snapshot) {
 	}
 	avail := make([]int32, 0, len(t.parts))
 	for i, p := range t.parts {
-		mp := mt.Partitions[i]
 		leader := int32(-1)
-		if _, ok := s.Brokers[mp.Leader]; ok && mp.Leader >= 0 {
-			leader = mp.Leader
-			avail = append(avail, int32(i))
+		if i < len(mt.Partitions) {
+			mp := mt.Partitions[i]
+			if _, ok := s.Brokers[mp.Leader]; ok && mp.Leader >= 0 {
+				leader = mp.Leader
+				avail = append(avail, int32(i))
+			}
 		}
 		p.setLeader(leader)
 	}

@@ -1,0 +1,289 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/keel-go/keel/internal/conn"
+	"github.com/keel-go/keel/internal/errs"
+	"github.com/keel-go/keel/internal/group/assign"
+	"github.com/keel-go/keel/internal/meta"
+)
+
+// Partitions maps topics to partition numbers.
+type Partitions = map[string][]int32
+
+// Callbacks tell the consumer about its assignment. They run on the
+// member's goroutine, one at a time; heartbeats continue meanwhile.
+type Callbacks struct {
+	// Revoke: these partitions go to other members. Stop processing them,
+	// commit what was processed, then return; the rebalance completes
+	// after Revoke returns. ctx ends at the rebalance timeout.
+	Revoke func(ctx context.Context, revoked Partitions)
+	// Assign: these partitions are now this member's.
+	Assign func(assigned Partitions)
+	// Lost: these partitions may already belong to another member (the
+	// member was fenced or expired). Stop processing; do not commit.
+	Lost func(lost Partitions)
+}
+
+// Config configures a Member.
+type Config struct {
+	Group      string
+	InstanceID string // static membership (KIP-345); "" for dynamic
+	Topics     []string
+	Regex      *regexp.Regexp // subscribe to every topic matching it
+	Rack       string
+	// Assignors in order of preference; the broker picks the first that
+	// every member offers.
+	Assignors         []assign.Assignor
+	SessionTimeout    time.Duration
+	RebalanceTimeout  time.Duration
+	HeartbeatInterval time.Duration
+	Backoff           conn.Backoff
+	Logger            *slog.Logger
+	Callbacks         Callbacks
+}
+
+// ErrFatal wraps errors after which the member cannot continue (fenced
+// static instance, authorization).
+var ErrFatal = errors.New("group member cannot continue")
+
+// Member is one consumer group member.
+type Member struct {
+	cfg  Config
+	pool *conn.Pool
+	meta *meta.Meta
+	log  *slog.Logger
+
+	mu         sync.Mutex
+	memberID   string
+	generation int32
+	protocol   string // the assignor the broker chose
+	owned      Partitions
+	signature  string // subscribed topics and partition counts at the last join
+	stable     bool   // synced and not rejoining: heartbeats go out
+
+	rejoin chan struct{} // a rejoin was requested
+	lost   chan error    // heartbeats found the member fenced
+}
+
+// New returns a member; Run drives it.
+func New(cfg Config, pool *conn.Pool, m *meta.Meta) *Member {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Member{
+		cfg:        cfg,
+		pool:       pool,
+		meta:       m,
+		log:        cfg.Logger.With("group", cfg.Group),
+		generation: -1,
+		owned:      Partitions{},
+		rejoin:     make(chan struct{}, 1),
+		lost:       make(chan error, 1),
+	}
+}
+
+// Generation returns what an OffsetCommit must carry: the generation and
+// member id (-1 and "" while the member has none) and the instance id.
+func (m *Member) Generation() (generation int32, memberID, instanceID string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.generation, m.memberID, m.cfg.InstanceID
+}
+
+// Owned returns the partitions the member owns now.
+func (m *Member) Owned() Partitions {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return clonePartitions(m.owned)
+}
+
+// RequestRejoin makes the member rejoin the group soon.
+func (m *Member) RequestRejoin() {
+	select {
+	case m.rejoin <- struct{}{}:
+	default:
+	}
+}
+
+// Run joins the group and keeps the member in it until ctx ends; it
+// returns ctx's error, or an error wrapping ErrFatal. It does not leave the
+// group: call Leave after Run returns.
+func (m *Member) Run(ctx context.Context) error {
+	hbCtx, stopHB := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.heartbeatLoop(hbCtx)
+	}()
+	var unwatch func()
+	if m.cfg.Regex != nil {
+		release := m.meta.WantAllTopics()
+		cancel := m.meta.Subscribe(func(*meta.Snapshot) { m.checkMetadata() })
+		unwatch = func() { cancel(); release() }
+	} else {
+		unwatch = m.meta.Subscribe(func(*meta.Snapshot) { m.checkMetadata() })
+	}
+	defer func() {
+		unwatch()
+		stopHB()
+		wg.Wait()
+	}()
+
+	for attempt := 0; ; {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		err := m.joinAndSync(ctx)
+		switch {
+		case err == nil:
+			attempt = 0
+		case errors.Is(err, ErrFatal):
+			return err
+		case ctx.Err() != nil:
+			return ctx.Err()
+		default:
+			attempt++
+			m.log.Warn("keel: group rebalance failed; retrying", "err", err)
+			if !sleep(ctx, m.cfg.Backoff.Delay(attempt)) {
+				return ctx.Err()
+			}
+			continue
+		}
+		// Stable: wait until something asks for a rebalance.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-m.rejoin:
+		case err := <-m.lost:
+			m.loseAll(err)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// loseAll reports every owned partition lost and forgets the generation
+// (and, for an unknown member, the member id).
+func (m *Member) loseAll(cause error) {
+	m.mu.Lock()
+	owned := m.owned
+	m.owned = Partitions{}
+	m.generation = -1
+	m.stable = false
+	if errs.Code(cause) == 25 { // UNKNOWN_MEMBER_ID
+		m.memberID = ""
+	}
+	m.mu.Unlock()
+	m.log.Warn("keel: group membership lost; partitions may now belong to others", "err", cause)
+	if len(owned) > 0 && m.cfg.Callbacks.Lost != nil {
+		m.cfg.Callbacks.Lost(owned)
+	}
+}
+
+func (m *Member) coordinator(ctx context.Context) (*conn.Conn, string, error) {
+	b, err := m.meta.Coordinator(ctx, meta.GroupCoordinator, m.cfg.Group)
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := m.pool.Get(ctx, b.Addr(), conn.Group)
+	if err != nil {
+		m.meta.InvalidateCoordinator(meta.GroupCoordinator, m.cfg.Group)
+		return nil, "", err
+	}
+	return c, b.Addr(), nil
+}
+
+// groupErr turns a group API error code into an error, forgetting the
+// coordinator when it moved.
+func (m *Member) groupErr(api string, code int16, addr string) error {
+	m.meta.HandleCoordinatorError(meta.GroupCoordinator, m.cfg.Group, code)
+	e := errs.FromCode(code, addr, "").(*errs.Error)
+	e.Detail = fmt.Sprintf("%s for group %q", api, m.cfg.Group)
+	switch code {
+	case 82, 30, 29, 24: // FENCED_INSTANCE_ID, GROUP/TOPIC_AUTHORIZATION_FAILED, INVALID_GROUP_ID
+		return fmt.Errorf("%w: %w", ErrFatal, e)
+	}
+	return e
+}
+
+// subscription returns the topics to subscribe to now.
+func (m *Member) subscription() []string {
+	if m.cfg.Regex == nil {
+		return slices.Clone(m.cfg.Topics)
+	}
+	var out []string
+	if s := m.meta.Current(); s != nil {
+		for name, t := range s.Topics {
+			if !t.Internal && m.cfg.Regex.MatchString(name) {
+				out = append(out, name)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkMetadata rejoins when the subscribed topics or their partition
+// counts changed since the last join (a regex now matches another topic,
+// or a topic grew).
+func (m *Member) checkMetadata() {
+	sig := m.metadataSignature(m.subscription())
+	m.mu.Lock()
+	changed := m.stable && sig != m.signature
+	m.mu.Unlock()
+	if changed {
+		m.log.Info("keel: subscribed topics changed; rejoining the group")
+		m.RequestRejoin()
+	}
+}
+
+func (m *Member) metadataSignature(topics []string) string {
+	s := m.meta.Current()
+	sig := ""
+	for _, t := range topics {
+		n := 0
+		if s != nil {
+			if mt := s.Topics[t]; mt != nil {
+				n = len(mt.Partitions)
+			}
+		}
+		sig += fmt.Sprintf("%s:%d,", t, n)
+	}
+	return sig
+}
+
+func clonePartitions(p Partitions) Partitions {
+	out := make(Partitions, len(p))
+	for t, ps := range p {
+		out[t] = slices.Clone(ps)
+	}
+	return out
+}
+
+func isEmpty(p Partitions) bool {
+	for _, ps := range p {
+		if len(ps) > 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,180 @@
+package group
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/keel-go/keel/internal/errs"
+)
+
+// TP names one partition.
+type TP struct {
+	Topic     string
+	Partition int32
+}
+
+// Offset is a committed position: the next offset to read, and the leader
+// epoch of the last record processed (-1 when unknown).
+type Offset struct {
+	At    int64
+	Epoch int32
+}
+
+// ErrCommitFenced: the group moved to a new generation (or forgot this
+// member) before the commit arrived; the offsets were not committed and
+// the partitions may now be processed by another member.
+var ErrCommitFenced = errs.NewSentinel("keel: offset commit refused: the group rebalanced and this member's generation is stale", false)
+
+// Commit commits offsets for the member's current generation. It retries
+// while the coordinator moves or loads, under ctx.
+func (m *Member) Commit(ctx context.Context, offsets map[TP]Offset) error {
+	if len(offsets) == 0 {
+		return nil
+	}
+	for attempt := 1; ; attempt++ {
+		err := m.commitOnce(ctx, offsets)
+		if err == nil || !errs.IsRetriable(err) {
+			return err
+		}
+		if !sleep(ctx, m.cfg.Backoff.Delay(attempt)) {
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		}
+	}
+}
+
+func (m *Member) commitOnce(ctx context.Context, offsets map[TP]Offset) error {
+	c, addr, err := m.coordinator(ctx)
+	if err != nil {
+		return err
+	}
+	gen, id, inst := m.Generation()
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Group = m.cfg.Group
+	req.Generation = gen
+	req.MemberID = id
+	if inst != "" {
+		req.InstanceID = &inst
+	}
+	byTopic := map[string]int{}
+	tps := make([]TP, 0, len(offsets))
+	for tp := range offsets {
+		tps = append(tps, tp)
+	}
+	slices.SortFunc(tps, func(a, b TP) int {
+		if a.Topic != b.Topic {
+			if a.Topic < b.Topic {
+				return -1
+			}
+			return 1
+		}
+		return int(a.Partition - b.Partition)
+	})
+	for _, tp := range tps {
+		o := offsets[tp]
+		i, ok := byTopic[tp.Topic]
+		if !ok {
+			i = len(req.Topics)
+			byTopic[tp.Topic] = i
+			t := kmsg.NewOffsetCommitRequestTopic()
+			t.Topic = tp.Topic
+			req.Topics = append(req.Topics, t)
+		}
+		p := kmsg.NewOffsetCommitRequestTopicPartition()
+		p.Partition = tp.Partition
+		p.Offset = o.At
+		p.LeaderEpoch = o.Epoch
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, p)
+	}
+	resp, err := c.Request(ctx, req)
+	if err != nil {
+		return err
+	}
+	for _, t := range resp.(*kmsg.OffsetCommitResponse).Topics {
+		for _, p := range t.Partitions {
+			if p.ErrorCode == 0 {
+				continue
+			}
+			switch p.ErrorCode {
+			case 22, 25, 27: // ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS
+				return &errs.Error{
+					Code: p.ErrorCode, Name: errs.Lookup(p.ErrorCode).Name, Broker: addr,
+					Detail: fmt.Sprintf("committing %s/%d at %d for group %q in generation %d", t.Topic, p.Partition, offsets[TP{t.Topic, p.Partition}].At, m.cfg.Group, gen),
+					Err:    ErrCommitFenced,
+				}
+			}
+			e := m.groupErr("OffsetCommit", p.ErrorCode, addr)
+			return fmt.Errorf("committing %s/%d: %w", t.Topic, p.Partition, e)
+		}
+	}
+	return nil
+}
+
+// Committed fetches the group's committed offsets for tps. A partition with
+// no commit is left out of the result.
+func (m *Member) Committed(ctx context.Context, tps []TP) (map[TP]Offset, error) {
+	for attempt := 1; ; attempt++ {
+		out, err := m.committedOnce(ctx, tps)
+		if err == nil || !errs.IsRetriable(err) {
+			return out, err
+		}
+		if !sleep(ctx, m.cfg.Backoff.Delay(attempt)) {
+			return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		}
+	}
+}
+
+func (m *Member) committedOnce(ctx context.Context, tps []TP) (map[TP]Offset, error) {
+	c, addr, err := m.coordinator(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Group = m.cfg.Group
+	req.RequireStable = true
+	byTopic := map[string]int{}
+	for _, tp := range tps {
+		i, ok := byTopic[tp.Topic]
+		if !ok {
+			i = len(req.Topics)
+			byTopic[tp.Topic] = i
+			t := kmsg.NewOffsetFetchRequestTopic()
+			t.Topic = tp.Topic
+			req.Topics = append(req.Topics, t)
+		}
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, tp.Partition)
+	}
+	resp, err := c.Request(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	r := resp.(*kmsg.OffsetFetchResponse)
+	if r.ErrorCode != 0 {
+		return nil, m.groupErr("OffsetFetch", r.ErrorCode, addr)
+	}
+	out := make(map[TP]Offset)
+	for _, t := range r.Topics {
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 {
+				return nil, m.groupErr("OffsetFetch", p.ErrorCode, addr)
+			}
+			if p.Offset >= 0 {
+				out[TP{t.Topic, p.Partition}] = Offset{At: p.Offset, Epoch: p.LeaderEpoch}
+			}
+		}
+	}
+	return out, nil
+}
+
+// Flatten lists the partitions of p.
+func Flatten(p Partitions) []TP {
+	var out []TP
+	for t, ps := range p {
+		for _, n := range ps {
+			out = append(out, TP{t, n})
+		}
+	}
+	return out
+}

@@ -1,0 +1,147 @@
+package produce
+
+import (
+	"context"
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/keel-go/keel/internal/conn"
+	"github.com/keel-go/keel/internal/record"
+)
+
+func testEngine() (*Engine, *partState, *sink) {
+	e := &Engine{cfg: Config{Idempotent: true, MaxInFlight: 5, DeliveryTimeout: time.Hour, Linger: 0,
+		MaxBatchBytes: 1 << 20, MaxRequestBytes: 16 << 20,
+		RetryBackoff: conn.Backoff{Min: time.Millisecond, Max: time.Millisecond},
+		Complete:     func(*Rec, Result) {}, Warn: func(string, error) {}},
+		topics: map[string]*topicState{}, sinks: map[int32]*sink{}, perGen: map[uint64]int{}, drained: make(chan struct{})}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.idem = newIdempotence(e)
+	e.idem.pid, e.idem.epoch, e.idem.ready = 7, 0, true
+	t := newTopicState(e, "t")
+	p := newPartState(t, 0)
+	s := &sink{e: e, id: 1, draining: true} // maybeDrain only sets again
+	p.sink, p.leader = s, 1
+	return e, p, s
+}
+
+func testBatch(p *partState, n int) *batch {
+	b := builders.Get().(*record.BatchBuilder)
+	b.Reset()
+	nb := &batch{p: p, b: b, created: time.Now().Add(-time.Minute), deadline: time.Now().Add(time.Hour)}
+	for range n {
+		nb.add(&Rec{Record: record.Record{Value: []byte("v")}}, 0)
+	}
+	return nb
+}
+
+func curEpoch(e *Engine) int16 {
+	_, ep, _ := e.idem.current()
+	return ep
+}
+
+func wireEpochSeq(w []byte) (int16, int32) {
+	return int16(binary.BigEndian.Uint16(w[51:])), int32(binary.BigEndian.Uint32(w[53:]))
+}
+
+func TestRegressionEpochBumpResequencesInFlight(t *testing.T) {
+	e, p, s := testEngine()
+	b1, b2, b3 := testBatch(p, 10), testBatch(p, 10), testBatch(p, 10)
+	p.batches = []*batch{b1, b2, b3}
+	now := time.Now()
+	if p.nextBatch(s, now, false, 1<<20, 7, curEpoch(e)) != b1 || p.nextBatch(s, now, false, 1<<20, 7, curEpoch(e)) != b2 {
+		t.Fatal("setup")
+	}
+	ep, sq := wireEpochSeq(b1.wire)
+	t.Logf("b1 in flight: wire epoch %d seq %d", ep, sq)
+	e.idem.bump(0, "another partition")
+	if b := p.nextBatch(s, now, false, 1<<20, 7, curEpoch(e)); b != nil {
+		t.Fatalf("sent a batch at the new epoch while epoch-0 batches are in flight (seq %d)", b.seq)
+	}
+	for _, b := range []*batch{b1, b2} {
+		if ep, _ := wireEpochSeq(b.wire); ep != 0 || b.epoch != 0 {
+			t.Fatalf("an in-flight batch was renumbered into epoch %d", ep)
+		}
+		p.resolve(b, "b", kmsg.ProduceResponseTopicPartition{})
+	}
+	b := p.nextBatch(s, now, false, 1<<20, 7, curEpoch(e))
+	if b != b3 {
+		t.Fatal("b3 not sent once the epoch-0 batches were answered")
+	}
+	if ep, sq := wireEpochSeq(b3.wire); ep != 1 || sq != 0 {
+		t.Fatalf("b3 went out at epoch %d seq %d; a new epoch starts at seq 0", ep, sq)
+	}
+}
+
+func TestRegressionSplitResequenceOrder(t *testing.T) {
+	e, p, s := testEngine()
+	b1, b2 := testBatch(p, 10), testBatch(p, 10)
+	p.batches = []*batch{b1, b2}
+	now := time.Now()
+	p.nextBatch(s, now, false, 1<<20, 7, curEpoch(e))
+	p.nextBatch(s, now, false, 1<<20, 7, curEpoch(e))
+	p.resolve(b1, "b", kmsg.ProduceResponseTopicPartition{ErrorCode: 10})
+	p.resolve(b2, "b", kmsg.ProduceResponseTopicPartition{ErrorCode: 45})
+	later := time.Now().Add(time.Hour)
+	var order []*batch
+	for range 3 {
+		b := p.nextBatch(s, later, false, 1<<20, 7, curEpoch(e))
+		if b == nil {
+			break
+		}
+		order = append(order, b)
+		t.Logf("sent batch with %d records at seq %d (queue position %d)", len(b.recs), b.seq, indexOf(p.batches, b))
+		// acknowledge it so the next one can go
+		p.resolve(b, "b", kmsg.ProduceResponseTopicPartition{})
+	}
+	if len(order) != 3 {
+		t.Fatalf("sent %d batches after the split, want 3", len(order))
+	}
+	for i, want := range []int32{0, 5, 10} {
+		if order[i].seq != want {
+			t.Errorf("batch %d after the split went out at seq %d, want %d (queue order)", i, order[i].seq, want)
+		}
+	}
+}
+
+func indexOf(bs []*batch, b *batch) int {
+	for i, x := range bs {
+		if x == b {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestRegressionUnknownBatchResequencedAfterExpiry(t *testing.T) {
+	e, p, s := testEngine()
+	b1, b2 := testBatch(p, 10), testBatch(p, 10)
+	b1.deadline = time.Now().Add(time.Second)
+	p.batches = []*batch{b1, b2}
+	now := time.Now()
+	p.nextBatch(s, now, false, 1<<20, 7, curEpoch(e))
+	p.nextBatch(s, now, false, 1<<20, 7, curEpoch(e))
+	// the request timed out: both may have been written at epoch 0
+	p.retry(b1, context.DeadlineExceeded, true)
+	p.retry(b2, context.DeadlineExceeded, true)
+	later := time.Now().Add(time.Minute)
+	if p.nextBatch(s, later, false, 1<<20, 7, curEpoch(e)) != b1 { // b1 resent alone
+		t.Fatal("b1 not resent")
+	}
+	p.expire(time.Now().Add(2 * time.Second))   // b1's delivery timeout hits while in flight
+	p.retry(b1, context.DeadlineExceeded, true) // its abandoned answer
+	b := p.nextBatch(s, later, false, 1<<20, 7, curEpoch(e))
+	if b == b2 && b2.epoch != 0 {
+		t.Errorf("b2 may have been written at epoch 0 seq 10, and is resent as epoch %d seq %d: a duplicate if it was", b2.epoch, b2.seq)
+	}
+	if b == b2 {
+		return
+	}
+	// b2 must have been failed as outcome unknown instead.
+	if len(p.batches) != 0 {
+		t.Errorf("b2 still queued (%d batches) but not sent", len(p.batches))
+	}
+}
