@@ -1,0 +1,172 @@
+package fetch
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/keel-go/keel/internal/errs"
+	"github.com/keel-go/keel/internal/record"
+)
+
+// abortedTxn is one entry of a read_committed fetch answer's aborted
+// transactions: producer pid aborted a transaction whose first record is at
+// first.
+type abortedTxn struct {
+	pid   int64
+	first int64
+}
+
+// span is a run of decoded records that came from one batch, for releasing
+// the buffer budget as Poll hands records out: end is the index after the
+// run's last record, bytes the batch's decompressed size.
+type span struct {
+	end   int
+	bytes int64
+}
+
+// decoded is what one partition's data in a fetch answer amounts to.
+type decoded struct {
+	records []Record
+	spans   []span
+	bytes   int64 // decompressed size of the batches records came from
+	// next is the offset to fetch after this data: past the last complete
+	// batch read, including control and aborted batches, whose records are
+	// never returned.
+	next int64
+	// err stops the partition after records: corrupt or unreadable data.
+	err error
+	// tooSmall: the data held bytes but not one complete batch, so the
+	// partition's max bytes cannot fit its next batch.
+	tooSmall bool
+}
+
+// decodePartition turns one partition's record batches into records at or
+// after fetchOffset. Whole batches come back from the broker, so the first
+// may start below fetchOffset; records below it are dropped. With
+// readCommitted, batches of aborted transactions are dropped (following
+// aborted, the broker's list) and control batches always are.
+//
+// A batch that fails its CRC or cannot be decompressed ends the decoding
+// with err set; the records before it are kept, and next points at the bad
+// batch so that nothing after it is read past silently.
+func decodePartition(data []byte, fetchOffset int64, readCommitted bool, aborted []abortedTxn, dec *record.Decompressor) decoded {
+	d := decoded{next: fetchOffset}
+	if readCommitted && len(aborted) > 1 {
+		aborted = slices.Clone(aborted)
+		slices.SortFunc(aborted, func(a, b abortedTxn) int { return cmpInt64(a.first, b.first) })
+	}
+	var abortedPIDs map[int64]struct{}
+	var rd record.Reader
+	rd.Reset(data)
+	any := false
+	for {
+		var b record.Batch
+		err := rd.Next(&b)
+		if err == io.EOF {
+			break
+		}
+		any = true
+		if err != nil {
+			d.err = batchErr(b.BaseOffset, err)
+			return d
+		}
+		next := b.NextOffset()
+		if readCommitted && b.ProducerID >= 0 {
+			// A transaction aborted at or before this batch's end is
+			// in force from its first offset until its ABORT marker.
+			for len(aborted) > 0 && aborted[0].first <= b.LastOffset() {
+				if abortedPIDs == nil {
+					abortedPIDs = make(map[int64]struct{})
+				}
+				abortedPIDs[aborted[0].pid] = struct{}{}
+				aborted = aborted[1:]
+			}
+			if b.Attributes.Control() {
+				typ, err := b.ControlType(dec)
+				if err != nil {
+					d.err = batchErr(b.BaseOffset, err)
+					return d
+				}
+				if typ == record.ControlAbort {
+					delete(abortedPIDs, b.ProducerID)
+				}
+			} else if _, ok := abortedPIDs[b.ProducerID]; ok && b.Attributes.Transactional() {
+				d.next = max(d.next, next)
+				continue
+			}
+		}
+		if b.Attributes.Control() || next <= fetchOffset {
+			d.next = max(d.next, next)
+			continue
+		}
+		if err := d.appendBatch(&b, fetchOffset, dec); err != nil {
+			d.err = batchErr(b.BaseOffset, err)
+			return d
+		}
+		d.next = max(d.next, next)
+	}
+	if !any && len(data) > 0 && rd.Truncated() {
+		d.tooSmall = true
+	}
+	return d
+}
+
+// appendBatch decodes b's records at or after fetchOffset onto d.
+func (d *decoded) appendBatch(b *record.Batch, fetchOffset int64, dec *record.Decompressor) error {
+	data, err := b.Decompress(dec, nil)
+	if err != nil {
+		return err
+	}
+	if b.Attributes.Codec() == record.CodecNone {
+		// Uncompressed records would alias the whole fetch answer and
+		// keep it alive as long as any one of them is referenced; a copy
+		// per batch makes the budget count what is really held.
+		data = slices.Clone(data)
+	}
+	plain := *b
+	plain.Records = data
+	plain.Attributes &^= codecBits
+	raw, err := plain.AppendRecords(nil, nil)
+	if err != nil {
+		return err
+	}
+	start := len(d.records)
+	for i := range raw {
+		if raw[i].Offset < fetchOffset {
+			continue
+		}
+		d.records = append(d.records, Record{Record: raw[i], LeaderEpoch: b.PartitionLeaderEpoch})
+	}
+	if len(d.records) == start {
+		return nil
+	}
+	size := int64(len(data))
+	d.bytes += size
+	d.spans = append(d.spans, span{end: len(d.records), bytes: size})
+	return nil
+}
+
+// codecBits are the attribute bits naming the compression codec.
+const codecBits record.Attributes = 0x07
+
+// batchErr wraps a decoding failure so that it matches errs.ErrCorruptMessage
+// (for corrupt data) and the record package's sentinel.
+func batchErr(offset int64, err error) error {
+	e := &errs.Error{Detail: fmt.Sprintf("cannot read the batch at offset %d", offset), Err: err}
+	if errors.Is(err, record.ErrCorrupt) {
+		e.Code, e.Name = 2, errs.Lookup(2).Name
+	}
+	return e
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

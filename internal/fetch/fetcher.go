@@ -1,0 +1,395 @@
+package fetch
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/keel-go/keel/internal/conn"
+	"github.com/keel-go/keel/internal/errs"
+	"github.com/keel-go/keel/internal/meta"
+	"github.com/keel-go/keel/internal/record"
+)
+
+// Fetcher fetches the partitions assigned to it from their leaders and
+// buffers the records for Poll. Its methods are safe for concurrent use.
+//
+// Goroutines exist only while there is work: one per broker that leads an
+// assigned, unpaused partition while the buffer budget has room, one that
+// resolves start offsets (ListOffsets) while any partition needs one, and
+// short-lived ones for metadata lookups and retry timers. Close stops them
+// all.
+type Fetcher struct {
+	cfg  Config
+	pool *conn.Pool
+	meta *meta.Meta
+	dec  *record.Decompressor
+
+	ctx    context.Context // ended by Close: abandons requests in flight
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	unsub  func()
+
+	mu        sync.Mutex
+	parts     map[TP]*partition
+	order     []*partition // Poll's round-robin order
+	pollNext  int
+	sources   map[int32]*source
+	topics    map[string]*topicLookup
+	resolving bool
+	buffered  int64         // decompressed bytes fetched and not yet polled
+	ratio     float64       // decompressed/wire bytes of recent fetches
+	notify    chan struct{} // closed when Poll may find something new
+	timer     *time.Timer   // next retry of partitions in backoff
+	timerAt   time.Time
+	closed    bool
+}
+
+// topicLookup is the metadata lookup of a topic named by Assign.
+type topicLookup struct {
+	pending bool
+	err     error
+}
+
+// New returns a Fetcher that reaches brokers through pool and finds leaders
+// through m. Nothing is fetched until Assign.
+func New(cfg Config, pool *conn.Pool, m *meta.Meta) *Fetcher {
+	cfg.setDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &Fetcher{
+		cfg:     cfg,
+		pool:    pool,
+		meta:    m,
+		dec:     record.NewDecompressor(cfg.MaxDecompressed),
+		ctx:     ctx,
+		cancel:  cancel,
+		parts:   make(map[TP]*partition),
+		sources: make(map[int32]*source),
+		topics:  make(map[string]*topicLookup),
+		ratio:   1,
+	}
+	// Leaders that moved show up here first; partitions waiting for a
+	// leader are routed at once rather than at their next retry.
+	f.unsub = m.Subscribe(func(*meta.Snapshot) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.routeLocked()
+	})
+	return f
+}
+
+// Assign starts fetching tp at start: an exact offset, Earliest or Latest
+// (resolved with ListOffsets first). Assigning a partition already assigned
+// is Seek.
+func (f *Fetcher) Assign(tp TP, start Offset) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.assignLocked(tp)
+	if p == nil {
+		return
+	}
+	f.startAtLocked(p, start)
+	f.routeLocked()
+}
+
+// AssignAtTime starts fetching tp at the first record whose timestamp is at
+// or after ts, or at the end of the partition if there is none.
+func (f *Fetcher) AssignAtTime(tp TP, ts time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.assignLocked(tp)
+	if p == nil {
+		return
+	}
+	f.startAtLocked(p, Earliest)
+	p.resolveTo, p.byTime = ts.UnixMilli(), true
+	f.routeLocked()
+}
+
+// Seek drops what is buffered for tp and continues from o (an exact
+// offset, Earliest or Latest). It also restarts a partition stopped by an
+// error. Seeking a partition not assigned assigns it.
+func (f *Fetcher) Seek(tp TP, o Offset) { f.Assign(tp, o) }
+
+// Unassign stops fetching the partitions and drops what is buffered for
+// them.
+func (f *Fetcher) Unassign(tps ...TP) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, tp := range tps {
+		p := f.parts[tp]
+		if p == nil {
+			continue
+		}
+		f.dropBufferLocked(p)
+		p.gen++
+		p.removed = true
+		delete(f.parts, tp)
+		for i, x := range f.order {
+			if x == p {
+				f.order = append(f.order[:i], f.order[i+1:]...)
+				break
+			}
+		}
+	}
+	f.routeLocked() // budget may have been freed
+}
+
+// Pause leaves the partitions out of fetch requests (and out of the
+// brokers' fetch sessions) until Resume. Their buffered records stay, but
+// Poll does not return them while paused.
+func (f *Fetcher) Pause(tps ...TP) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, tp := range tps {
+		if p := f.parts[tp]; p != nil {
+			p.paused = true
+		}
+	}
+}
+
+// Resume undoes Pause.
+func (f *Fetcher) Resume(tps ...TP) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, tp := range tps {
+		if p := f.parts[tp]; p != nil {
+			p.paused = false
+		}
+	}
+	f.wakePollLocked()
+	f.routeLocked()
+}
+
+// Position returns the offset of the next record Poll will return for tp
+// (the offset to commit once everything before it is processed) with the
+// leader epoch of the record before it. It is false when tp is not
+// assigned or its start offset is not resolved yet.
+func (f *Fetcher) Position(tp TP) (Offset, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.parts[tp]
+	if p == nil || p.state == stResolve && len(p.buf) == 0 {
+		return Offset{}, false
+	}
+	return p.position, true
+}
+
+// Buffered returns the decompressed bytes fetched and not yet returned by
+// Poll, as counted against MaxBufferedBytes.
+func (f *Fetcher) Buffered() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.buffered
+}
+
+// Close stops fetching, abandons requests in flight and waits for every
+// goroutine the Fetcher started. Poll calls waiting return ErrClosed.
+func (f *Fetcher) Close() {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		f.wg.Wait()
+		return
+	}
+	f.closed = true
+	if f.timer != nil && f.timer.Stop() {
+		f.wg.Done()
+	}
+	f.timer = nil
+	f.wakePollLocked()
+	f.mu.Unlock()
+	f.unsub()
+	f.cancel()
+	f.wg.Wait()
+}
+
+func (f *Fetcher) assignLocked(tp TP) *partition {
+	if f.closed {
+		return nil
+	}
+	p := f.parts[tp]
+	if p == nil {
+		p = &partition{tp: tp, leader: -1, leaderEpoch: -1, maxBytes: f.cfg.PartitionMaxBytes, hwm: -1}
+		f.parts[tp] = p
+		f.order = append(f.order, p)
+	}
+	if t := f.topics[tp.Topic]; t == nil || !t.pending && t.err != nil {
+		f.lookupTopicLocked(tp.Topic)
+	}
+	return p
+}
+
+// startAtLocked (re)starts p at o, dropping anything buffered or in flight
+// for it.
+func (f *Fetcher) startAtLocked(p *partition, o Offset) {
+	f.dropBufferLocked(p)
+	p.gen++
+	p.retryAt, p.failures = time.Time{}, 0
+	p.byTime = false
+	if o.At >= 0 {
+		p.state = stFetch
+		p.fetchOffset = o.At
+		p.position = o
+		return
+	}
+	p.state = stResolve
+	p.resolveTo = o.At
+}
+
+// dropBufferLocked releases p's buffered records from the budget.
+func (f *Fetcher) dropBufferLocked(p *partition) {
+	for _, c := range p.buf {
+		for ; c.sp < len(c.spans); c.sp++ {
+			f.buffered -= c.spans[c.sp].bytes
+		}
+	}
+	p.buf = nil
+}
+
+// stopLocked queues err for Poll and stops p until Seek or Unassign.
+func (f *Fetcher) stopLocked(p *partition, err error) {
+	p.state = stStopped
+	p.buf = append(p.buf, &chunk{next: p.fetchOffset, err: err})
+	f.wakePollLocked()
+}
+
+// backoffLocked makes p wait before its next request; with unroute it
+// also forgets p's leader, which must then come from metadata again.
+func (f *Fetcher) backoffLocked(p *partition, unroute bool) {
+	p.failures++
+	p.retryAt = time.Now().Add(f.cfg.RetryBackoff.Delay(p.failures))
+	if unroute {
+		p.leader = -1
+	}
+	f.armLocked(p.retryAt)
+}
+
+func (f *Fetcher) wakePollLocked() {
+	if f.notify != nil {
+		close(f.notify)
+		f.notify = nil
+	}
+}
+
+// lookupTopicLocked asks metadata about a topic newly assigned, which also
+// makes every later metadata refresh include it.
+func (f *Fetcher) lookupTopicLocked(topic string) {
+	f.topics[topic] = &topicLookup{pending: true}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		_, err := f.meta.Topic(f.ctx, topic)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.closed {
+			return
+		}
+		f.topics[topic] = &topicLookup{err: err}
+		if err != nil {
+			for _, p := range f.order {
+				if p.tp.Topic == topic && p.state != stStopped {
+					f.stopLocked(p, err)
+				}
+			}
+		}
+		f.routeLocked()
+	}()
+}
+
+// routeLocked gives every partition that is not busy its current leader
+// from metadata, then starts the goroutines that have work: the sources of
+// brokers with fetchable partitions and the offset resolver. Partitions in
+// backoff are retried by a timer.
+func (f *Fetcher) routeLocked() {
+	if f.closed {
+		return
+	}
+	snap := f.meta.Current()
+	now := time.Now()
+	var wake time.Time
+	needMeta, resolve := false, false
+	for _, p := range f.order {
+		if p.state == stStopped || p.inflight {
+			continue
+		}
+		if p.retryAt.After(now) {
+			wake = earliest(wake, p.retryAt)
+			continue
+		}
+		if t := f.topics[p.tp.Topic]; t == nil || t.pending || t.err != nil {
+			continue
+		}
+		b, mp, ok := snap.Leader(p.tp.Topic, p.tp.Partition)
+		if !ok {
+			if t := snapTopic(snap, p.tp.Topic); t != nil && t.ErrCode == 0 && int(p.tp.Partition) >= len(t.Partitions) {
+				f.stopLocked(p, &errs.Error{Code: 3, Name: errs.Lookup(3).Name,
+					Detail: fmt.Sprintf("partition %v does not exist (topic has %d partitions)", p.tp, len(t.Partitions))})
+				continue
+			}
+			needMeta = true
+			f.backoffLocked(p, true)
+			wake = earliest(wake, p.retryAt)
+			continue
+		}
+		p.leader, p.leaderEpoch = b.ID, mp.LeaderEpoch
+		switch {
+		case p.fetchable(now) && f.buffered < f.cfg.MaxBufferedBytes:
+			f.startSourceLocked(p.leader)
+		case p.resolvable(now):
+			resolve = true
+		}
+	}
+	if needMeta {
+		f.meta.RefreshSoon()
+	}
+	if resolve && !f.resolving {
+		f.resolving = true
+		f.wg.Add(1)
+		go f.resolveLoop()
+	}
+	f.armLocked(wake)
+}
+
+func snapTopic(s *meta.Snapshot, topic string) *meta.Topic {
+	if s == nil {
+		return nil
+	}
+	return s.Topics[topic]
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// armLocked makes sure routeLocked runs again by at.
+func (f *Fetcher) armLocked(at time.Time) {
+	if at.IsZero() || f.closed {
+		return
+	}
+	if f.timer != nil {
+		if !f.timerAt.After(at) {
+			return
+		}
+		if f.timer.Stop() {
+			f.wg.Done()
+		}
+	}
+	f.wg.Add(1)
+	var t *time.Timer
+	// t is assigned under f.mu, which the callback takes before reading it.
+	t = time.AfterFunc(time.Until(at), func() {
+		defer f.wg.Done()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.timer == t {
+			f.timer, f.timerAt = nil, time.Time{}
+		}
+		f.routeLocked()
+	})
+	f.timer, f.timerAt = t, at
+}

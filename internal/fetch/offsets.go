@@ -1,0 +1,153 @@
+package fetch
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/keel-go/keel/internal/conn"
+	"github.com/keel-go/keel/internal/errs"
+)
+
+// resolveLoop turns symbolic start offsets (earliest, latest, a timestamp)
+// into offsets with ListOffsets to each partition's leader. It runs while
+// partitions need that and ends when none do.
+func (f *Fetcher) resolveLoop() {
+	defer f.wg.Done()
+	for {
+		f.mu.Lock()
+		if f.closed {
+			f.resolving = false
+			f.mu.Unlock()
+			return
+		}
+		now := time.Now()
+		byLeader := make(map[int32][]inReq)
+		for _, p := range f.order {
+			if p.resolvable(now) {
+				p.inflight = true
+				byLeader[p.leader] = append(byLeader[p.leader], inReq{p: p, gen: p.gen, offset: p.resolveTo, epoch: p.leaderEpoch})
+			}
+		}
+		if len(byLeader) == 0 {
+			f.resolving = false
+			f.mu.Unlock()
+			return
+		}
+		f.mu.Unlock()
+		// Brokers are asked one after the other: start offsets are
+		// needed once per assignment, not on the hot path.
+		for leader, reqs := range byLeader {
+			f.listOffsets(leader, reqs)
+		}
+	}
+}
+
+// listOffsets asks broker id for the offsets of reqs and applies them.
+func (f *Fetcher) listOffsets(id int32, reqs []inReq) {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	if f.cfg.ReadCommitted {
+		// Latest is then the last stable offset, not the high watermark.
+		req.IsolationLevel = 1
+	}
+	topics := make(map[string]int)
+	for _, r := range reqs {
+		i, ok := topics[r.p.tp.Topic]
+		if !ok {
+			i = len(req.Topics)
+			topics[r.p.tp.Topic] = i
+			rt := kmsg.NewListOffsetsRequestTopic()
+			rt.Topic = r.p.tp.Topic
+			req.Topics = append(req.Topics, rt)
+		}
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition = r.p.tp.Partition
+		rp.Timestamp = r.offset // -2 earliest, -1 latest, else milliseconds
+		rp.CurrentLeaderEpoch = r.epoch
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+	}
+	var resp *kmsg.ListOffsetsResponse
+	addr, ok := f.meta.BrokerAddr(id)
+	var err error = &errs.Error{Retriable: true, Detail: fmt.Sprintf("broker %d is not in the metadata", id), Err: errs.ErrBrokerUnreachable}
+	if ok {
+		var c *conn.Conn
+		if c, err = f.pool.Get(f.ctx, addr, conn.General); err == nil {
+			var kr kmsg.Response
+			if kr, err = c.Request(f.ctx, req); err == nil {
+				resp = kr.(*kmsg.ListOffsetsResponse)
+			}
+		}
+	}
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range reqs {
+		r.p.inflight = false
+	}
+	if err != nil {
+		if !f.closed {
+			f.cfg.Logger.Debug("keel: list offsets failed", "broker", id, "err", err)
+			for _, r := range reqs {
+				if !r.p.removed {
+					f.backoffLocked(r.p, true)
+				}
+			}
+			f.meta.RefreshSoon()
+		}
+		return
+	}
+	answers := make(map[TP]kmsg.ListOffsetsResponseTopicPartition)
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			answers[TP{t.Topic, p.Partition}] = p
+		}
+	}
+	for _, r := range reqs {
+		p := r.p
+		if p.removed || p.gen != r.gen || p.state != stResolve {
+			continue // seeked or unassigned meanwhile
+		}
+		a, ok := answers[p.tp]
+		if !ok {
+			f.backoffLocked(p, false)
+			continue
+		}
+		if a.ErrorCode != 0 {
+			f.listErrorLocked(p, a.ErrorCode, addr)
+			continue
+		}
+		if a.Offset < 0 && p.byTime {
+			// No record at or after the timestamp: start at the end.
+			p.resolveTo, p.byTime = OffsetLatest, false
+			continue
+		}
+		p.failures = 0
+		p.state = stFetch
+		p.fetchOffset = a.Offset
+		if len(p.buf) == 0 {
+			p.position = Offset{At: a.Offset, Epoch: -1}
+		} else {
+			// Data fetched before an out-of-range reset is still
+			// returned; the position jumps once it is drained.
+			p.buf = append(p.buf, &chunk{next: a.Offset})
+		}
+	}
+	f.routeLocked()
+}
+
+// listErrorLocked handles a partition-level ListOffsets error.
+func (f *Fetcher) listErrorLocked(p *partition, code int16, addr string) {
+	info := errs.Lookup(code)
+	switch {
+	case info.Metadata:
+		f.backoffLocked(p, true)
+		f.meta.RefreshSoon()
+	case info.Retriable:
+		f.backoffLocked(p, false)
+	default:
+		f.stopLocked(p, &errs.Error{Code: code, Name: info.Name, Broker: addr,
+			Detail: fmt.Sprintf("looking up the start offset of %v", p.tp)})
+	}
+}

@@ -1,0 +1,71 @@
+package fetch
+
+import "time"
+
+// partState is where a partition stands.
+type partState uint8
+
+const (
+	// stResolve: the start offset is symbolic (earliest, latest, a
+	// timestamp) and a ListOffsets answer must turn it into an offset.
+	stResolve partState = iota
+	// stFetch: fetching at fetchOffset.
+	stFetch
+	// stStopped: an error was queued for Poll; nothing more is fetched
+	// until Seek or Unassign.
+	stStopped
+)
+
+// partition is the fetcher's state for one assigned partition. Every field
+// is guarded by Fetcher.mu.
+type partition struct {
+	tp TP
+	// gen changes whenever the partition's position is set from outside
+	// (Assign, Seek, reset) or it is unassigned, so that an answer to a
+	// request sent before is recognised as stale and dropped.
+	gen     uint64
+	removed bool
+	state   partState
+
+	// resolveTo is what stResolve resolves: OffsetEarliest, OffsetLatest,
+	// or a timestamp in milliseconds when byTime.
+	resolveTo int64
+	byTime    bool
+
+	fetchOffset int64  // next offset to ask the broker for
+	position    Offset // next offset Poll returns, and the epoch before it
+	maxBytes    int32  // this partition's max bytes in a fetch request
+	hwm         int64
+
+	paused   bool
+	inflight bool // in a Fetch or ListOffsets request right now
+
+	leader      int32 // broker to ask; -1 while unknown
+	leaderEpoch int32 // from metadata, sent as CurrentLeaderEpoch
+	retryAt     time.Time
+	failures    int
+
+	buf []*chunk // fetched data not yet returned by Poll, oldest first
+}
+
+// chunk is one fetch answer's data for a partition, waiting for Poll.
+type chunk struct {
+	records []Record
+	spans   []span
+	i       int   // next record to return
+	sp      int   // next span whose bytes are still counted in the budget
+	next    int64 // the partition's position once the chunk is drained
+	err     error // reported after the records; the partition is stopped
+}
+
+// fetchable reports whether the partition can go into a fetch request to
+// its leader now.
+func (p *partition) fetchable(now time.Time) bool {
+	return p.state == stFetch && !p.paused && !p.inflight && p.leader >= 0 && !p.retryAt.After(now)
+}
+
+// resolvable reports whether the partition's start offset can be asked for
+// now.
+func (p *partition) resolvable(now time.Time) bool {
+	return p.state == stResolve && !p.inflight && p.leader >= 0 && !p.retryAt.After(now)
+}

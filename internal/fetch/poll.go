@@ -1,0 +1,109 @@
+package fetch
+
+import (
+	"context"
+	"slices"
+
+	"github.com/keel-go/keel/internal/errs"
+)
+
+// ErrClosed is returned by Poll after Close.
+var ErrClosed = errs.ErrClosed
+
+// Poll waits until records (or a partition error) are buffered, or ctx
+// ends, and returns up to max records in total (0: no limit), one Fetch per
+// partition with its records in offset order. Partitions take turns across
+// calls so that one busy partition cannot starve the others. The records
+// returned no longer count against the buffer budget; they are the
+// caller's to keep.
+//
+// Poll returns ctx's error when ctx ends first and ErrClosed after Close.
+// Paused partitions' buffered records are kept for after Resume.
+func (f *Fetcher) Poll(ctx context.Context, max int) ([]Fetch, error) {
+	for {
+		f.mu.Lock()
+		if f.closed {
+			f.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if out := f.takeLocked(max); len(out) > 0 {
+			f.mu.Unlock()
+			return out, nil
+		}
+		if f.notify == nil {
+			f.notify = make(chan struct{})
+		}
+		wait := f.notify
+		f.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// takeLocked hands out buffered records, advancing positions and releasing
+// the budget.
+func (f *Fetcher) takeLocked(limit int) []Fetch {
+	n := len(f.order)
+	if n == 0 {
+		return nil
+	}
+	start := f.pollNext % n
+	f.pollNext = start + 1
+	var out []Fetch
+	left := limit
+	drained := false
+	for i := 0; i < n && (limit <= 0 || left > 0); i++ {
+		p := f.order[(start+i)%n]
+		if p.paused || len(p.buf) == 0 {
+			continue
+		}
+		fe := Fetch{TP: p.tp, HighWatermark: p.hwm}
+		for len(p.buf) > 0 && (limit <= 0 || left > 0) {
+			c := p.buf[0]
+			take := len(c.records) - c.i
+			if limit > 0 {
+				take = min(take, left)
+			}
+			if take > 0 {
+				recs := c.records[c.i : c.i+take]
+				if fe.Records == nil {
+					// Clipped, so that appending the next chunk
+					// copies rather than writing into this one.
+					fe.Records = slices.Clip(recs)
+				} else {
+					fe.Records = append(fe.Records, recs...)
+				}
+				c.i += take
+				left -= take
+				last := &recs[len(recs)-1]
+				p.position = Offset{At: last.Offset + 1, Epoch: last.LeaderEpoch}
+				for ; c.sp < len(c.spans) && c.spans[c.sp].end <= c.i; c.sp++ {
+					f.buffered -= c.spans[c.sp].bytes
+				}
+			}
+			if c.i < len(c.records) {
+				break
+			}
+			// Drained: the position moves past what the chunk skipped
+			// (control batches, aborted transactions).
+			p.position.At = c.next
+			p.buf = p.buf[1:]
+			drained = true
+			if c.err != nil {
+				fe.Err = c.err
+				p.buf = nil
+				break
+			}
+		}
+		if len(fe.Records) > 0 || fe.Err != nil {
+			out = append(out, fe)
+		}
+	}
+	if drained || len(out) > 0 {
+		f.routeLocked() // the budget may have room again
+	}
+	return out
+}

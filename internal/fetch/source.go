@@ -1,0 +1,367 @@
+package fetch
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/keel-go/keel/internal/conn"
+	"github.com/keel-go/keel/internal/errs"
+)
+
+// source fetches the partitions one broker leads. Its goroutine runs while
+// the broker leads fetchable partitions and the buffer budget has room,
+// with one fetch request in flight at a time; it owns the fetch session.
+type source struct {
+	f       *Fetcher
+	id      int32
+	running bool // guarded by f.mu
+	sess    session
+	// sessionErrs counts session errors in a row, so that a broker that
+	// keeps rejecting our sessions is not asked again in a tight loop.
+	sessionErrs int
+}
+
+// inReq is one partition of a fetch request as it was sent.
+type inReq struct {
+	p      *partition
+	gen    uint64
+	offset int64 // fetch offset, or what ListOffsets resolves
+	epoch  int32 // current leader epoch sent with it
+}
+
+// startSourceLocked starts broker id's goroutine unless it runs already.
+func (f *Fetcher) startSourceLocked(id int32) {
+	s := f.sources[id]
+	if s == nil {
+		s = &source{f: f, id: id}
+		f.sources[id] = s
+	}
+	if s.running || f.closed {
+		return
+	}
+	s.running = true
+	f.wg.Add(1)
+	go s.run()
+}
+
+func (s *source) run() {
+	defer s.f.wg.Done()
+	for s.fetchOnce() {
+	}
+}
+
+// fetchOnce sends one fetch request and handles its answer. It returns
+// false, having marked the source stopped, when there is nothing to fetch.
+func (s *source) fetchOnce() bool {
+	f := s.f
+	f.mu.Lock()
+	want, parts, maxBytes := s.collectLocked()
+	if len(parts) == 0 {
+		s.running = false
+		f.mu.Unlock()
+		return false
+	}
+	f.mu.Unlock()
+
+	c, err := s.conn()
+	if err != nil {
+		s.failed(parts, err)
+		return true
+	}
+	s.sess.disabled = c.Versions().Version(int16(kmsg.Fetch)) < 7
+	sr := s.sess.build(want)
+	req := s.request(sr, maxBytes)
+	kr, err := c.Request(f.ctx, req)
+	if err != nil {
+		s.sess.failed()
+		s.failed(parts, err)
+		return true
+	}
+	s.handle(sr, parts, kr.(*kmsg.FetchResponse), c.Addr())
+	return true
+}
+
+// collectLocked picks the partitions to fetch from this broker now and
+// marks them in flight. It returns none while the budget is used up.
+func (s *source) collectLocked() (map[TP]sessionPart, map[TP]inReq, int32) {
+	f := s.f
+	if f.closed || f.buffered >= f.cfg.MaxBufferedBytes {
+		return nil, nil, 0
+	}
+	now := time.Now()
+	want := make(map[TP]sessionPart)
+	parts := make(map[TP]inReq)
+	for _, p := range f.order {
+		if p.leader != s.id || !p.fetchable(now) {
+			continue
+		}
+		p.inflight = true
+		want[p.tp] = sessionPart{Offset: p.fetchOffset, LeaderEpoch: p.leaderEpoch, MaxBytes: p.maxBytes}
+		parts[p.tp] = inReq{p: p, gen: p.gen, offset: p.fetchOffset}
+	}
+	// The response may not be larger than the room left in the budget
+	// (the broker still returns one batch if the first is larger). The
+	// budget counts decompressed bytes and the broker's limit compressed
+	// ones, so the room is scaled by the compression seen so far.
+	room := float64(f.cfg.MaxBufferedBytes-f.buffered) / max(f.ratio, 1)
+	return want, parts, int32(max(min(room, float64(f.cfg.MaxBytes)), 1))
+}
+
+func (s *source) conn() (*conn.Conn, error) {
+	addr, ok := s.f.meta.BrokerAddr(s.id)
+	if !ok {
+		return nil, &errs.Error{Retriable: true, Detail: fmt.Sprintf("broker %d is not in the metadata", s.id), Err: errs.ErrBrokerUnreachable}
+	}
+	return s.f.pool.Get(s.f.ctx, addr, conn.Fetch)
+}
+
+// request builds the fetch request for sr.
+func (s *source) request(sr sessionReq, maxBytes int32) *kmsg.FetchRequest {
+	cfg := &s.f.cfg
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID = -1
+	req.MaxWaitMillis = int32(cfg.MaxWait / time.Millisecond)
+	req.MinBytes = cfg.MinBytes
+	req.MaxBytes = maxBytes
+	if cfg.ReadCommitted {
+		req.IsolationLevel = 1
+	}
+	req.SessionID, req.SessionEpoch = sr.id, sr.epoch
+	topics := make(map[string]int)
+	for _, tp := range sr.send {
+		sp := sr.want[tp]
+		i, ok := topics[tp.Topic]
+		if !ok {
+			i = len(req.Topics)
+			topics[tp.Topic] = i
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic = tp.Topic
+			req.Topics = append(req.Topics, rt)
+		}
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = tp.Partition
+		rp.FetchOffset = sp.Offset
+		rp.PartitionMaxBytes = sp.MaxBytes
+		rp.CurrentLeaderEpoch = sp.LeaderEpoch
+		rp.LogStartOffset = -1
+		rp.LastFetchedEpoch = -1
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+	}
+	forgotten := make(map[string]int)
+	for _, tp := range sr.forget {
+		i, ok := forgotten[tp.Topic]
+		if !ok {
+			i = len(req.ForgottenTopics)
+			forgotten[tp.Topic] = i
+			ft := kmsg.NewFetchRequestForgottenTopic()
+			ft.Topic = tp.Topic
+			req.ForgottenTopics = append(req.ForgottenTopics, ft)
+		}
+		req.ForgottenTopics[i].Partitions = append(req.ForgottenTopics[i].Partitions, tp.Partition)
+	}
+	return req
+}
+
+// failed handles a request that got no answer: the partitions back off and
+// look for their leader again (the broker may be gone).
+func (s *source) failed(parts map[TP]inReq, err error) {
+	f := s.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range parts {
+		r.p.inflight = false
+		if !f.closed && !r.p.removed {
+			f.backoffLocked(r.p, true)
+		}
+	}
+	if f.closed || f.ctx.Err() != nil {
+		return
+	}
+	f.cfg.Logger.Debug("keel: fetch failed", "broker", s.id, "err", err)
+	f.meta.RefreshSoon()
+}
+
+// result is one partition's part of an answer, decoded outside the lock.
+type result struct {
+	r    inReq
+	code int16
+	hwm  int64
+	d    decoded
+}
+
+// handle applies a fetch answer.
+func (s *source) handle(sr sessionReq, parts map[TP]inReq, resp *kmsg.FetchResponse, addr string) {
+	f := s.f
+	s.sess.answered(sr, resp.ErrorCode, resp.SessionID)
+	if resp.ErrorCode == codeSessionIDNotFound || resp.ErrorCode == codeInvalidSessionEpoch {
+		s.sessionErrs++
+		f.cfg.Logger.Debug("keel: fetch session reset", "broker", s.id, "code", resp.ErrorCode)
+		s.release(parts, nil)
+		if s.sessionErrs > 1 {
+			s.sleep(f.cfg.RetryBackoff.Delay(s.sessionErrs - 1))
+		}
+		return
+	}
+	s.sessionErrs = 0
+	var results []result
+	var wire, plain int64 // for the compression ratio
+	if resp.ErrorCode != 0 {
+		// A top-level error concerns every partition of the request.
+		for _, r := range parts {
+			results = append(results, result{r: r, code: resp.ErrorCode, hwm: -1})
+		}
+	}
+	for i := range resp.Topics {
+		rt := &resp.Topics[i]
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			r, ok := parts[TP{rt.Topic, rp.Partition}]
+			if !ok || resp.ErrorCode != 0 {
+				continue
+			}
+			res := result{r: r, code: rp.ErrorCode, hwm: rp.HighWatermark}
+			if rp.ErrorCode == 0 {
+				res.d = decodePartition(rp.RecordBatches, r.offset, f.cfg.ReadCommitted, abortedOf(rp), f.dec)
+				if res.d.bytes > 0 {
+					wire += int64(len(rp.RecordBatches))
+					plain += res.d.bytes
+				}
+			}
+			results = append(results, res)
+		}
+	}
+	s.release(parts, func() {
+		if wire > 0 {
+			// Smoothed, so that one odd batch does not swing it.
+			f.ratio = (f.ratio + float64(plain)/float64(wire)) / 2
+		}
+		for _, res := range results {
+			s.applyLocked(res, addr)
+		}
+	})
+}
+
+// release clears the in-flight mark of the request's partitions, running
+// apply first under the lock, then routes again.
+func (s *source) release(parts map[TP]inReq, apply func()) {
+	f := s.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range parts {
+		r.p.inflight = false
+	}
+	if apply != nil {
+		apply()
+	}
+	f.routeLocked()
+}
+
+func (s *source) sleep(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.f.ctx.Done():
+	}
+}
+
+func abortedOf(rp *kmsg.FetchResponseTopicPartition) []abortedTxn {
+	if len(rp.AbortedTransactions) == 0 {
+		return nil
+	}
+	out := make([]abortedTxn, len(rp.AbortedTransactions))
+	for i, a := range rp.AbortedTransactions {
+		out[i] = abortedTxn{pid: a.ProducerID, first: a.FirstOffset}
+	}
+	return out
+}
+
+// maxPartitionBytes bounds how far a partition's max bytes is raised when
+// its next batch does not fit.
+const maxPartitionBytes = 1 << 30
+
+// applyLocked applies one partition's result unless the partition moved on
+// since the request was sent (Seek, Unassign, reset).
+func (s *source) applyLocked(res result, addr string) {
+	f := s.f
+	p := res.r.p
+	if p.removed || p.gen != res.r.gen || p.state != stFetch || p.fetchOffset != res.r.offset {
+		if res.code != 0 {
+			f.meta.HandleError(res.code)
+		}
+		return
+	}
+	if res.code != 0 {
+		f.partitionErrorLocked(p, res.code, addr)
+		return
+	}
+	p.failures = 0
+	p.hwm = res.hwm
+	d := res.d
+	if d.tooSmall {
+		if p.maxBytes < maxPartitionBytes {
+			// A broker older than KIP-74 returns only what fits; ask
+			// for more until the batch does.
+			p.maxBytes = int32(min(2*int64(p.maxBytes), maxPartitionBytes))
+			return
+		}
+		d.err = &errs.Error{Code: 10, Name: errs.Lookup(10).Name, Broker: addr,
+			Detail: fmt.Sprintf("the batch at offset %d of %v is larger than %d bytes", p.fetchOffset, p.tp, maxPartitionBytes)}
+	}
+	if len(d.records) == 0 && d.err == nil {
+		// Only control batches, aborted data or nothing: move past it.
+		if d.next > p.fetchOffset {
+			p.fetchOffset = d.next
+			if len(p.buf) == 0 {
+				p.position.At = d.next
+			} else {
+				p.buf = append(p.buf, &chunk{next: d.next})
+			}
+		}
+		return
+	}
+	p.buf = append(p.buf, &chunk{records: d.records, spans: d.spans, next: d.next, err: d.err})
+	f.buffered += d.bytes
+	p.fetchOffset = d.next
+	if d.err != nil {
+		p.state = stStopped
+		f.cfg.Logger.Warn("keel: partition stopped", "partition", p.tp.String(), "err", d.err)
+	}
+	f.wakePollLocked()
+}
+
+// partitionErrorLocked handles a partition-level error code from a fetch.
+func (f *Fetcher) partitionErrorLocked(p *partition, code int16, addr string) {
+	info := errs.Lookup(code)
+	switch {
+	case code == 1: // OFFSET_OUT_OF_RANGE
+		switch f.cfg.Reset {
+		case ResetEarliest, ResetLatest:
+			to := OffsetLatest
+			if f.cfg.Reset == ResetEarliest {
+				to = OffsetEarliest
+			}
+			f.cfg.Logger.Info("keel: fetch offset out of range; resetting", "partition", p.tp.String(), "offset", p.fetchOffset, "reset", f.cfg.Reset.String())
+			p.gen++
+			p.state, p.resolveTo, p.byTime = stResolve, to, false
+		default:
+			f.stopLocked(p, &errs.Error{Code: code, Name: info.Name, Broker: addr,
+				Detail: fmt.Sprintf("offset %d of %v is out of range and the reset policy is none", p.fetchOffset, p.tp)})
+		}
+	case code == 2: // CORRUPT_MESSAGE from the broker: never skip data
+		f.stopLocked(p, &errs.Error{Code: code, Name: info.Name, Broker: addr,
+			Detail: fmt.Sprintf("broker reports corrupt data at offset %d of %v", p.fetchOffset, p.tp)})
+	case info.Metadata:
+		f.cfg.Logger.Debug("keel: fetch needs fresh metadata", "partition", p.tp.String(), "broker", addr, "error", info.Name)
+		f.backoffLocked(p, true)
+		f.meta.RefreshSoon()
+	case info.Retriable:
+		f.cfg.Logger.Debug("keel: fetch will be retried", "partition", p.tp.String(), "broker", addr, "error", info.Name)
+		f.backoffLocked(p, false)
+	default:
+		f.stopLocked(p, &errs.Error{Code: code, Name: info.Name, Broker: addr, Retriable: false,
+			Detail: fmt.Sprintf("fetching %v at offset %d", p.tp, p.fetchOffset)})
+	}
+}
