@@ -22,6 +22,8 @@ type Message struct {
 	Timestamp time.Time
 	// Offset is set on consumed messages.
 	Offset int64
+
+	leaderEpoch int32 // of the batch a consumed message came in
 }
 
 // Header is a record header: a string key and a value (nil is Kafka's

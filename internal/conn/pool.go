@@ -26,6 +26,7 @@ const (
 type poolKey struct {
 	addr    string
 	purpose Purpose
+	owner   string // "" for shared connections
 }
 
 // Pool keeps at most one live connection per broker address and purpose,
@@ -75,7 +76,15 @@ func NewPool(cfg *Config, backoff Backoff, idleTimeout time.Duration) *Pool {
 // waits out the reconnect backoff of a broker that failed recently, under
 // ctx. A dial that fails is reported to every caller waiting for it.
 func (p *Pool) Get(ctx context.Context, addr string, purpose Purpose) (*Conn, error) {
-	key := poolKey{addr, purpose}
+	return p.GetOwned(ctx, addr, purpose, "")
+}
+
+// GetOwned is Get for a connection private to owner: requests that the
+// broker parks for a long time (a JoinGroup waits for the whole group)
+// must not hold up anyone else's requests, which on a shared connection
+// would queue behind them. CloseOwner closes them.
+func (p *Pool) GetOwned(ctx context.Context, addr string, purpose Purpose, owner string) (*Conn, error) {
+	key := poolKey{addr, purpose, owner}
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -159,6 +168,24 @@ func (p *Pool) dial(key poolKey, s *slot, ch chan struct{}) {
 	p.mu.Unlock()
 	if closed && c != nil {
 		c.Close() // the pool closed while we dialed
+	}
+}
+
+// CloseOwner closes the private connections of owner.
+func (p *Pool) CloseOwner(owner string) {
+	var toClose []*Conn
+	p.mu.Lock()
+	for k, s := range p.slots {
+		if k.owner == owner && owner != "" {
+			if s.conn != nil {
+				toClose = append(toClose, s.conn)
+			}
+			delete(p.slots, k)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range toClose {
+		c.Close()
 	}
 }
 

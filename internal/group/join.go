@@ -76,7 +76,7 @@ func (m *Member) isCooperative(protocol string) bool {
 
 func (m *Member) join(ctx context.Context, topics []string, owned Partitions) (*kmsg.JoinGroupResponse, string, error) {
 	for range 3 { // MEMBER_ID_REQUIRED asks for exactly one more try
-		c, addr, err := m.coordinator(ctx)
+		c, addr, err := m.joinCoordinator(ctx)
 		if err != nil {
 			return nil, "", err
 		}
@@ -188,7 +188,7 @@ func (m *Member) leaderPlan(ctx context.Context, protocol string, members []kmsg
 }
 
 func (m *Member) sync(ctx context.Context, join *kmsg.JoinGroupResponse, protocol string, plan []kmsg.SyncGroupRequestGroupAssignment, addr string) (Partitions, error) {
-	c, addr, err := m.coordinator(ctx)
+	c, addr, err := m.joinCoordinator(ctx)
 	if err != nil {
 		return nil, err
 	}

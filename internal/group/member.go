@@ -72,6 +72,7 @@ type Member struct {
 
 	rejoin chan struct{} // a rejoin was requested
 	lost   chan error    // heartbeats found the member fenced
+	owner  string        // names this member's private join connection
 }
 
 // New returns a member; Run drives it.
@@ -88,6 +89,7 @@ func New(cfg Config, pool *conn.Pool, m *meta.Meta) *Member {
 		owned:      Partitions{},
 		rejoin:     make(chan struct{}, 1),
 		lost:       make(chan error, 1),
+		owner:      fmt.Sprintf("group-member-%p", new(byte)),
 	}
 }
 
@@ -137,6 +139,7 @@ func (m *Member) Run(ctx context.Context) error {
 		unwatch()
 		stopHB()
 		wg.Wait()
+		m.pool.CloseOwner(m.owner)
 	}()
 
 	for attempt := 0; ; {
@@ -199,12 +202,26 @@ func (m *Member) loseAll(cause error) {
 	}
 }
 
+// coordinator returns a shared connection to the group coordinator, for
+// requests the broker answers at once (heartbeats, commits).
 func (m *Member) coordinator(ctx context.Context) (*conn.Conn, string, error) {
+	return m.coordinatorConn(ctx, "")
+}
+
+// joinCoordinator returns this member's own connection to the coordinator
+// for JoinGroup and SyncGroup, which the broker holds until the whole
+// group has joined: queued behind them, the heartbeats of other members of
+// the same client would stall until their sessions expired.
+func (m *Member) joinCoordinator(ctx context.Context) (*conn.Conn, string, error) {
+	return m.coordinatorConn(ctx, m.owner)
+}
+
+func (m *Member) coordinatorConn(ctx context.Context, owner string) (*conn.Conn, string, error) {
 	b, err := m.meta.Coordinator(ctx, meta.GroupCoordinator, m.cfg.Group)
 	if err != nil {
 		return nil, "", err
 	}
-	c, err := m.pool.Get(ctx, b.Addr(), conn.Group)
+	c, err := m.pool.GetOwned(ctx, b.Addr(), conn.Group, owner)
 	if err != nil {
 		m.meta.InvalidateCoordinator(meta.GroupCoordinator, m.cfg.Group)
 		return nil, "", err

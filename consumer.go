@@ -1,0 +1,108 @@
+package keel
+
+import (
+	"context"
+	"errors"
+
+	"github.com/keel-go/keel/internal/fetch"
+)
+
+// Consumer reads partitions directly, without a group: the caller says
+// which partitions and where to start, and tracks its own positions.
+type Consumer struct {
+	client  *Client
+	fetcher *fetch.Fetcher
+}
+
+// ConsumerOption configures a Consumer. Of the group options, these apply:
+// ResetOffset, ReadCommitted, FetchMaxWait and MaxBufferedFetchBytes.
+type ConsumerOption = GroupOption
+
+// NewConsumer returns a consumer reading through client.
+func NewConsumer(client *Client, opts ...ConsumerOption) (*Consumer, error) {
+	if client == nil {
+		return nil, &ConfigError{Option: "client", Problem: "nil client", Fix: "pass the *Client from NewClient"}
+	}
+	cfg := defaultGroupConfig()
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if cfg.fetchMaxWait <= 0 || cfg.maxBufferedBytes < int64(cfg.partitionMaxBytes) {
+		return nil, cfg.validate("direct", []string{"-"})
+	}
+	return &Consumer{client: client, fetcher: fetch.New(fetch.Config{
+		MaxWait:           cfg.fetchMaxWait,
+		MaxBytes:          cfg.fetchMaxBytes,
+		PartitionMaxBytes: cfg.partitionMaxBytes,
+		ReadCommitted:     cfg.readCommitted,
+		Reset:             fetch.ResetPolicy(cfg.reset),
+		MaxBufferedBytes:  cfg.maxBufferedBytes,
+		Logger:            client.logger,
+	}, client.pool, client.meta)}, nil
+}
+
+// Assign starts reading tp at start (AtEarliest, AtLatest, AtOffset,
+// AtTime). Assigning a partition again moves it.
+func (c *Consumer) Assign(tp TopicPartition, start StartOffset) {
+	ftp := fetch.TP{Topic: tp.Topic, Partition: tp.Partition}
+	if !start.time.IsZero() {
+		c.fetcher.AssignAtTime(ftp, start.time)
+		return
+	}
+	c.fetcher.Assign(ftp, fetch.At(start.at))
+}
+
+// Unassign stops reading partitions and drops what was fetched for them.
+func (c *Consumer) Unassign(tps ...TopicPartition) { c.fetcher.Unassign(toFetchTPs(tps)...) }
+
+// Pause stops fetching partitions until Resume.
+func (c *Consumer) Pause(tps ...TopicPartition) { c.fetcher.Pause(toFetchTPs(tps)...) }
+
+// Resume resumes fetching paused partitions.
+func (c *Consumer) Resume(tps ...TopicPartition) { c.fetcher.Resume(toFetchTPs(tps)...) }
+
+// Seek moves tp to start, dropping what was fetched beyond it.
+func (c *Consumer) Seek(tp TopicPartition, start StartOffset) {
+	ftp := fetch.TP{Topic: tp.Topic, Partition: tp.Partition}
+	if !start.time.IsZero() {
+		c.fetcher.AssignAtTime(ftp, start.time)
+		return
+	}
+	c.fetcher.Seek(ftp, fetch.At(start.at))
+}
+
+// Position returns the next offset Poll will return for tp.
+func (c *Consumer) Position(tp TopicPartition) (int64, bool) {
+	o, ok := c.fetcher.Position(fetch.TP{Topic: tp.Topic, Partition: tp.Partition})
+	return o.At, ok
+}
+
+// Poll waits under ctx for records and returns them, in offset order per
+// partition. A partition that cannot be read (out of range with
+// ResetNone, corrupt data) is reported once in the error, joined with the
+// others, and stops until Seek.
+func (c *Consumer) Poll(ctx context.Context) ([]*Message, error) {
+	fs, err := c.fetcher.Poll(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Message
+	var problems []error
+	for _, f := range fs {
+		for i := range f.Records {
+			out = append(out, toMessage(f.TP, &f.Records[i]))
+		}
+		if f.Err != nil {
+			problems = append(problems, f.Err)
+		}
+	}
+	return out, errors.Join(problems...)
+}
+
+// Close stops fetching and waits for the consumer's goroutines.
+func (c *Consumer) Close(ctx context.Context) error {
+	c.fetcher.Close()
+	return nil
+}

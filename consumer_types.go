@@ -1,0 +1,98 @@
+package keel
+
+import (
+	"context"
+	"time"
+
+	"github.com/keel-go/keel/internal/errs"
+	"github.com/keel-go/keel/internal/fetch"
+)
+
+// TopicPartition names one partition of a topic.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// Handler processes consumed messages, one partition's messages in order.
+// Returning nil marks the message processed: its offset will be committed.
+// ctx is cancelled, with cause ErrRevoked or ErrLost, when the message's
+// partition is taken away; the consumer waits (up to the rebalance timeout)
+// for Handle to return before the partition moves.
+type Handler interface {
+	Handle(ctx context.Context, m *Message) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, m *Message) error
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, m *Message) error { return f(ctx, m) }
+
+// Why a handler's ctx ended (context.Cause).
+var (
+	// ErrRevoked: the partition was revoked in a rebalance and goes to
+	// another member once the handler returns.
+	ErrRevoked = errs.NewSentinel("keel: partition revoked in a rebalance", false)
+	// ErrLost: the member lost the partition without a rebalance handshake
+	// (fenced or expired); another member may already be processing it,
+	// so nothing is committed.
+	ErrLost = errs.NewSentinel("keel: partition lost: this member was fenced or expired", false)
+	// ErrConsumerClosed: the consumer is closing.
+	ErrConsumerClosed = errs.NewSentinel("keel: consumer closed", false)
+)
+
+// HandlerAction is what to do after a handler failed on a message.
+type HandlerAction int8
+
+const (
+	// StopPartition stops processing the partition, leaving the failed
+	// message unprocessed (not committed). The default: nothing is
+	// skipped silently.
+	StopPartition HandlerAction = iota
+	// SkipMessage marks the message processed and goes on.
+	SkipMessage
+)
+
+// OffsetReset says where to start a partition with no committed offset, or
+// whose offset is out of range.
+type OffsetReset int8
+
+const (
+	ResetLatest   OffsetReset = OffsetReset(fetch.ResetLatest)
+	ResetEarliest OffsetReset = OffsetReset(fetch.ResetEarliest)
+	// ResetNone fails the partition with an error instead.
+	ResetNone OffsetReset = OffsetReset(fetch.ResetNone)
+)
+
+// StartOffset is where direct consumption of a partition starts.
+type StartOffset struct {
+	at   int64
+	time time.Time
+}
+
+// AtOffset starts at an exact offset.
+func AtOffset(o int64) StartOffset { return StartOffset{at: o} }
+
+// AtEarliest starts at the first record the broker still holds.
+func AtEarliest() StartOffset { return StartOffset{at: fetch.OffsetEarliest} }
+
+// AtLatest starts after the last record: only new records are read.
+func AtLatest() StartOffset { return StartOffset{at: fetch.OffsetLatest} }
+
+// AtTime starts at the first record with a timestamp at or after t.
+func AtTime(t time.Time) StartOffset { return StartOffset{time: t} }
+
+func toMessage(tp fetch.TP, r *fetch.Record) *Message {
+	m := &Message{
+		Topic:       tp.Topic,
+		Partition:   tp.Partition,
+		Key:         r.Key,
+		Value:       r.Value,
+		Headers:     r.Headers,
+		Timestamp:   time.UnixMilli(r.Timestamp),
+		Offset:      r.Offset,
+		leaderEpoch: r.LeaderEpoch,
+	}
+	return m
+}

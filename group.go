@@ -1,0 +1,547 @@
+package keel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/keel-go/keel/internal/conn"
+	"github.com/keel-go/keel/internal/fetch"
+	"github.com/keel-go/keel/internal/group"
+	"github.com/keel-go/keel/internal/group/assign"
+)
+
+// GroupConsumer is one member of a consumer group. Run processes records
+// with one worker per assigned partition; Poll is the low-level
+// alternative. Either way only processed (marked) offsets are committed:
+// on an interval, when partitions are revoked, and on Close.
+//
+// Heartbeats run in the background whatever the handlers do, so a slow
+// handler never gets the member kicked out. When a partition is revoked its
+// handler's ctx is cancelled with cause ErrRevoked; the consumer waits for
+// the handler to return (up to the rebalance timeout), commits what was
+// processed, and only then lets the partition go. With the default
+// cooperative-sticky assignor, partitions that stay keep being processed
+// throughout a rebalance.
+type GroupConsumer struct {
+	client  *Client
+	group   string
+	topics  []string
+	cfg     groupConfig
+	member  *group.Member
+	fetcher *fetch.Fetcher
+
+	mu         sync.Mutex
+	started    bool
+	mode       string // "run" or "poll"
+	parts      map[TopicPartition]*partitionState
+	marks      map[TopicPartition]group.Offset // processed, not yet committed
+	closed     bool
+	stopping   chan struct{} // closed by Close: no new records to handlers
+	memberCtx  context.Context
+	stopMember context.CancelFunc
+	memberDone chan struct{}
+	memberErr  error
+	handler    Handler
+	sem        chan struct{}
+	wg         sync.WaitGroup // workers, dispatcher, committer
+
+	// Poll mode: records handed out and not yet allowed to rebalance.
+	pollHeld   bool
+	pollNotify chan struct{}
+}
+
+// partitionState is an assigned partition.
+type partitionState struct {
+	tp     TopicPartition
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	w      *worker // Run mode
+	epoch  int32   // leader epoch of the last processed record
+	// leaving: revoked or lost, waiting for its handler to return. A
+	// record that handler finishes still counts as processed.
+	leaving bool
+}
+
+// NewGroupConsumer returns a member of group subscribed to topics (and to
+// SubscribeRegex, if given). It joins the group when Run or Poll is first
+// called. Invalid options give an error matching ErrInvalidConfig.
+func NewGroupConsumer(client *Client, groupID string, topics []string, opts ...GroupOption) (*GroupConsumer, error) {
+	if client == nil {
+		return nil, &ConfigError{Option: "client", Problem: "nil client", Fix: "pass the *Client from NewClient"}
+	}
+	cfg := defaultGroupConfig()
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if err := cfg.validate(groupID, topics); err != nil {
+		return nil, err
+	}
+	g := &GroupConsumer{
+		client:     client,
+		group:      groupID,
+		topics:     slices.Clone(topics),
+		cfg:        cfg,
+		parts:      make(map[TopicPartition]*partitionState),
+		marks:      make(map[TopicPartition]group.Offset),
+		stopping:   make(chan struct{}),
+		pollNotify: make(chan struct{}),
+	}
+	if cfg.maxConcurrency > 0 {
+		g.sem = make(chan struct{}, cfg.maxConcurrency)
+	}
+	var assignors []assign.Assignor
+	for _, n := range cfg.assignors {
+		a, _ := assign.ByName(n)
+		assignors = append(assignors, a)
+	}
+	g.member = group.New(group.Config{
+		Group:             groupID,
+		InstanceID:        cfg.instanceID,
+		Topics:            g.topics,
+		Regex:             cfg.regex,
+		Rack:              cfg.rack,
+		Assignors:         assignors,
+		SessionTimeout:    cfg.sessionTimeout,
+		RebalanceTimeout:  cfg.rebalanceTimeout,
+		HeartbeatInterval: cfg.heartbeatInterval,
+		Backoff:           conn.Backoff{Min: 100 * time.Millisecond, Max: time.Second},
+		Logger:            client.logger,
+		Callbacks: group.Callbacks{
+			Revoke: g.onRevoke,
+			Assign: g.onAssign,
+			Lost:   g.onLost,
+		},
+	}, client.pool, client.meta)
+	g.fetcher = fetch.New(fetch.Config{
+		MaxWait:           cfg.fetchMaxWait,
+		MaxBytes:          cfg.fetchMaxBytes,
+		PartitionMaxBytes: cfg.partitionMaxBytes,
+		ReadCommitted:     cfg.readCommitted,
+		Reset:             fetch.ResetPolicy(cfg.reset),
+		MaxBufferedBytes:  cfg.maxBufferedBytes,
+		Logger:            client.logger,
+	}, client.pool, client.meta)
+	return g, nil
+}
+
+// start joins the group and starts the committer, once.
+func (g *GroupConsumer) start(mode string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return ErrConsumerClosed
+	}
+	if g.started {
+		if g.mode != mode {
+			return fmt.Errorf("keel: group consumer already used with %s; Run and Poll do not mix", g.mode)
+		}
+		return nil
+	}
+	g.started, g.mode = true, mode
+	g.memberCtx, g.stopMember = context.WithCancel(context.Background())
+	g.memberDone = make(chan struct{})
+	go func() {
+		defer close(g.memberDone)
+		err := g.member.Run(g.memberCtx)
+		g.mu.Lock()
+		if !errors.Is(err, context.Canceled) {
+			g.memberErr = err
+		}
+		g.mu.Unlock()
+	}()
+	if g.cfg.autoCommit > 0 {
+		g.wg.Add(1)
+		go g.autoCommit()
+	}
+	return nil
+}
+
+// Run processes records with h until ctx ends, Close is called, or the
+// member fails for good (fenced, unauthorized). Each assigned partition
+// has its own worker calling h for its records in order. Run returns nil
+// after Close, ctx's error when ctx ended, or the member's error.
+func (g *GroupConsumer) Run(ctx context.Context, h Handler) error {
+	if h == nil {
+		return &ConfigError{Option: "Run", Problem: "nil handler", Fix: "pass a Handler or HandlerFunc"}
+	}
+	g.mu.Lock()
+	if g.handler != nil {
+		g.mu.Unlock()
+		return errors.New("keel: Run is already running")
+	}
+	g.handler = h
+	g.mu.Unlock()
+	if err := g.start("Run"); err != nil {
+		return err
+	}
+	// Partitions assigned before Run started get their workers now.
+	g.mu.Lock()
+	for _, ps := range g.parts {
+		if ps.w == nil {
+			g.startWorkerLocked(ps)
+		}
+	}
+	g.mu.Unlock()
+
+	dispatchDone := make(chan struct{})
+	dctx, stopDispatch := context.WithCancel(ctx)
+	go func() {
+		defer close(dispatchDone)
+		g.dispatch(dctx)
+	}()
+	var err error
+	select {
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-g.stopping:
+	case <-g.memberDone:
+		g.mu.Lock()
+		err = g.memberErr
+		g.mu.Unlock()
+	}
+	stopDispatch()
+	<-dispatchDone
+	if ctx.Err() != nil {
+		// The caller's ctx ended: stop every worker now and commit
+		// what they finished.
+		g.stopWorkers(ErrConsumerClosed, context.Background())
+		cctx, cancel := context.WithTimeout(context.Background(), g.cfg.sessionTimeout)
+		g.commitMarked(cctx, nil)
+		cancel()
+	}
+	return err
+}
+
+// dispatch moves fetched records to the workers of their partitions.
+func (g *GroupConsumer) dispatch(ctx context.Context) {
+	for {
+		fs, err := g.fetcher.Poll(ctx, 0)
+		if err != nil {
+			return
+		}
+		for _, f := range fs {
+			tp := TopicPartition{f.TP.Topic, f.TP.Partition}
+			g.mu.Lock()
+			ps := g.parts[tp]
+			g.mu.Unlock()
+			if ps == nil || ps.w == nil || ps.leaving {
+				continue // revoked meanwhile
+			}
+			msgs := make([]*Message, len(f.Records))
+			for i := range f.Records {
+				msgs[i] = toMessage(f.TP, &f.Records[i])
+			}
+			if n := ps.w.push(msgs, f.Err); n >= g.cfg.queueRecords {
+				g.fetcher.Pause(f.TP)
+			}
+		}
+	}
+}
+
+// onAssign starts fetching new partitions from their committed offsets.
+func (g *GroupConsumer) onAssign(assigned group.Partitions) {
+	tps := group.Flatten(assigned)
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.rebalanceTimeout)
+	defer cancel()
+	committed, err := g.member.Committed(ctx, tps)
+	if err != nil {
+		g.client.logger.Error("keel: cannot read committed offsets; starting by the reset policy", "group", g.group, "err", err)
+	}
+	var public []TopicPartition
+	g.mu.Lock()
+	for _, tp := range tps {
+		ptp := TopicPartition{tp.Topic, tp.Partition}
+		public = append(public, ptp)
+		if g.parts[ptp] != nil {
+			continue
+		}
+		pctx, pcancel := context.WithCancelCause(context.Background())
+		ps := &partitionState{tp: ptp, ctx: pctx, cancel: pcancel, epoch: -1}
+		g.parts[ptp] = ps
+		start := fetch.Offset{At: resetStart(g.cfg.reset), Epoch: -1}
+		if o, ok := committed[tp]; ok {
+			start = fetch.Offset{At: o.At, Epoch: o.Epoch}
+		}
+		g.fetcher.Assign(fetch.TP{Topic: tp.Topic, Partition: tp.Partition}, start)
+		if g.mode == "Run" && g.handler != nil {
+			g.startWorkerLocked(ps)
+		}
+	}
+	g.mu.Unlock()
+	sortTPs(public)
+	g.client.logger.Info("keel: partitions assigned", "group", g.group, "partitions", public)
+	if g.cfg.onAssigned != nil {
+		g.cfg.onAssigned(public)
+	}
+}
+
+func resetStart(r OffsetReset) int64 {
+	switch r {
+	case ResetEarliest:
+		return fetch.OffsetEarliest
+	case ResetLatest:
+		return fetch.OffsetLatest
+	}
+	return fetch.OffsetLatest // with ResetNone the fetcher fails the partition instead
+}
+
+// onRevoke stops the revoked partitions: their handlers' ctx is cancelled
+// with ErrRevoked, the consumer waits for them (bounded by ctx, the
+// rebalance timeout), commits what they processed, then lets them go.
+func (g *GroupConsumer) onRevoke(ctx context.Context, revoked group.Partitions) {
+	g.waitPollRelease(ctx)
+	tps := g.release(revoked, ErrRevoked, ctx)
+	if err := g.commitMarked(ctx, tps); err != nil {
+		g.client.logger.Error("keel: commit on revoke failed", "group", g.group, "err", err)
+	}
+	g.forgetMarks(tps)
+	public := toPublic(tps)
+	g.client.logger.Info("keel: partitions revoked", "group", g.group, "partitions", public)
+	if g.cfg.onRevoked != nil {
+		g.cfg.onRevoked(public)
+	}
+}
+
+// onLost stops lost partitions without committing: they may already be
+// another member's.
+func (g *GroupConsumer) onLost(lost group.Partitions) {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.rebalanceTimeout)
+	defer cancel()
+	tps := g.release(lost, ErrLost, ctx)
+	g.forgetMarks(tps)
+	public := toPublic(tps)
+	g.client.logger.Warn("keel: partitions lost", "group", g.group, "partitions", public)
+	if g.cfg.onLost != nil {
+		g.cfg.onLost(public)
+	}
+}
+
+// release stops fetching and processing partitions and waits, under ctx,
+// for their handlers to return. A record a handler finishes meanwhile is
+// still marked processed, so the commit that follows includes it and the
+// next owner does not process it again.
+func (g *GroupConsumer) release(p group.Partitions, cause error, ctx context.Context) []group.TP {
+	tps := group.Flatten(p)
+	var workers []*worker
+	g.mu.Lock()
+	for _, tp := range tps {
+		ps := g.parts[TopicPartition{tp.Topic, tp.Partition}]
+		if ps == nil {
+			continue
+		}
+		ps.leaving = true
+		g.fetcher.Unassign(fetch.TP{Topic: tp.Topic, Partition: tp.Partition})
+		ps.cancel(cause)
+		if ps.w != nil {
+			workers = append(workers, ps.w)
+		}
+	}
+	g.mu.Unlock()
+	for _, w := range workers {
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+			g.client.logger.Warn("keel: a handler did not return within the rebalance timeout; its partition moves on anyway", "group", g.group, "partition", w.tp)
+		}
+	}
+	g.mu.Lock()
+	for _, tp := range tps {
+		delete(g.parts, TopicPartition{tp.Topic, tp.Partition})
+	}
+	g.mu.Unlock()
+	return tps
+}
+
+func (g *GroupConsumer) forgetMarks(tps []group.TP) {
+	g.mu.Lock()
+	for _, tp := range tps {
+		delete(g.marks, TopicPartition{tp.Topic, tp.Partition})
+	}
+	g.mu.Unlock()
+}
+
+// mark records that m was processed: its offset + 1 will be committed.
+func (g *GroupConsumer) mark(m *Message) {
+	tp := TopicPartition{m.Topic, m.Partition}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.parts[tp] == nil {
+		return // no longer ours: the new owner decides
+	}
+	if cur, ok := g.marks[tp]; ok && cur.At > m.Offset {
+		return
+	}
+	g.marks[tp] = group.Offset{At: m.Offset + 1, Epoch: m.leaderEpoch}
+}
+
+// commitMarked commits processed offsets (of tps, or all when tps is nil).
+func (g *GroupConsumer) commitMarked(ctx context.Context, tps []group.TP) error {
+	g.mu.Lock()
+	offsets := make(map[group.TP]group.Offset)
+	if tps == nil {
+		for tp, o := range g.marks {
+			offsets[group.TP{Topic: tp.Topic, Partition: tp.Partition}] = o
+		}
+	} else {
+		for _, tp := range tps {
+			if o, ok := g.marks[TopicPartition{tp.Topic, tp.Partition}]; ok {
+				offsets[tp] = o
+			}
+		}
+	}
+	g.mu.Unlock()
+	if len(offsets) == 0 {
+		return nil
+	}
+	err := g.member.Commit(ctx, offsets)
+	if err == nil {
+		g.mu.Lock()
+		for tp, o := range offsets {
+			ptp := TopicPartition{tp.Topic, tp.Partition}
+			if cur, ok := g.marks[ptp]; ok && cur == o {
+				delete(g.marks, ptp) // committed and nothing newer
+			}
+		}
+		g.mu.Unlock()
+	}
+	return err
+}
+
+func (g *GroupConsumer) autoCommit() {
+	defer g.wg.Done()
+	t := time.NewTicker(g.cfg.autoCommit)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.memberCtx.Done():
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(g.memberCtx, g.cfg.autoCommit)
+			if err := g.commitMarked(ctx, nil); err != nil && g.memberCtx.Err() == nil {
+				g.client.logger.Warn("keel: interval commit failed; retrying at the next", "group", g.group, "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// Commit commits every processed offset now.
+func (g *GroupConsumer) Commit(ctx context.Context) error { return g.commitMarked(ctx, nil) }
+
+// Assigned returns the partitions this member processes now.
+func (g *GroupConsumer) Assigned() []TopicPartition {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]TopicPartition, 0, len(g.parts))
+	for tp := range g.parts {
+		out = append(out, tp)
+	}
+	sortTPs(out)
+	return out
+}
+
+// stopWorkers cancels every worker with cause and waits for them under ctx.
+func (g *GroupConsumer) stopWorkers(cause error, ctx context.Context) {
+	g.mu.Lock()
+	var workers []*worker
+	for _, ps := range g.parts {
+		if ps.w != nil {
+			ps.cancel(cause)
+			workers = append(workers, ps.w)
+		}
+	}
+	g.mu.Unlock()
+	for _, w := range workers {
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Close stops fetching, lets handlers finish the record they are on (until
+// ctx ends; then their ctx is cancelled with ErrConsumerClosed), commits
+// what was processed, leaves the group and stops. It returns when ctx ends
+// at the latest, whatever state the group is in.
+func (g *GroupConsumer) Close(ctx context.Context) error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	started := g.started
+	close(g.stopping)
+	var workers []*worker
+	for _, ps := range g.parts {
+		if ps.w != nil {
+			ps.w.stop()
+			workers = append(workers, ps.w)
+		}
+	}
+	g.mu.Unlock()
+	if !started {
+		g.fetcher.Close()
+		return nil
+	}
+	// Handlers finish their current record, within ctx.
+	for _, w := range workers {
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+		}
+	}
+	g.stopWorkers(ErrConsumerClosed, ctx)
+	var problems []error
+	if err := g.commitMarked(ctx, nil); err != nil {
+		problems = append(problems, fmt.Errorf("final commit: %w", err))
+	}
+	if err := g.member.Leave(ctx); err != nil {
+		problems = append(problems, fmt.Errorf("leaving the group: %w", err))
+	}
+	g.stopMember()
+	select {
+	case <-g.memberDone:
+	case <-ctx.Done():
+		problems = append(problems, ctx.Err())
+	}
+	g.fetcher.Close()
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("keel: closing group consumer %q: %w", g.group, errors.Join(problems...))
+	}
+	return nil
+}
+
+func toPublic(tps []group.TP) []TopicPartition {
+	out := make([]TopicPartition, len(tps))
+	for i, tp := range tps {
+		out[i] = TopicPartition{tp.Topic, tp.Partition}
+	}
+	sortTPs(out)
+	return out
+}
+
+func sortTPs(tps []TopicPartition) {
+	slices.SortFunc(tps, func(a, b TopicPartition) int {
+		if a.Topic != b.Topic {
+			if a.Topic < b.Topic {
+				return -1
+			}
+			return 1
+		}
+		return int(a.Partition - b.Partition)
+	})
+}

@@ -1,0 +1,210 @@
+package keel
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/keel-go/keel/internal/group/assign"
+)
+
+// GroupOption configures a GroupConsumer. NewGroupConsumer checks them
+// together.
+type GroupOption func(*groupConfig)
+
+type groupConfig struct {
+	assignors         []string
+	sessionTimeout    time.Duration
+	rebalanceTimeout  time.Duration
+	heartbeatInterval time.Duration
+	instanceID        string
+	regex             *regexp.Regexp
+	rack              string
+	reset             OffsetReset
+	readCommitted     bool
+	autoCommit        time.Duration
+	onAssigned        func([]TopicPartition)
+	onRevoked         func([]TopicPartition)
+	onLost            func([]TopicPartition)
+	onError           func(*Message, error) HandlerAction
+	maxConcurrency    int
+	blockOnPoll       bool
+	fetchMaxWait      time.Duration
+	fetchMaxBytes     int32
+	partitionMaxBytes int32
+	maxBufferedBytes  int64
+	queueRecords      int
+}
+
+func defaultGroupConfig() groupConfig {
+	return groupConfig{
+		assignors:         []string{assign.CooperativeStickyName},
+		sessionTimeout:    45 * time.Second, // Java session.timeout.ms
+		rebalanceTimeout:  5 * time.Minute,  // Java max.poll.interval.ms
+		heartbeatInterval: 3 * time.Second,  // Java heartbeat.interval.ms
+		reset:             ResetLatest,      // Java auto.offset.reset
+		autoCommit:        5 * time.Second,  // Java auto.commit.interval.ms
+		fetchMaxWait:      500 * time.Millisecond,
+		fetchMaxBytes:     50 << 20,
+		partitionMaxBytes: 1 << 20,
+		maxBufferedBytes:  64 << 20,
+		queueRecords:      1000,
+	}
+}
+
+// Assignors sets the partition assignors offered to the group, by name, in
+// order of preference: "cooperative-sticky" (the default), "sticky",
+// "range", "roundrobin". They interoperate with the Java client and
+// librdkafka, which use the same names and formats.
+func Assignors(names ...string) GroupOption {
+	return func(c *groupConfig) { c.assignors = names }
+}
+
+// SessionTimeout is how long the group waits without heartbeats before it
+// expires this member (default 45s).
+func SessionTimeout(d time.Duration) GroupOption {
+	return func(c *groupConfig) { c.sessionTimeout = d }
+}
+
+// RebalanceTimeout bounds a rebalance, including the wait for handlers of
+// revoked partitions to finish (default 5m, Java's max.poll.interval.ms).
+func RebalanceTimeout(d time.Duration) GroupOption {
+	return func(c *groupConfig) { c.rebalanceTimeout = d }
+}
+
+// HeartbeatInterval is how often the member heartbeats (default 3s).
+func HeartbeatInterval(d time.Duration) GroupOption {
+	return func(c *groupConfig) { c.heartbeatInterval = d }
+}
+
+// InstanceID makes the member static (KIP-345): a restart within the
+// session timeout keeps its partitions without a rebalance.
+func InstanceID(id string) GroupOption { return func(c *groupConfig) { c.instanceID = id } }
+
+// SubscribeRegex subscribes to every topic whose name matches re (in
+// addition to the topics given to NewGroupConsumer), following topics as
+// they are created and deleted.
+func SubscribeRegex(re *regexp.Regexp) GroupOption {
+	return func(c *groupConfig) { c.regex = re }
+}
+
+// Rack is this member's rack (client.rack), sent to the group.
+func Rack(rack string) GroupOption { return func(c *groupConfig) { c.rack = rack } }
+
+// ResetOffset says where a partition without a committed offset starts
+// (default ResetLatest, as Java).
+func ResetOffset(r OffsetReset) GroupOption { return func(c *groupConfig) { c.reset = r } }
+
+// ReadCommitted reads only committed transactional records.
+func ReadCommitted() GroupOption { return func(c *groupConfig) { c.readCommitted = true } }
+
+// AutoCommitInterval commits processed offsets this often (default 5s); 0
+// turns interval commits off (commits still happen on revoke and Close,
+// and with Commit).
+func AutoCommitInterval(d time.Duration) GroupOption {
+	return func(c *groupConfig) { c.autoCommit = d }
+}
+
+// OnAssigned is called with partitions added to this member.
+func OnAssigned(fn func([]TopicPartition)) GroupOption {
+	return func(c *groupConfig) { c.onAssigned = fn }
+}
+
+// OnRevoked is called with partitions taken from this member, after their
+// handlers returned and their offsets were committed.
+func OnRevoked(fn func([]TopicPartition)) GroupOption {
+	return func(c *groupConfig) { c.onRevoked = fn }
+}
+
+// OnLost is called with partitions this member lost without a rebalance
+// (fenced or expired); their offsets were not committed.
+func OnLost(fn func([]TopicPartition)) GroupOption {
+	return func(c *groupConfig) { c.onLost = fn }
+}
+
+// OnHandlerError decides what happens when a handler returns an error
+// (default: StopPartition, after logging the error).
+func OnHandlerError(fn func(m *Message, err error) HandlerAction) GroupOption {
+	return func(c *groupConfig) { c.onError = fn }
+}
+
+// MaxConcurrency bounds how many handlers run at once across partitions
+// (default: one per assigned partition).
+func MaxConcurrency(n int) GroupOption { return func(c *groupConfig) { c.maxConcurrency = n } }
+
+// BlockRebalanceOnPoll holds a rebalance, once Poll has returned records,
+// until AllowRebalance is called (bounded by the rebalance timeout): the
+// manual pattern for processing polled records safely.
+func BlockRebalanceOnPoll() GroupOption { return func(c *groupConfig) { c.blockOnPoll = true } }
+
+// FetchMaxWait is how long a broker may hold a fetch waiting for data
+// (default 500ms).
+func FetchMaxWait(d time.Duration) GroupOption {
+	return func(c *groupConfig) { c.fetchMaxWait = d }
+}
+
+// MaxBufferedFetchBytes bounds fetched data held before processing,
+// counted decompressed (default 64 MiB).
+func MaxBufferedFetchBytes(n int64) GroupOption {
+	return func(c *groupConfig) { c.maxBufferedBytes = n }
+}
+
+func (c *groupConfig) validate(group string, topics []string) error {
+	var problems []error
+	bad := func(opt, problem, fix string) {
+		problems = append(problems, &ConfigError{Option: opt, Problem: problem, Fix: fix})
+	}
+	if group == "" {
+		bad("group", "empty group id", "pass the consumer group's name")
+	}
+	if len(topics) == 0 && c.regex == nil {
+		bad("topics", "no topics to subscribe to", "pass topic names or SubscribeRegex")
+	}
+	for _, t := range topics {
+		if t == "" {
+			bad("topics", "an empty topic name", "remove it")
+		}
+	}
+	if len(c.assignors) == 0 {
+		bad("Assignors", "none given", `use e.g. Assignors("cooperative-sticky")`)
+	}
+	cooperative, eager := false, false
+	for _, n := range c.assignors {
+		a, ok := assign.ByName(n)
+		if !ok {
+			bad("Assignors", fmt.Sprintf("unknown assignor %q", n), `use "cooperative-sticky", "sticky", "range" or "roundrobin"`)
+			continue
+		}
+		if a.Protocol() == assign.Cooperative {
+			cooperative = true
+		} else {
+			eager = true
+		}
+	}
+	if cooperative && eager {
+		bad("Assignors", "mixes cooperative and eager assignors", "offer one kind; move a group from eager to cooperative with two rolling restarts")
+	}
+	if c.sessionTimeout <= 0 {
+		bad("SessionTimeout", fmt.Sprintf("%v is not positive", c.sessionTimeout), "use e.g. 45*time.Second")
+	}
+	if c.heartbeatInterval <= 0 || c.heartbeatInterval >= c.sessionTimeout {
+		bad("HeartbeatInterval", fmt.Sprintf("%v must be positive and below the session timeout (%v)", c.heartbeatInterval, c.sessionTimeout), "use about a third of the session timeout or less")
+	}
+	if c.rebalanceTimeout <= 0 {
+		bad("RebalanceTimeout", fmt.Sprintf("%v is not positive", c.rebalanceTimeout), "use e.g. 5*time.Minute")
+	}
+	if c.autoCommit < 0 {
+		bad("AutoCommitInterval", fmt.Sprintf("%v is negative", c.autoCommit), "use 0 to commit only on revoke, Close and Commit")
+	}
+	if c.maxConcurrency < 0 {
+		bad("MaxConcurrency", "negative", "use 0 for one handler per partition")
+	}
+	if c.fetchMaxWait <= 0 {
+		bad("FetchMaxWait", "not positive", "use e.g. 500*time.Millisecond")
+	}
+	if c.maxBufferedBytes < int64(c.partitionMaxBytes) {
+		bad("MaxBufferedFetchBytes", "below one partition's fetch size", "raise it")
+	}
+	return errors.Join(problems...)
+}
