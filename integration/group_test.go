@@ -60,7 +60,15 @@ func (p *processed) waitAll(t *testing.T, ctx context.Context, n int) {
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("only %d of %d records processed", have, n)
+			var miss []int
+			p.mu.Lock()
+			for i := 0; i < n && len(miss) < 10; i++ {
+				if p.counts[i] == 0 {
+					miss = append(miss, i)
+				}
+			}
+			p.mu.Unlock()
+			t.Fatalf("only %d of %d records processed; missing ids include %v", have, n, miss)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

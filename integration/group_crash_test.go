@@ -1,0 +1,134 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keel-go/keel"
+)
+
+// crashHelperEnv makes TestGroupCrashHelperProcess run a group member in
+// this test binary as a separate process, which the parent then kills:
+// the only honest way to crash without Close.
+const crashHelperEnv = "KEEL_CRASH_HELPER_BROKERS"
+
+// TestGroupCrashHelperProcess is the member that crashes; it only runs when
+// started by TestGroupMemberCrashWithoutClose.
+func TestGroupCrashHelperProcess(t *testing.T) {
+	brokers := os.Getenv(crashHelperEnv)
+	if brokers == "" {
+		t.Skip("helper process for TestGroupMemberCrashWithoutClose")
+	}
+	c, err := keel.NewClient(keel.SeedBrokers(strings.Split(brokers, ",")...))
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	g, err := keel.NewGroupConsumer(c, "crashy", []string{"orders"}, fastGroup()...)
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	out := bufio.NewWriter(os.Stdout)
+	var mu sync.Mutex
+	g.Run(context.Background(), keel.HandlerFunc(func(ctx context.Context, m *keel.Message) error {
+		time.Sleep(time.Millisecond)
+		mu.Lock()
+		fmt.Fprintf(out, "processed %s\n", m.Value)
+		out.Flush()
+		mu.Unlock()
+		return nil
+	}))
+}
+
+// A member that dies without Close: its partitions go to the others after
+// the session timeout, and they resume from its last committed offsets.
+// Records it processed after its last commit are processed again — the
+// only duplicates allowed, and they are counted.
+func TestGroupMemberCrashWithoutClose(t *testing.T) {
+	cl := groupCluster(t, 4)
+	c := newClient(t, cl)
+	p := newProducer(t, c)
+	ctx := testCtx(t, 2*time.Minute)
+	const n = 5000
+	if failed := produceIDs(t, ctx, p, "orders", n, nil); len(failed) > 0 {
+		t.Fatal(failed[0].Err)
+	}
+
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestGroupCrashHelperProcess$", "-test.v=false")
+	cmd.Env = append(os.Environ(), crashHelperEnv+"="+strings.Join(cl.Addrs(), ","))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	seen := newProcessed()
+	byCrashed := 0
+	lines := bufio.NewScanner(stdout)
+	for byCrashed < 1500 && lines.Scan() {
+		if id, ok := strings.CutPrefix(lines.Text(), "processed "); ok {
+			seen.add(&keel.Message{Value: []byte(id)})
+			byCrashed++
+		}
+	}
+	if byCrashed < 1500 {
+		t.Fatalf("helper stopped after %d records", byCrashed)
+	}
+	time.Sleep(300 * time.Millisecond) // let an interval commit or two happen
+	cmd.Process.Kill()                 // no Close, no LeaveGroup
+	for lines.Scan() {                 // what it printed before dying
+		if id, ok := strings.CutPrefix(lines.Text(), "processed "); ok {
+			seen.add(&keel.Message{Value: []byte(id)})
+			byCrashed++
+		}
+	}
+	cmd.Wait()
+	killed := time.Now()
+
+	var firstAssign time.Time
+	var once sync.Once
+	var firstMu sync.Mutex
+	first := map[int32]int64{}
+	m := startMember(t, c, "crashy", func(ctx context.Context, msg *keel.Message) error {
+		firstMu.Lock()
+		if _, ok := first[msg.Partition]; !ok {
+			first[msg.Partition] = msg.Offset
+		}
+		firstMu.Unlock()
+		seen.add(msg)
+		return nil
+	},
+		fastGroup(keel.OnAssigned(func([]keel.TopicPartition) {
+			once.Do(func() { firstMu.Lock(); firstAssign = time.Now(); firstMu.Unlock() })
+		}))...)
+	seen.waitAll(t, ctx, n)
+	if len(m.g.Assigned()) != 4 {
+		t.Fatalf("survivor has %v", m.g.Assigned())
+	}
+	firstMu.Lock()
+	waited := firstAssign.Sub(killed)
+	firstMu.Unlock()
+	missing, dup := seen.report(n)
+	t.Logf("crashed member processed %d records; survivor got the partitions %v after the kill (session timeout 6s); reprocessed after the crash: %d", byCrashed, waited.Round(time.Millisecond), dup)
+	if missing != 0 {
+		t.Fatalf("%d records never processed", missing)
+	}
+	if waited < 4*time.Second {
+		t.Errorf("partitions were reassigned %v after the crash, before the session timeout could expire", waited)
+	}
+	// The survivor resumed from the last commit, not from the start: at
+	// most the records the crashed member processed in its last commit
+	// interval (plus the 300ms we waited) come twice.
+	if dup >= byCrashed {
+		t.Fatalf("%d of %d records processed again: the survivor did not resume from committed offsets", dup, byCrashed)
+	}
+}
