@@ -54,6 +54,7 @@ var (
 	ErrSASLAuthentication   = errs.ErrSASLAuthentication   // 58 SASL_AUTHENTICATION_FAILED
 	ErrInvalidRecord        = errs.ErrInvalidRecord        // 87 INVALID_RECORD
 	ErrOffsetOutOfRange     = errs.ErrOffsetOutOfRange     // 1 OFFSET_OUT_OF_RANGE
+	ErrCorruptMessage       = errs.ErrCorruptMessage       // 2 CORRUPT_MESSAGE, also for bad CRCs found by keel
 	ErrRecordListTooLarge   = errs.ErrRecordListTooLarge   // 18 RECORD_LIST_TOO_LARGE
 	ErrRebalanceInProgress  = errs.ErrRebalanceInProgress  // 27 REBALANCE_IN_PROGRESS
 	ErrFencedInstanceID     = errs.ErrFencedInstanceID     // 82 FENCED_INSTANCE_ID
