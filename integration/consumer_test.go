@@ -250,7 +250,9 @@ func TestGroupRegexAndEagerAssignors(t *testing.T) {
 				t.Fatal(err)
 			}
 			done := make(chan error, 1)
-			go func() { done <- g.Run(context.Background(), keel.HandlerFunc(func(ctx context.Context, m *keel.Message) error { seen.add(m); return nil })) }()
+			go func() {
+				done <- g.Run(context.Background(), keel.HandlerFunc(func(ctx context.Context, m *keel.Message) error { seen.add(m); return nil }))
+			}()
 			defer func() { g.Close(context.Background()); <-done }()
 			if err := cl.CreateTopic("ordinals", 2); err != nil {
 				t.Fatal(err)
