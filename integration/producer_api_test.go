@@ -254,3 +254,28 @@ func TestEventsCarryUntargetedDeliveriesAndOperations(t *testing.T) {
 		}
 	}
 }
+
+// A permanent broker refusal fails only the records it concerns, with the
+// broker's error, and they are NotWritten; the other partitions deliver.
+func TestPermanentErrorFailsOnlyItsRecords(t *testing.T) {
+	cl := startCluster(t, keeltest.Brokers(1), keeltest.Topic("t", 2))
+	c := newClient(t, cl)
+	p := newProducer(t, c, keel.ManualPartitioner())
+	ctx := testCtx(t, 20*time.Second)
+	cl.FailRequests(kmsg.Produce, 29, 1, keeltest.OnTopic("t"), keeltest.OnPartitions(1)) // TOPIC_AUTHORIZATION_FAILED
+	ds, _ := p.SendAll(ctx,
+		&keel.Message{Topic: "t", Partition: 0, Value: []byte("ok")},
+		&keel.Message{Topic: "t", Partition: 1, Value: []byte("refused")},
+	)
+	if ds[0].Err != nil {
+		t.Fatalf("partition 0: %v", ds[0].Err)
+	}
+	err := ds[1].Err
+	if !errors.Is(err, keel.ErrTopicAuthorization) || !errors.Is(err, keel.ErrNotWritten) || keel.IsRetriable(err) {
+		t.Fatalf("partition 1: want a non-retriable ErrTopicAuthorization + ErrNotWritten, got %v", err)
+	}
+	// The partition is usable again for the next records.
+	if _, err := p.Send(ctx, &keel.Message{Topic: "t", Partition: 1, Value: []byte("later")}); err != nil {
+		t.Fatalf("after the refusal: %v", err)
+	}
+}
