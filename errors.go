@@ -74,6 +74,7 @@ type ConfigError struct {
 	Fix     string // what to do instead
 }
 
+// Error says which option is wrong and how to fix it.
 func (e *ConfigError) Error() string {
 	s := "keel: invalid " + e.Option + ": " + e.Problem
 	if e.Fix != "" {

@@ -45,6 +45,7 @@ const (
 	OutcomeUnknown
 )
 
+// String names the outcome.
 func (o Outcome) String() string {
 	switch o {
 	case Delivered:
@@ -90,6 +91,7 @@ type ProduceError struct {
 	Err       error
 }
 
+// Error says which record failed, how, and why.
 func (e *ProduceError) Error() string {
 	where := e.Topic
 	if e.Partition >= 0 {
@@ -98,6 +100,7 @@ func (e *ProduceError) Error() string {
 	return "keel: record for " + where + " " + e.Outcome.String() + ": " + e.Err.Error()
 }
 
+// Unwrap returns the cause.
 func (e *ProduceError) Unwrap() error { return e.Err }
 
 // Is matches ErrNotWritten and ErrOutcomeUnknown by outcome.

@@ -38,6 +38,7 @@ const (
 	Zstd          Codec = Codec(record.CodecZstd)
 )
 
+// String names the codec.
 func (c Codec) String() string { return record.Codec(c).String() }
 
 type producerConfig struct {
