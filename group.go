@@ -46,8 +46,14 @@ type GroupConsumer struct {
 	memberDone chan struct{}
 	memberErr  error
 	handler    Handler
+	ranOnce    bool
 	sem        chan struct{}
-	wg         sync.WaitGroup // workers, dispatcher, committer
+	wg         sync.WaitGroup // workers and dispatcher
+
+	// One commit at a time: a late retry must not overtake a newer one.
+	commitMu       sync.Mutex
+	stopAutoCommit context.CancelFunc
+	autoDone       chan struct{}
 
 	// Poll mode: records handed out and not yet allowed to rebalance.
 	pollHeld   bool
@@ -155,26 +161,33 @@ func (g *GroupConsumer) start(mode string) error {
 		}
 		g.mu.Unlock()
 	}()
-	if g.cfg.autoCommit > 0 {
-		g.wg.Add(1)
-		go g.autoCommit()
-	}
+	actx, cancel := context.WithCancel(g.memberCtx)
+	g.stopAutoCommit = cancel
+	g.autoDone = make(chan struct{})
+	go g.autoCommit(actx)
 	return nil
 }
+
+// runStopWait bounds how long Run, once its ctx ended, waits for handlers
+// to return and for the commit of what they processed.
+const runStopWait = 3 * time.Second
 
 // Run processes records with h until ctx ends, Close is called, or the
 // member fails for good (fenced, unauthorized). Each assigned partition
 // has its own worker calling h for its records in order. Run returns nil
-// after Close, ctx's error when ctx ended, or the member's error.
+// after Close, ctx's error when ctx ended, or the member's error. Run runs
+// once per consumer: after it returns, the member keeps its partitions
+// (idle) until Close, which commits and leaves the group.
 func (g *GroupConsumer) Run(ctx context.Context, h Handler) error {
 	if h == nil {
 		return &ConfigError{Option: "Run", Problem: "nil handler", Fix: "pass a Handler or HandlerFunc"}
 	}
 	g.mu.Lock()
-	if g.handler != nil {
+	if g.ranOnce {
 		g.mu.Unlock()
-		return errors.New("keel: Run is already running")
+		return errors.New("keel: Run was already called on this consumer; it runs once — Close it and make a new one")
 	}
+	g.ranOnce = true
 	g.handler = h
 	g.mu.Unlock()
 	if err := g.start("Run"); err != nil {
@@ -207,11 +220,17 @@ func (g *GroupConsumer) Run(ctx context.Context, h Handler) error {
 	}
 	stopDispatch()
 	<-dispatchDone
-	if ctx.Err() != nil {
-		// The caller's ctx ended: stop every worker now and commit
-		// what they finished.
-		g.stopWorkers(ErrConsumerClosed, context.Background())
-		cctx, cancel := context.WithTimeout(context.Background(), g.cfg.sessionTimeout)
+	select {
+	case <-g.stopping: // Close stops the workers gracefully itself
+	default:
+		// ctx ended or the member failed: stop every worker now (their
+		// handlers' ctx is cancelled; Run waits a few seconds for them)
+		// and commit what they finished. The member keeps its partitions
+		// until Close, which also waits for handlers still running.
+		wctx, cancel := context.WithTimeout(context.Background(), runStopWait)
+		g.stopWorkers(ErrConsumerClosed, wctx)
+		cancel()
+		cctx, cancel := context.WithTimeout(context.Background(), runStopWait)
 		g.commitMarked(cctx, nil)
 		cancel()
 	}
@@ -237,24 +256,42 @@ func (g *GroupConsumer) dispatch(ctx context.Context) {
 			for i := range f.Records {
 				msgs[i] = toMessage(f.TP, &f.Records[i])
 			}
-			if n := ps.w.push(msgs, f.Err); n >= g.cfg.queueRecords {
-				g.fetcher.Pause(f.TP)
-			}
+			ps.w.push(msgs, f.Err)
 		}
 	}
 }
 
 // onAssign starts fetching new partitions from their committed offsets.
+// It never falls back to the reset policy because the committed offsets
+// could not be read: that would skip or repeat records. It retries until
+// it can, or the consumer closes.
 func (g *GroupConsumer) onAssign(assigned group.Partitions) {
 	tps := group.Flatten(assigned)
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.rebalanceTimeout)
-	defer cancel()
-	committed, err := g.member.Committed(ctx, tps)
-	if err != nil {
-		g.client.logger.Error("keel: cannot read committed offsets; starting by the reset policy", "group", g.group, "err", err)
+	var committed map[group.TP]group.Offset
+	for attempt := 1; ; attempt++ {
+		var err error
+		committed, err = g.member.Committed(g.memberCtx, tps)
+		if err == nil {
+			break
+		}
+		if g.memberCtx.Err() != nil {
+			return
+		}
+		g.client.logger.Error("keel: cannot read committed offsets; retrying (the partitions wait)", "group", g.group, "err", err)
+		t := time.NewTimer(conn.Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second}.Delay(attempt))
+		select {
+		case <-t.C:
+		case <-g.memberCtx.Done():
+			t.Stop()
+			return
+		}
 	}
 	var public []TopicPartition
 	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
 	for _, tp := range tps {
 		ptp := TopicPartition{tp.Topic, tp.Partition}
 		public = append(public, ptp)
@@ -271,6 +308,9 @@ func (g *GroupConsumer) onAssign(assigned group.Partitions) {
 		g.fetcher.Assign(fetch.TP{Topic: tp.Topic, Partition: tp.Partition}, start)
 		if g.mode == "Run" && g.handler != nil {
 			g.startWorkerLocked(ps)
+			if start.At >= 0 {
+				ps.w.nextOffset = start.At
+			}
 		}
 	}
 	g.mu.Unlock()
@@ -311,7 +351,7 @@ func (g *GroupConsumer) onRevoke(ctx context.Context, revoked group.Partitions) 
 // onLost stops lost partitions without committing: they may already be
 // another member's.
 func (g *GroupConsumer) onLost(lost group.Partitions) {
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.rebalanceTimeout)
+	ctx, cancel := context.WithTimeout(g.memberCtx, g.cfg.rebalanceTimeout)
 	defer cancel()
 	tps := g.release(lost, ErrLost, ctx)
 	g.forgetMarks(tps)
@@ -382,6 +422,8 @@ func (g *GroupConsumer) mark(m *Message) {
 
 // commitMarked commits processed offsets (of tps, or all when tps is nil).
 func (g *GroupConsumer) commitMarked(ctx context.Context, tps []group.TP) error {
+	g.commitMu.Lock()
+	defer g.commitMu.Unlock()
 	g.mu.Lock()
 	offsets := make(map[group.TP]group.Offset)
 	if tps == nil {
@@ -413,17 +455,20 @@ func (g *GroupConsumer) commitMarked(ctx context.Context, tps []group.TP) error 
 	return err
 }
 
-func (g *GroupConsumer) autoCommit() {
-	defer g.wg.Done()
+func (g *GroupConsumer) autoCommit(ctx context.Context) {
+	defer close(g.autoDone)
+	if g.cfg.autoCommit <= 0 {
+		return
+	}
 	t := time.NewTicker(g.cfg.autoCommit)
 	defer t.Stop()
 	for {
 		select {
-		case <-g.memberCtx.Done():
+		case <-ctx.Done():
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(g.memberCtx, g.cfg.autoCommit)
-			if err := g.commitMarked(ctx, nil); err != nil && g.memberCtx.Err() == nil {
+			cctx, cancel := context.WithTimeout(ctx, g.cfg.autoCommit)
+			if err := g.commitMarked(cctx, nil); err != nil && ctx.Err() == nil {
 				g.client.logger.Warn("keel: interval commit failed; retrying at the next", "group", g.group, "err", err)
 			}
 			cancel()
@@ -499,6 +544,11 @@ func (g *GroupConsumer) Close(ctx context.Context) error {
 		}
 	}
 	g.stopWorkers(ErrConsumerClosed, ctx)
+	g.stopAutoCommit()
+	select {
+	case <-g.autoDone:
+	case <-ctx.Done():
+	}
 	var problems []error
 	if err := g.commitMarked(ctx, nil); err != nil {
 		problems = append(problems, fmt.Errorf("final commit: %w", err))

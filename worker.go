@@ -16,35 +16,56 @@ type worker struct {
 	ps *partitionState
 	tp TopicPartition
 
-	mu       sync.Mutex
-	queue    []*Message
-	failure  error // a fetch error to report after the queued records
-	wake     chan struct{}
-	stopping bool // Close: finish the current record, take no more
-	done     chan struct{}
+	mu         sync.Mutex
+	queue      []*Message
+	bytes      int   // of the queued messages' keys and values
+	paused     bool  // flow control paused fetching this partition
+	nextOffset int64 // offset expected next; older records are stale refetches (-1: any)
+	failure    error // a fetch error to report after the queued records
+	wake       chan struct{}
+	stopping   bool // Close: finish the current record, take no more
+	done       chan struct{}
 }
 
 func (g *GroupConsumer) startWorkerLocked(ps *partitionState) {
-	w := &worker{g: g, ps: ps, tp: ps.tp, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &worker{g: g, ps: ps, tp: ps.tp, wake: make(chan struct{}, 1), done: make(chan struct{}), nextOffset: -1}
 	ps.w = w
 	g.wg.Add(1)
 	go w.run()
 }
 
-// push queues records and returns the queue length.
-func (w *worker) push(msgs []*Message, err error) int {
+// Flow control: a partition whose worker falls behind stops being fetched
+// until its queue drains, so fetched data does not pile up in memory.
+const (
+	queueHighBytes = 4 << 20
+	queueLowBytes  = 1 << 20
+)
+
+// push queues records, dropping any below the offset expected next (a
+// stale fetch of this partition's previous assignment), and pauses
+// fetching when the queue is full.
+func (w *worker) push(msgs []*Message, err error) {
 	w.mu.Lock()
-	w.queue = append(w.queue, msgs...)
+	for _, m := range msgs {
+		if w.nextOffset >= 0 && m.Offset < w.nextOffset {
+			continue
+		}
+		w.nextOffset = m.Offset + 1
+		w.queue = append(w.queue, m)
+		w.bytes += len(m.Key) + len(m.Value)
+	}
 	if err != nil && w.failure == nil {
 		w.failure = err
 	}
-	n := len(w.queue)
+	if !w.paused && (len(w.queue) >= w.g.cfg.queueRecords || w.bytes >= queueHighBytes) {
+		w.paused = true
+		w.g.fetcher.Pause(fetch.TP{Topic: w.tp.Topic, Partition: w.tp.Partition})
+	}
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
-	return n
 }
 
 func (w *worker) stop() {
@@ -69,11 +90,12 @@ func (w *worker) next() (*Message, error) {
 			m := w.queue[0]
 			w.queue[0] = nil
 			w.queue = w.queue[1:]
-			resume := len(w.queue) == w.g.cfg.queueRecords/2
-			w.mu.Unlock()
-			if resume {
+			w.bytes -= len(m.Key) + len(m.Value)
+			if w.paused && len(w.queue) <= w.g.cfg.queueRecords/2 && w.bytes <= queueLowBytes {
+				w.paused = false
 				w.g.fetcher.Resume(fetch.TP{Topic: w.tp.Topic, Partition: w.tp.Partition})
 			}
+			w.mu.Unlock()
 			return m, nil
 		}
 		if err := w.failure; err != nil {

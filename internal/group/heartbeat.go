@@ -32,19 +32,9 @@ func (m *Member) heartbeatLoop(ctx context.Context) {
 		case 0:
 		case 27: // REBALANCE_IN_PROGRESS: others are joining
 			m.RequestRejoin()
-		case 22, 25: // ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID: fenced
-			m.mu.Lock()
-			current := m.generation == gen
-			m.mu.Unlock()
-			if current {
-				select {
-				case m.lost <- m.groupErr("Heartbeat", code, ""):
-				default:
-				}
-			}
-		case 82: // FENCED_INSTANCE_ID
+		case 22, 25, 82: // ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID
 			select {
-			case m.lost <- m.groupErr("Heartbeat", code, ""):
+			case m.lost <- lostSignal{gen, m.groupErr("Heartbeat", code, "")}:
 			default:
 			}
 		case 15, 16, 14:

@@ -17,13 +17,13 @@ import (
 // callbacks for what changed.
 func (m *Member) joinAndSync(ctx context.Context) error {
 	m.mu.Lock()
-	m.stable = false
 	eager := m.protocol != "" && !m.isCooperative(m.protocol)
 	owned := clonePartitions(m.owned)
 	m.mu.Unlock()
 
 	// Eager assignors hand out every partition afresh: give them all up
-	// before joining.
+	// before joining. Heartbeats go on meanwhile (the member is still in
+	// its generation), so a slow handler does not get it expired.
 	if eager && !isEmpty(owned) {
 		m.revoke(ctx, owned)
 		m.mu.Lock()
@@ -31,6 +31,9 @@ func (m *Member) joinAndSync(ctx context.Context) error {
 		m.mu.Unlock()
 		owned = Partitions{}
 	}
+	m.mu.Lock()
+	m.stable = false
+	m.mu.Unlock()
 
 	topics := m.subscription()
 	if len(topics) == 0 {
@@ -120,10 +123,10 @@ func (m *Member) join(ctx context.Context, topics []string, owned Partitions) (*
 			m.memberID = r.MemberID
 			m.mu.Unlock()
 			continue
-		case 25: // UNKNOWN_MEMBER_ID
-			m.mu.Lock()
-			m.memberID, m.generation = "", -1
-			m.mu.Unlock()
+		case 25, 22: // UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION: what we own may be others' now
+			err := m.groupErr("JoinGroup", r.ErrorCode, addr)
+			m.loseAll(err)
+			return nil, "", err
 		}
 		return nil, "", m.groupErr("JoinGroup", r.ErrorCode, addr)
 	}
@@ -209,15 +212,11 @@ func (m *Member) sync(ctx context.Context, join *kmsg.JoinGroupResponse, protoco
 	}
 	r := resp.(*kmsg.SyncGroupResponse)
 	if r.ErrorCode != 0 {
+		err := m.groupErr("SyncGroup", r.ErrorCode, addr)
 		if r.ErrorCode == 25 || r.ErrorCode == 22 { // unknown member, illegal generation
-			m.mu.Lock()
-			m.generation = -1
-			if r.ErrorCode == 25 {
-				m.memberID = ""
-			}
-			m.mu.Unlock()
+			m.loseAll(err)
 		}
-		return nil, m.groupErr("SyncGroup", r.ErrorCode, addr)
+		return nil, err
 	}
 	if r.Protocol != nil && *r.Protocol != protocol {
 		return nil, fmt.Errorf("group %q: SyncGroup answered for assignor %q, joined with %q", m.cfg.Group, *r.Protocol, protocol)

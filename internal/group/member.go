@@ -70,9 +70,9 @@ type Member struct {
 	signature  string // subscribed topics and partition counts at the last join
 	stable     bool   // synced and not rejoining: heartbeats go out
 
-	rejoin chan struct{} // a rejoin was requested
-	lost   chan error    // heartbeats found the member fenced
-	owner  string        // names this member's private join connection
+	rejoin chan struct{}   // a rejoin was requested
+	lost   chan lostSignal // heartbeats found the member fenced
+	owner  string          // names this member's private join connection
 }
 
 // New returns a member; Run drives it.
@@ -88,7 +88,7 @@ func New(cfg Config, pool *conn.Pool, m *meta.Meta) *Member {
 		generation: -1,
 		owned:      Partitions{},
 		rejoin:     make(chan struct{}, 1),
-		lost:       make(chan error, 1),
+		lost:       make(chan lostSignal, 1),
 		owner:      fmt.Sprintf("group-member-%p", new(byte)),
 	}
 }
@@ -167,8 +167,17 @@ func (m *Member) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-m.rejoin:
-		case err := <-m.lost:
-			m.loseAll(err)
+		case sig := <-m.lost:
+			if errs.Code(sig.err) == 82 { // FENCED_INSTANCE_ID: another process has our instance id
+				m.loseAll(sig.err)
+				return fmt.Errorf("%w: %w", ErrFatal, sig.err)
+			}
+			m.mu.Lock()
+			current := sig.generation == m.generation
+			m.mu.Unlock()
+			if current { // a signal from an older generation is stale
+				m.loseAll(sig.err)
+			}
 		}
 	}
 }
@@ -182,6 +191,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// lostSignal is a heartbeat's report that the member was fenced in a
+// generation.
+type lostSignal struct {
+	generation int32
+	err        error
 }
 
 // loseAll reports every owned partition lost and forgets the generation

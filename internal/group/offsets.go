@@ -30,11 +30,19 @@ var ErrCommitFenced = errs.NewSentinel("keel: offset commit refused: the group r
 
 // Commit commits offsets for the member's current generation. It retries
 // while the coordinator moves or loads, under ctx.
+//
+// The generation is taken once, when Commit is called: a retry after the
+// group moved on must not commit these (by then possibly stale) offsets in
+// the new generation, so it fails with ErrCommitFenced instead.
 func (m *Member) Commit(ctx context.Context, offsets map[TP]Offset) error {
 	if len(offsets) == 0 {
 		return nil
 	}
+	gen, id, _ := m.Generation()
 	for attempt := 1; ; attempt++ {
+		if g, i, _ := m.Generation(); g != gen || i != id {
+			return &errs.Error{Detail: fmt.Sprintf("commit for group %q: the member moved from generation %d to %d while retrying", m.cfg.Group, gen, g), Err: ErrCommitFenced}
+		}
 		err := m.commitOnce(ctx, offsets)
 		if err == nil || !errs.IsRetriable(err) {
 			return err
