@@ -563,11 +563,22 @@ func (g *GroupConsumer) Close(ctx context.Context) error {
 		problems = append(problems, ctx.Err())
 	}
 	g.fetcher.Close()
-	done := make(chan struct{})
-	go func() { g.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
+	// Every worker was started before Close marked the consumer closed;
+	// wait for the ones still in a handler, within ctx.
+	g.mu.Lock()
+	var left []*worker
+	for _, ps := range g.parts {
+		if ps.w != nil {
+			left = append(left, ps.w)
+		}
+	}
+	g.mu.Unlock()
+	for _, w := range left {
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+			problems = append(problems, fmt.Errorf("a handler of %v did not return before ctx ended", w.tp))
+		}
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("keel: closing group consumer %q: %w", g.group, errors.Join(problems...))
