@@ -247,16 +247,19 @@ func (g *GroupConsumer) dispatch(ctx context.Context) {
 		for _, f := range fs {
 			tp := TopicPartition{f.TP.Topic, f.TP.Partition}
 			g.mu.Lock()
-			ps := g.parts[tp]
+			var w *worker
+			if ps := g.parts[tp]; ps != nil && !ps.leaving {
+				w = ps.w
+			}
 			g.mu.Unlock()
-			if ps == nil || ps.w == nil || ps.leaving {
+			if w == nil {
 				continue // revoked meanwhile
 			}
 			msgs := make([]*Message, len(f.Records))
 			for i := range f.Records {
 				msgs[i] = toMessage(f.TP, &f.Records[i])
 			}
-			ps.w.push(msgs, f.Err)
+			w.push(msgs, f.Err)
 		}
 	}
 }
