@@ -386,12 +386,8 @@ func (g *GroupConsumer) release(p group.Partitions, cause error, ctx context.Con
 		}
 	}
 	g.mu.Unlock()
-	for _, w := range workers {
-		select {
-		case <-w.done:
-		case <-ctx.Done():
-			g.client.logger.Warn("keel: a handler did not return within the rebalance timeout; its partition moves on anyway", "group", g.group, "partition", w.tp)
-		}
+	for _, w := range waitWorkers(ctx, workers) {
+		g.client.logger.Warn("keel: a handler did not return within the rebalance timeout; its partition moves on anyway", "group", g.group, "partition", w.tp)
 	}
 	g.mu.Lock()
 	for _, tp := range tps {
@@ -494,8 +490,9 @@ func (g *GroupConsumer) Assigned() []TopicPartition {
 	return out
 }
 
-// stopWorkers cancels every worker with cause and waits for them under ctx.
-func (g *GroupConsumer) stopWorkers(cause error, ctx context.Context) {
+// stopWorkers cancels every worker with cause and waits for them under
+// ctx; it returns those still in a handler when ctx ended.
+func (g *GroupConsumer) stopWorkers(cause error, ctx context.Context) []*worker {
 	g.mu.Lock()
 	var workers []*worker
 	for _, ps := range g.parts {
@@ -505,13 +502,26 @@ func (g *GroupConsumer) stopWorkers(cause error, ctx context.Context) {
 		}
 	}
 	g.mu.Unlock()
+	return waitWorkers(ctx, workers)
+}
+
+// waitWorkers waits under ctx for workers to return and reports those
+// still running when ctx ended.
+func waitWorkers(ctx context.Context, workers []*worker) (stuck []*worker) {
 	for _, w := range workers {
 		select {
 		case <-w.done:
 		case <-ctx.Done():
-			return
 		}
 	}
+	for _, w := range workers {
+		select {
+		case <-w.done:
+		default:
+			stuck = append(stuck, w)
+		}
+	}
+	return stuck
 }
 
 // Close stops fetching, lets handlers finish the record they are on (until
@@ -539,20 +549,16 @@ func (g *GroupConsumer) Close(ctx context.Context) error {
 		g.fetcher.Close()
 		return nil
 	}
-	// Handlers finish their current record, within ctx.
-	for _, w := range workers {
-		select {
-		case <-w.done:
-		case <-ctx.Done():
-		}
+	waitWorkers(ctx, workers) // handlers finish their current record, within ctx
+	var problems []error
+	for _, w := range g.stopWorkers(ErrConsumerClosed, ctx) {
+		problems = append(problems, fmt.Errorf("a handler of %v did not return before ctx ended", w.tp))
 	}
-	g.stopWorkers(ErrConsumerClosed, ctx)
 	g.stopAutoCommit()
 	select {
 	case <-g.autoDone:
 	case <-ctx.Done():
 	}
-	var problems []error
 	if err := g.commitMarked(ctx, nil); err != nil {
 		problems = append(problems, fmt.Errorf("final commit: %w", err))
 	}
@@ -566,23 +572,6 @@ func (g *GroupConsumer) Close(ctx context.Context) error {
 		problems = append(problems, ctx.Err())
 	}
 	g.fetcher.Close()
-	// Every worker was started before Close marked the consumer closed;
-	// wait for the ones still in a handler, within ctx.
-	g.mu.Lock()
-	var left []*worker
-	for _, ps := range g.parts {
-		if ps.w != nil {
-			left = append(left, ps.w)
-		}
-	}
-	g.mu.Unlock()
-	for _, w := range left {
-		select {
-		case <-w.done:
-		case <-ctx.Done():
-			problems = append(problems, fmt.Errorf("a handler of %v did not return before ctx ended", w.tp))
-		}
-	}
 	if len(problems) > 0 {
 		return fmt.Errorf("keel: closing group consumer %q: %w", g.group, errors.Join(problems...))
 	}
