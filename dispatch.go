@@ -182,11 +182,23 @@ func (d *dispatcher) emit(ev Event) {
 }
 
 func (d *dispatcher) feed(ch chan<- Delivery, q *backlog[Delivery]) {
+	feedBacklog(d, ch, q, func() { delete(d.backlogs, ch) })
+}
+
+func (d *dispatcher) feedEvents(q *backlog[Event]) {
+	feedBacklog(d, d.events, q, func() { d.evBacklog = nil })
+}
+
+// feedBacklog sends q's items to ch in order, releasing each one's budget
+// once ch took it, until q is empty (then forget runs under the lock) or
+// Close gives up on readers (the rest are counted unread).
+func feedBacklog[T any](d *dispatcher, ch chan<- T, q *backlog[T], forget func()) {
 	defer d.wg.Done()
+	var zero T
 	for {
 		d.mu.Lock()
 		if len(q.items) == 0 {
-			delete(d.backlogs, ch)
+			forget()
 			d.mu.Unlock()
 			return
 		}
@@ -195,37 +207,12 @@ func (d *dispatcher) feed(ch chan<- Delivery, q *backlog[Delivery]) {
 		select {
 		case ch <- item:
 		case <-d.abort:
-			d.abandon(func() []int64 { sz := q.sizes; q.items, q.sizes = nil, nil; delete(d.backlogs, ch); return sz })
+			d.abandon(func() []int64 { sz := q.sizes; q.items, q.sizes = nil, nil; forget(); return sz })
 			return
 		}
 		d.budget.release(size)
 		d.mu.Lock()
-		q.items[0] = Delivery{}
-		q.items, q.sizes = q.items[1:], q.sizes[1:]
-		d.mu.Unlock()
-	}
-}
-
-func (d *dispatcher) feedEvents(q *backlog[Event]) {
-	defer d.wg.Done()
-	for {
-		d.mu.Lock()
-		if len(q.items) == 0 {
-			d.evBacklog = nil
-			d.mu.Unlock()
-			return
-		}
-		item, size := q.items[0], q.sizes[0]
-		d.mu.Unlock()
-		select {
-		case d.events <- item:
-		case <-d.abort:
-			d.abandon(func() []int64 { sz := q.sizes; q.items, q.sizes = nil, nil; d.evBacklog = nil; return sz })
-			return
-		}
-		d.budget.release(size)
-		d.mu.Lock()
-		q.items[0] = nil
+		q.items[0] = zero
 		q.items, q.sizes = q.items[1:], q.sizes[1:]
 		d.mu.Unlock()
 	}
