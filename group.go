@@ -57,6 +57,7 @@ type GroupConsumer struct {
 
 	// Poll mode: records handed out and not yet allowed to rebalance.
 	pollHeld   bool
+	revoking   bool // a revocation is waiting for AllowRebalance
 	pollNotify chan struct{}
 }
 
@@ -338,6 +339,22 @@ func resetStart(r OffsetReset) int64 {
 // with ErrRevoked, the consumer waits for them (bounded by ctx, the
 // rebalance timeout), commits what they processed, then lets them go.
 func (g *GroupConsumer) onRevoke(ctx context.Context, revoked group.Partitions) {
+	// From now on Poll hands out nothing of the revoked partitions and
+	// does not hold the rebalance again; wait only for what it already
+	// handed out.
+	g.mu.Lock()
+	for _, tp := range group.Flatten(revoked) {
+		if ps := g.parts[TopicPartition{tp.Topic, tp.Partition}]; ps != nil {
+			ps.leaving = true
+		}
+	}
+	g.revoking = true
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.revoking = false
+		g.mu.Unlock()
+	}()
 	g.waitPollRelease(ctx)
 	tps := g.release(revoked, ErrRevoked, ctx)
 	if err := g.commitMarked(ctx, tps); err != nil {

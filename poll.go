@@ -35,7 +35,7 @@ func (g *GroupConsumer) Poll(ctx context.Context) ([]*Message, error) {
 				firstErr = f.Err
 			}
 		}
-		if len(out) > 0 && g.cfg.blockOnPoll {
+		if len(out) > 0 && g.cfg.blockOnPoll && !g.revoking {
 			g.pollHeld = true
 		}
 		g.mu.Unlock()
