@@ -23,24 +23,11 @@ func NewConsumer(client *Client, opts ...ConsumerOption) (*Consumer, error) {
 	if client == nil {
 		return nil, &ConfigError{Option: "client", Problem: "nil client", Fix: "pass the *Client from NewClient"}
 	}
-	cfg := defaultGroupConfig()
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
-	}
+	cfg := applyGroupOptions(opts)
 	if cfg.fetchMaxWait <= 0 || cfg.maxBufferedBytes < int64(cfg.partitionMaxBytes) {
 		return nil, cfg.validate("direct", []string{"-"})
 	}
-	return &Consumer{client: client, fetcher: fetch.New(fetch.Config{
-		MaxWait:           cfg.fetchMaxWait,
-		MaxBytes:          cfg.fetchMaxBytes,
-		PartitionMaxBytes: cfg.partitionMaxBytes,
-		ReadCommitted:     cfg.readCommitted,
-		Reset:             fetch.ResetPolicy(cfg.reset),
-		MaxBufferedBytes:  cfg.maxBufferedBytes,
-		Logger:            client.logger,
-	}, client.pool, client.meta)}, nil
+	return &Consumer{client: client, fetcher: fetch.New(cfg.fetchConfig(client), client.pool, client.meta)}, nil
 }
 
 // Assign starts reading tp at start (AtEarliest, AtLatest, AtOffset,

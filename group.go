@@ -80,12 +80,7 @@ func NewGroupConsumer(client *Client, groupID string, topics []string, opts ...G
 	if client == nil {
 		return nil, &ConfigError{Option: "client", Problem: "nil client", Fix: "pass the *Client from NewClient"}
 	}
-	cfg := defaultGroupConfig()
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
-	}
+	cfg := applyGroupOptions(opts)
 	if err := cfg.validate(groupID, topics); err != nil {
 		return nil, err
 	}
@@ -125,15 +120,7 @@ func NewGroupConsumer(client *Client, groupID string, topics []string, opts ...G
 			Lost:   g.onLost,
 		},
 	}, client.pool, client.meta)
-	g.fetcher = fetch.New(fetch.Config{
-		MaxWait:           cfg.fetchMaxWait,
-		MaxBytes:          cfg.fetchMaxBytes,
-		PartitionMaxBytes: cfg.partitionMaxBytes,
-		ReadCommitted:     cfg.readCommitted,
-		Reset:             fetch.ResetPolicy(cfg.reset),
-		MaxBufferedBytes:  cfg.maxBufferedBytes,
-		Logger:            client.logger,
-	}, client.pool, client.meta)
+	g.fetcher = fetch.New(cfg.fetchConfig(client), client.pool, client.meta)
 	return g, nil
 }
 

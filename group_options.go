@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/keel-go/keel/internal/fetch"
 	"github.com/keel-go/keel/internal/group/assign"
 )
 
@@ -148,6 +149,30 @@ func FetchMaxWait(d time.Duration) GroupOption {
 // counted decompressed (default 64 MiB).
 func MaxBufferedFetchBytes(n int64) GroupOption {
 	return func(c *groupConfig) { c.maxBufferedBytes = n }
+}
+
+// applyGroupOptions builds the configuration from the defaults and opts.
+func applyGroupOptions(opts []GroupOption) groupConfig {
+	cfg := defaultGroupConfig()
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	return cfg
+}
+
+// fetchConfig is the part of the configuration the fetcher uses.
+func (c *groupConfig) fetchConfig(client *Client) fetch.Config {
+	return fetch.Config{
+		MaxWait:           c.fetchMaxWait,
+		MaxBytes:          c.fetchMaxBytes,
+		PartitionMaxBytes: c.partitionMaxBytes,
+		ReadCommitted:     c.readCommitted,
+		Reset:             fetch.ResetPolicy(c.reset),
+		MaxBufferedBytes:  c.maxBufferedBytes,
+		Logger:            client.logger,
+	}
 }
 
 func (c *groupConfig) validate(group string, topics []string) error {
