@@ -23,7 +23,12 @@ does not exist. Nothing outside this process is touched.
 Flags:
 `
 
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func init() {
+	register(command{name: "demo", order: 0, summary: "a guided tour of keel on an embedded 3-broker cluster (under 30 s)", run: runDemo})
+}
+
+func runDemo(ctx context.Context, args []string, io stdio) int {
+	stdout, stderr := io.out, io.err
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, demoUsage); fs.PrintDefaults() }

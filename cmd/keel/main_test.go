@@ -16,7 +16,7 @@ func TestDemoRunsAndExitsZero(t *testing.T) {
 	defer cancel()
 	var out, errOut bytes.Buffer
 	start := time.Now()
-	if code := run(ctx, []string{"demo"}, &out, &errOut); code != 0 {
+	if code := run(ctx, []string{"demo"}, stdio{out: &out, err: &errOut}); code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
 	}
 	if took := time.Since(start); took > 30*time.Second {
@@ -31,7 +31,7 @@ func TestDemoRunsAndExitsZero(t *testing.T) {
 
 func TestUnknownCommand(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if code := run(context.Background(), []string{"nope"}, &out, &errOut); code != 2 {
+	if code := run(context.Background(), []string{"nope"}, stdio{out: &out, err: &errOut}); code != 2 {
 		t.Fatalf("exit %d", code)
 	}
 	if !strings.Contains(errOut.String(), `unknown command "nope"`) {
@@ -41,11 +41,11 @@ func TestUnknownCommand(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if code := run(context.Background(), []string{"--help"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "Examples:") {
+	if code := run(context.Background(), []string{"--help"}, stdio{out: &out, err: &errOut}); code != 0 || !strings.Contains(out.String(), "Examples:") {
 		t.Fatalf("exit %d: %s", code, out.String())
 	}
 	out.Reset()
-	if code := run(context.Background(), []string{"demo", "-h"}, &out, &errOut); code != 0 || !strings.Contains(errOut.String(), "embedded") {
+	if code := run(context.Background(), []string{"demo", "-h"}, stdio{out: &out, err: &errOut}); code != 0 || !strings.Contains(errOut.String(), "embedded") {
 		t.Fatalf("demo -h exit %d: %s", code, errOut.String())
 	}
 }

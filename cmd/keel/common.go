@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/keel-go/keel"
+)
+
+// defaultBrokers is where keel dev listens and where every command looks
+// when neither -b nor $KEEL_BROKERS says otherwise.
+const defaultBrokers = "127.0.0.1:9092"
+
+// newFlagSet returns a flag set for one command that prints text (the
+// command's usage and examples) and then its flags to stderr on -h or a
+// bad flag, and never exits the process.
+func newFlagSet(name, text string, io stdio) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	fs.Usage = func() {
+		fmt.Fprint(io.err, strings.TrimLeft(text, "\n"))
+		fmt.Fprintln(io.err, "\nFlags:")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args. When it returns false the command must return
+// code at once: exitOK after -h, exitUsage after a bad flag (the flag
+// package already said which).
+func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	return exitOK, true
+}
+
+// usageError prints a message about bad arguments and returns exitUsage.
+func usageError(io stdio, cmd, format string, a ...any) int {
+	fmt.Fprintf(io.err, "keel %s: %s\n(run 'keel %s -h' for help)\n", cmd, fmt.Sprintf(format, a...), cmd)
+	return exitUsage
+}
+
+// brokerFlag registers -b, whose default is $KEEL_BROKERS or defaultBrokers.
+func brokerFlag(fs *flag.FlagSet, io stdio) *string {
+	def := io.getenv("KEEL_BROKERS")
+	if def == "" {
+		def = defaultBrokers
+	}
+	return fs.String("b", def, "bootstrap brokers, comma-separated host:port (default from $KEEL_BROKERS)")
+}
+
+// splitBrokers turns "a:1, b:2" into its addresses.
+func splitBrokers(s string) []string {
+	var out []string
+	for _, b := range strings.Split(s, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// connect makes a client for brokers and checks the cluster answers, so
+// an unreachable broker is reported once, up front, in words a person can
+// act on rather than as a string of timeouts later.
+func connect(ctx context.Context, brokers string, opts ...keel.ClientOption) (*keel.Client, error) {
+	seeds := splitBrokers(brokers)
+	if len(seeds) == 0 {
+		return nil, fmt.Errorf("no brokers given: pass -b host:port or set $KEEL_BROKERS")
+	}
+	all := append([]keel.ClientOption{keel.SeedBrokers(seeds...), keel.ClientID("keel-cli")}, opts...)
+	client, err := keel.NewClient(all...)
+	if err != nil {
+		return nil, err
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := client.Metadata(pingCtx); err != nil {
+		client.Close(context.Background())
+		return nil, explain(err, brokers)
+	}
+	return client, nil
+}
+
+// explain adds what to do to errors whose fix lies outside keel.
+func explain(err error, brokers string) error {
+	switch {
+	case errors.Is(err, keel.ErrBrokerUnreachable), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("cannot reach the cluster at %s: %w\n  is a cluster running there? start one with 'keel dev', or point -b or $KEEL_BROKERS at yours", brokers, err)
+	case errors.Is(err, keel.ErrAuthentication), errors.Is(err, keel.ErrSASLAuthentication):
+		return fmt.Errorf("the cluster at %s refused our credentials: %w", brokers, err)
+	}
+	return err
+}
+
+// failed prints err for the person at the terminal and returns exitFailure.
+func failed(io stdio, cmd string, err error) int {
+	fmt.Fprintf(io.err, "keel %s: %v\n", cmd, err)
+	return exitFailure
+}
