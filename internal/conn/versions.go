@@ -38,6 +38,7 @@ var supported = map[int16]versionRange{
 	int16(kmsg.InitProducerID):       {0, 5},
 	int16(kmsg.SASLAuthenticate):     {0, 2},
 	int16(kmsg.DeleteGroups):         {0, 2},
+	int16(kmsg.DescribeConfigs):      {0, 4},
 	int16(kmsg.OffsetForLeaderEpoch): {2, 4},
 }
 
