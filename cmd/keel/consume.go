@@ -1,0 +1,541 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keel-go/keel"
+	"github.com/keel-go/keel/admin"
+)
+
+const consumeUsage = `
+Usage: keel consume -t TOPIC [-p PARTITION] [-o OFFSET] [-c COUNT] [-e] [-f FORMAT]
+       keel consume -G GROUP -t TOPIC [-t TOPIC ...] [-o beginning|end] [-c COUNT] [-e] [-f FORMAT]
+       keel consume -G GROUP [flags] TOPIC [TOPIC ...]
+
+Prints records, like kcat -C (or kcat -G with -G). By default each record's
+value on a line of its own; -K DELIM prints KEY<DELIM>VALUE; -f FORMAT
+prints what you ask for.
+
+Without -G, it reads every partition of the topics (or just -p) directly,
+starting at -o (default beginning), and commits nothing.
+
+With -G it joins consumer group GROUP and reads the partitions the group
+gives it, starting where the group committed; -o says where partitions
+without a committed offset start (default end, as kcat and Kafka do). It
+commits what it printed — a record is marked after it was written to
+stdout, and committed at the latest when keel consume exits — so the next
+run of the same group goes on after it.
+
+-e exits once every partition read reached the end offset it had when
+keel consume started (records produced later are left for the next run);
+-c exits after COUNT records. Otherwise keel consume runs until Ctrl-C.
+
+-o values: ` + offsetHelp + `.
+
+-f verbs: ` + formatVerbs + `.
+A null key or value prints as nothing (%K/%S say -1).
+
+Examples:
+  keel consume -t orders -o beginning -e                 # everything so far, then exit
+  keel consume -t orders -o -10 -e -f '%p/%o %k=%s\n'      # the last 10 of each partition
+  keel consume -t orders -p 3 -o 1200 -c 5               # 5 records of partition 3 from offset 1200
+  keel consume -t orders -f '%T %h %k:%s\n'               # follow, with timestamps and headers
+  keel consume -G billing -t orders -o beginning -e      # read and commit as group "billing"
+`
+
+func init() {
+	register(command{name: "consume", order: 30, summary: "print records of topics, directly or as a group member (like kcat -C/-G)", run: runConsume})
+}
+
+// stringsFlag collects a repeatable string flag.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
+func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
+
+// consumeOpts is a parsed keel consume command line.
+type consumeOpts struct {
+	brokers   string
+	topics    []string
+	partition int32
+	offset    offsetSpec
+	offsetSet bool
+	count     int64
+	exitAtEnd bool
+	group     string
+	quiet     bool
+	format    *formatter
+}
+
+func runConsume(ctx context.Context, args []string, io stdio) int {
+	fs := newFlagSet("consume", consumeUsage, io)
+	brokers := brokerFlag(fs, io)
+	var topics stringsFlag
+	fs.Var(&topics, "t", "topic to read (repeatable with -G; with -G topics may also follow the flags)")
+	partition := fs.Int("p", -1, "read only this partition (not with -G)")
+	var offset, format, keyDelim optionalString
+	fs.Var(&offset, "o", "where to start: beginning, end, N, -N or s@MS (default beginning; with -G: end, for partitions without a commit)")
+	count := fs.Int64("c", 0, "exit after this many records (0: no limit)")
+	exitAtEnd := fs.Bool("e", false, "exit when every partition reached the end offset it had at start")
+	group := fs.String("G", "", "consume as a member of this consumer group, committing what was printed")
+	fs.Var(&format, "f", "output format with kcat's verbs: %t %p %o %k %s %h %T %S %K (see above)")
+	fs.Var(&keyDelim, "K", "print KEY<DELIM>VALUE (ignored with -f)")
+	quiet := fs.Bool("q", false, "no summary on stderr")
+	rest, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
+	}
+	o := consumeOpts{brokers: *brokers, partition: int32(*partition), count: *count, exitAtEnd: *exitAtEnd, group: *group, quiet: *quiet}
+	o.topics = append(o.topics, topics...)
+	if len(rest) > 0 {
+		if o.group == "" {
+			return usageError(io, "consume", "unexpected argument %q: name the topic with -t (topics as arguments go with -G)", rest[0])
+		}
+		o.topics = append(o.topics, rest...)
+	}
+	if len(o.topics) == 0 {
+		return usageError(io, "consume", "-t TOPIC is required")
+	}
+	for _, t := range o.topics {
+		if t == "" {
+			return usageError(io, "consume", "empty topic name")
+		}
+	}
+	slices.Sort(o.topics)
+	o.topics = slices.Compact(o.topics)
+	if o.count < 0 {
+		return usageError(io, "consume", "-c %d: must not be negative", o.count)
+	}
+	if *partition < -1 {
+		return usageError(io, "consume", "-p %d: use a partition number", *partition)
+	}
+	if o.group != "" && *partition >= 0 {
+		return usageError(io, "consume", "-p does not go with -G: the group decides which partitions this member reads")
+	}
+	o.offset = offsetSpec{kind: offsetBeginning}
+	if o.group != "" {
+		o.offset = offsetSpec{kind: offsetEnd}
+	}
+	if offset.set {
+		spec, err := parseOffset(offset.v)
+		if err != nil {
+			return usageError(io, "consume", "-o: %v", err)
+		}
+		o.offset, o.offsetSet = spec, true
+	}
+	if o.group != "" {
+		if _, err := o.offset.reset(); err != nil {
+			return usageError(io, "consume", "%v", err)
+		}
+	}
+	switch {
+	case format.set:
+		f, err := parseFormat(format.v)
+		if err != nil {
+			return usageError(io, "consume", "-f: %v", err)
+		}
+		o.format = f
+	case keyDelim.set:
+		d, err := parseDelim(keyDelim.v)
+		if err != nil {
+			return usageError(io, "consume", "-K: %v", err)
+		}
+		o.format = defaultFormat(d)
+	default:
+		o.format = defaultFormat(nil)
+	}
+
+	client, err := connect(ctx, o.brokers)
+	if err != nil {
+		return failed(io, "consume", err)
+	}
+	defer closeClient(client)
+	md, err := client.Metadata(ctx, o.topics...)
+	if err != nil {
+		if errors.Is(err, keel.ErrUnknownTopic) {
+			err = fmt.Errorf("%w\n  check the name with 'keel topics list'", err)
+		}
+		return failed(io, "consume", explain(err, o.brokers))
+	}
+	adm, err := admin.New(client)
+	if err != nil {
+		return failed(io, "consume", err)
+	}
+	pr := &printer{w: bufio.NewWriterSize(io.out, 64<<10), f: o.format, limit: o.count}
+	var run func(context.Context, *keel.Client, *admin.Admin, *keel.Metadata, consumeOpts, *printer) error
+	if o.group == "" {
+		run = consumeDirect
+	} else {
+		run = consumeGroup
+	}
+	err = run(ctx, client, adm, md, o, pr)
+	if ferr := pr.w.Flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("writing to stdout: %w", ferr)
+	}
+	if !o.quiet {
+		fmt.Fprintf(io.err, "keel consume: %d records\n", pr.printed)
+	}
+	if err != nil {
+		return failed(io, "consume", err)
+	}
+	return exitOK
+}
+
+// printer writes formatted records to stdout and counts them.
+type printer struct {
+	w       *bufio.Writer
+	f       *formatter
+	buf     []byte
+	printed int64
+	limit   int64 // -c; 0: none
+}
+
+func (p *printer) print(m *keel.Message) error {
+	p.buf = p.f.append(p.buf[:0], m)
+	if _, err := p.w.Write(p.buf); err != nil {
+		return fmt.Errorf("writing to stdout: %w", err)
+	}
+	p.printed++
+	return nil
+}
+
+// full says -c was reached.
+func (p *printer) full() bool { return p.limit > 0 && p.printed >= p.limit }
+
+// flush writes what was printed out of the buffer: after each batch, so
+// a follower sees records as they come, and before a group marks them.
+func (p *printer) flush() error {
+	if err := p.w.Flush(); err != nil {
+		return fmt.Errorf("writing to stdout: %w", err)
+	}
+	return nil
+}
+
+// pollWait is how long one poll waits with -e before the partitions'
+// positions are checked again: a partition already at its end sends
+// nothing, so waiting for records would never notice it.
+const pollWait = 200 * time.Millisecond
+
+// poll polls with pollWait under -e. It returns no error when the short
+// wait ended it, and ctx's error when ctx ended.
+func poll(ctx context.Context, exitAtEnd bool, fn func(context.Context) ([]*keel.Message, error)) ([]*keel.Message, error) {
+	pctx, cancel := ctx, context.CancelFunc(func() {})
+	if exitAtEnd {
+		pctx, cancel = context.WithTimeout(ctx, pollWait)
+	}
+	defer cancel()
+	msgs, err := fn(pctx)
+	if err != nil && ctx.Err() == nil && pctx.Err() != nil {
+		err = nil // the short wait ended, not the command
+	}
+	return msgs, err
+}
+
+// partitionsOf lists the partitions to read: all of every topic, or -p.
+func partitionsOf(md *keel.Metadata, topics []string, only int32) ([]keel.TopicPartition, error) {
+	var tps []keel.TopicPartition
+	for _, t := range md.Topics {
+		if !slices.Contains(topics, t.Name) {
+			continue
+		}
+		if only >= 0 {
+			if int(only) >= len(t.Partitions) {
+				return nil, fmt.Errorf("topic %q has %d partitions (0 to %d): partition %d does not exist", t.Name, len(t.Partitions), len(t.Partitions)-1, only)
+			}
+			tps = append(tps, keel.TopicPartition{Topic: t.Name, Partition: only})
+			continue
+		}
+		for _, p := range t.Partitions {
+			tps = append(tps, keel.TopicPartition{Topic: t.Name, Partition: p.ID})
+		}
+	}
+	return tps, nil
+}
+
+// endTracker knows, for -e, where each partition's end was at start and
+// which partitions got there.
+type endTracker struct {
+	ends map[keel.TopicPartition]int64
+	done map[keel.TopicPartition]bool
+}
+
+func newEndTracker(ends map[keel.TopicPartition]int64) *endTracker {
+	return &endTracker{ends: ends, done: make(map[keel.TopicPartition]bool)}
+}
+
+// past says m lies at or after its partition's end: with -e it is not
+// printed (it arrived after keel consume started).
+func (e *endTracker) past(m *keel.Message) bool {
+	end, ok := e.ends[keel.TopicPartition{Topic: m.Topic, Partition: m.Partition}]
+	return ok && m.Offset >= end
+}
+
+// at records that tp's next offset is next; it reports whether that
+// reached the end.
+func (e *endTracker) at(tp keel.TopicPartition, next int64) bool {
+	if end, ok := e.ends[tp]; ok && next >= end {
+		e.done[tp] = true
+	}
+	return e.done[tp]
+}
+
+// allDone says every partition of tps reached its end.
+func (e *endTracker) allDone(tps []keel.TopicPartition) bool {
+	for _, tp := range tps {
+		if !e.done[tp] {
+			return false
+		}
+	}
+	return true
+}
+
+// consumeDirect reads the partitions with a keel.Consumer.
+func consumeDirect(ctx context.Context, client *keel.Client, adm *admin.Admin, md *keel.Metadata, o consumeOpts, pr *printer) error {
+	tps, err := partitionsOf(md, o.topics, o.partition)
+	if err != nil {
+		return err
+	}
+	var starts, ends map[keel.TopicPartition]int64
+	if o.exitAtEnd || o.offset.kind == offsetFromEnd {
+		if starts, err = adm.StartOffsets(ctx, o.topics...); err != nil {
+			return fmt.Errorf("reading the topics' start offsets: %w", err)
+		}
+		if ends, err = adm.EndOffsets(ctx, o.topics...); err != nil {
+			return fmt.Errorf("reading the topics' end offsets: %w", err)
+		}
+	}
+	// Where an offset is out of range: before the log for beginning and
+	// -N means the log start; past the end, the end.
+	reset := keel.ResetLatest
+	if o.offset.kind == offsetBeginning || o.offset.kind == offsetFromEnd {
+		reset = keel.ResetEarliest
+	}
+	c, err := keel.NewConsumer(client, keel.ResetOffset(reset))
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.Background())
+
+	track := newEndTracker(nil)
+	if o.exitAtEnd {
+		track = newEndTracker(ends)
+	}
+	for _, tp := range tps {
+		c.Assign(tp, o.offset.start(starts[tp], ends[tp]))
+		if o.exitAtEnd {
+			// An empty partition, or a start at or past the end, is done
+			// before it starts; the others are found out by position.
+			switch o.offset.kind {
+			case offsetEnd:
+				track.at(tp, ends[tp])
+			case offsetBeginning:
+				track.at(tp, starts[tp])
+			case offsetExact:
+				track.at(tp, max(o.offset.n, starts[tp]))
+			case offsetFromEnd:
+				track.at(tp, max(starts[tp], ends[tp]-o.offset.n))
+			}
+			if track.done[tp] {
+				c.Pause(tp)
+			}
+		}
+	}
+	for !pr.full() && !(o.exitAtEnd && track.allDone(tps)) {
+		msgs, err := poll(ctx, o.exitAtEnd, c.Poll)
+		for _, m := range msgs {
+			tp := keel.TopicPartition{Topic: m.Topic, Partition: m.Partition}
+			if o.exitAtEnd && (track.done[tp] || track.past(m)) {
+				continue
+			}
+			if perr := pr.print(m); perr != nil {
+				return perr
+			}
+			if o.exitAtEnd && track.at(tp, m.Offset+1) {
+				c.Pause(tp)
+			}
+			if pr.full() {
+				break
+			}
+		}
+		if ferr := pr.flush(); ferr != nil {
+			return ferr
+		}
+		if ctx.Err() != nil {
+			return nil // interrupted: what was read is printed
+		}
+		if err != nil {
+			return err
+		}
+		if o.exitAtEnd {
+			for _, tp := range tps {
+				if pos, ok := c.Position(tp); ok && !track.done[tp] && track.at(tp, pos) {
+					c.Pause(tp)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// groupState follows, for -G -e, which partitions the group gave this
+// member and how far each got. The group's callbacks and the polling loop
+// both touch it.
+type groupState struct {
+	mu        sync.Mutex
+	track     *endTracker
+	assigned  map[keel.TopicPartition]bool
+	everGiven bool
+	next      map[keel.TopicPartition]int64 // where a newly given partition starts
+}
+
+func (s *groupState) onAssigned(tps []keel.TopicPartition) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.everGiven = true
+	for _, tp := range tps {
+		s.assigned[tp] = true
+		if n, ok := s.next[tp]; ok {
+			s.track.at(tp, n)
+		}
+	}
+}
+
+func (s *groupState) onGone(tps []keel.TopicPartition) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, tp := range tps {
+		delete(s.assigned, tp)
+	}
+}
+
+func (s *groupState) printed(m *keel.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tp := keel.TopicPartition{Topic: m.Topic, Partition: m.Partition}
+	s.next[tp] = m.Offset + 1
+	s.track.at(tp, m.Offset+1)
+}
+
+func (s *groupState) past(m *keel.Message) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.track.past(m)
+}
+
+// allDone: the group gave this member partitions and all it holds now
+// reached their ends.
+func (s *groupState) allDone() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.everGiven || len(s.assigned) == 0 {
+		return false
+	}
+	for tp := range s.assigned {
+		if !s.track.done[tp] {
+			return false
+		}
+	}
+	return true
+}
+
+// consumeGroup reads as a member of o.group, marking each record after it
+// was written to stdout and committing on the way out.
+func consumeGroup(ctx context.Context, client *keel.Client, adm *admin.Admin, md *keel.Metadata, o consumeOpts, pr *printer) error {
+	reset, _ := o.offset.reset() // checked with the flags
+	state := &groupState{
+		track:    newEndTracker(nil),
+		assigned: make(map[keel.TopicPartition]bool),
+		next:     make(map[keel.TopicPartition]int64),
+	}
+	if o.exitAtEnd {
+		// Where each partition will start: its committed offset, else
+		// the reset policy's end of the log. With the end offsets this
+		// tells a partition with nothing left from one still to read.
+		starts, err := adm.StartOffsets(ctx, o.topics...)
+		if err != nil {
+			return fmt.Errorf("reading the topics' start offsets: %w", err)
+		}
+		ends, err := adm.EndOffsets(ctx, o.topics...)
+		if err != nil {
+			return fmt.Errorf("reading the topics' end offsets: %w", err)
+		}
+		committed, err := adm.GroupOffsets(ctx, o.group)
+		if err != nil && !errors.Is(err, admin.ErrGroupNotFound) {
+			return fmt.Errorf("reading group %q's committed offsets: %w", o.group, err)
+		}
+		state.track = newEndTracker(ends)
+		for tp, end := range ends {
+			switch c, ok := committed[tp]; {
+			case ok && c >= 0:
+				state.next[tp] = c
+			case reset == keel.ResetEarliest:
+				state.next[tp] = starts[tp]
+			default:
+				state.next[tp] = end
+			}
+		}
+	}
+	g, err := keel.NewGroupConsumer(client, o.group, o.topics,
+		keel.ResetOffset(reset),
+		keel.OnAssigned(state.onAssigned),
+		keel.OnRevoked(state.onGone),
+		keel.OnLost(state.onGone))
+	if err != nil {
+		return err
+	}
+	runErr := consumeGroupLoop(ctx, g, o, pr, state)
+	// Commit what was printed, then leave the group (Close commits too;
+	// committing first reports a failure here, where it can be acted on).
+	cctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var problems []error
+	if runErr != nil {
+		problems = append(problems, runErr)
+	}
+	if err := g.Commit(cctx); err != nil {
+		problems = append(problems, fmt.Errorf("committing the offsets of what was printed: %w", err))
+	}
+	if err := g.Close(cctx); err != nil {
+		problems = append(problems, fmt.Errorf("leaving group %q: %w", o.group, err))
+	}
+	return errors.Join(problems...)
+}
+
+func consumeGroupLoop(ctx context.Context, g *keel.GroupConsumer, o consumeOpts, pr *printer, state *groupState) error {
+	var done []*keel.Message
+	for !pr.full() && !(o.exitAtEnd && state.allDone()) {
+		msgs, err := poll(ctx, o.exitAtEnd, g.Poll)
+		done = done[:0]
+		for _, m := range msgs {
+			if o.exitAtEnd && state.past(m) {
+				continue // later than the end at start: left for the next run
+			}
+			if perr := pr.print(m); perr != nil {
+				return perr
+			}
+			done = append(done, m)
+			state.printed(m)
+			if pr.full() {
+				break
+			}
+		}
+		if ferr := pr.flush(); ferr != nil {
+			return ferr // not written, so not marked
+		}
+		g.MarkProcessed(done...)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
