@@ -292,7 +292,7 @@ func (g *GroupConsumer) onAssign(assigned group.Partitions) {
 		pctx, pcancel := context.WithCancelCause(context.Background())
 		ps := &partitionState{tp: ptp, ctx: pctx, cancel: pcancel, epoch: -1}
 		g.parts[ptp] = ps
-		start := fetch.Offset{At: resetStart(g.cfg.reset), Epoch: -1}
+		start := fetch.Offset{At: resetStart(g.cfg.resetFor(tp.Topic)), Epoch: -1}
 		if o, ok := committed[tp]; ok {
 			start = fetch.Offset{At: o.At, Epoch: o.Epoch}
 		}
@@ -580,6 +580,16 @@ func (g *GroupConsumer) Close(ctx context.Context) error {
 		return fmt.Errorf("keel: closing group consumer %q: %w", g.group, errors.Join(problems...))
 	}
 	return nil
+}
+
+// isStopping reports whether Close has begun.
+func (g *GroupConsumer) isStopping() bool {
+	select {
+	case <-g.stopping:
+		return true
+	default:
+		return false
+	}
 }
 
 func toPublic(tps []group.TP) []TopicPartition {

@@ -23,6 +23,7 @@ type groupConfig struct {
 	regex             *regexp.Regexp
 	rack              string
 	reset             OffsetReset
+	topicReset        map[string]OffsetReset // ResetOffsetFor: overrides reset per topic
 	readCommitted     bool
 	autoCommit        time.Duration
 	onAssigned        func([]TopicPartition)
@@ -96,6 +97,31 @@ func Rack(rack string) GroupOption { return func(c *groupConfig) { c.rack = rack
 // ResetOffset says where a partition without a committed offset starts
 // (default ResetLatest, as Java).
 func ResetOffset(r OffsetReset) GroupOption { return func(c *groupConfig) { c.reset = r } }
+
+// ResetOffsetFor overrides ResetOffset for the partitions of topics that
+// have no committed offset. The retry package uses it to start retry
+// topics at the earliest record whatever the source topics do: a retry
+// record written before a member first resolved "latest" must not be
+// skipped.
+func ResetOffsetFor(r OffsetReset, topics ...string) GroupOption {
+	return func(c *groupConfig) {
+		if c.topicReset == nil {
+			c.topicReset = make(map[string]OffsetReset)
+		}
+		for _, t := range topics {
+			c.topicReset[t] = r
+		}
+	}
+}
+
+// resetFor is the reset policy of topic's partitions without a committed
+// offset.
+func (c *groupConfig) resetFor(topic string) OffsetReset {
+	if r, ok := c.topicReset[topic]; ok {
+		return r
+	}
+	return c.reset
+}
 
 // ReadCommitted reads only committed transactional records.
 func ReadCommitted() GroupOption { return func(c *groupConfig) { c.readCommitted = true } }

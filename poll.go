@@ -83,11 +83,51 @@ func (g *GroupConsumer) waitPollRelease(ctx context.Context) {
 }
 
 // Pause stops fetching partitions until Resume; records already fetched
-// are still returned.
-func (g *GroupConsumer) Pause(tps ...TopicPartition) { g.fetcher.Pause(toFetchTPs(tps)...) }
+// are still returned (Poll) or handled (Run). In Run mode a handler may
+// pause its own partition while it waits (the retry package does), and
+// the worker's flow control never resumes a partition paused here.
+func (g *GroupConsumer) Pause(tps ...TopicPartition) { g.setPaused(tps, true) }
 
-// Resume resumes fetching paused partitions.
-func (g *GroupConsumer) Resume(tps ...TopicPartition) { g.fetcher.Resume(toFetchTPs(tps)...) }
+// Resume resumes fetching paused partitions. In Run mode a partition
+// whose worker's queue is still full stays paused until it drains.
+func (g *GroupConsumer) Resume(tps ...TopicPartition) { g.setPaused(tps, false) }
+
+// setPaused routes Pause and Resume of partitions that have a worker
+// through it, so that the user's pause and the worker's flow control (see
+// worker.push) do not undo each other: fetching resumes only when neither
+// wants it paused. Without this, a Resume could unpause a partition whose
+// worker queue is full, and records would pile up without bound.
+func (g *GroupConsumer) setPaused(tps []TopicPartition, paused bool) {
+	var direct []TopicPartition
+	var workers []*worker
+	g.mu.Lock()
+	for _, tp := range tps {
+		if ps := g.parts[tp]; ps != nil && ps.w != nil {
+			workers = append(workers, ps.w)
+		} else {
+			direct = append(direct, tp)
+		}
+	}
+	g.mu.Unlock()
+	for _, w := range workers {
+		w.setUserPaused(paused)
+	}
+	if len(direct) == 0 {
+		return
+	}
+	if paused {
+		g.fetcher.Pause(toFetchTPs(direct)...)
+	} else {
+		g.fetcher.Resume(toFetchTPs(direct)...)
+	}
+}
+
+// Stopping is closed when Close begins. Close lets handlers finish the
+// record they are on; a handler that is only waiting (for a retry-after,
+// say) can instead give its record up at once by returning an error
+// matching ErrConsumerClosed: the record stays unprocessed (not committed)
+// and no handler error is reported.
+func (g *GroupConsumer) Stopping() <-chan struct{} { return g.stopping }
 
 func toFetchTPs(tps []TopicPartition) []fetch.TP {
 	out := make([]fetch.TP, len(tps))

@@ -20,6 +20,7 @@ type worker struct {
 	queue      []*Message
 	bytes      int   // of the queued messages' keys and values
 	paused     bool  // flow control paused fetching this partition
+	userPaused bool  // GroupConsumer.Pause: stays paused whatever flow control says
 	nextOffset int64 // offset expected next; older records are stale refetches (-1: any)
 	failure    error // a fetch error to report after the queued records
 	wake       chan struct{}
@@ -68,6 +69,20 @@ func (w *worker) push(msgs []*Message, err error) {
 	}
 }
 
+// setUserPaused applies GroupConsumer.Pause/Resume: fetching resumes
+// only when flow control does not hold the partition paused too.
+func (w *worker) setUserPaused(paused bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.userPaused = paused
+	tp := fetch.TP{Topic: w.tp.Topic, Partition: w.tp.Partition}
+	if paused {
+		w.g.fetcher.Pause(tp)
+	} else if !w.paused {
+		w.g.fetcher.Resume(tp)
+	}
+}
+
 func (w *worker) stop() {
 	w.mu.Lock()
 	w.stopping = true
@@ -93,7 +108,9 @@ func (w *worker) next() (*Message, error) {
 			w.bytes -= len(m.Key) + len(m.Value)
 			if w.paused && len(w.queue) <= w.g.cfg.queueRecords/2 && w.bytes <= queueLowBytes {
 				w.paused = false
-				w.g.fetcher.Resume(fetch.TP{Topic: w.tp.Topic, Partition: w.tp.Partition})
+				if !w.userPaused {
+					w.g.fetcher.Resume(fetch.TP{Topic: w.tp.Topic, Partition: w.tp.Partition})
+				}
 			}
 			w.mu.Unlock()
 			return m, nil
@@ -140,6 +157,11 @@ func (w *worker) run() {
 		}
 		if cause := context.Cause(w.ps.ctx); cause != nil && (errors.Is(err, context.Canceled) || errors.Is(err, cause)) {
 			return // revoked, lost or closing: the record stays unprocessed
+		}
+		if g.isStopping() && errors.Is(err, ErrConsumerClosed) {
+			// The handler gave its record up because Close began (see
+			// Stopping): unprocessed, and not a failure.
+			return
 		}
 		action := StopPartition
 		if g.cfg.onError != nil {
