@@ -207,8 +207,19 @@ func TestRetryMemberCrashWhileWaiting(t *testing.T) {
 		cmd.Wait()
 		t.Fatalf("helper stopped before waiting (%d first attempts seen); its stderr:\n%s", firstTries, stderr.String())
 	}
-	time.Sleep(600 * time.Millisecond) // a few commit intervals: the source offsets are committed
-	cmd.Process.Kill()                 // no Close, no LeaveGroup: the wait dies with it
+	// The source offsets must be committed before the kill (the survivor
+	// must see only the retries). Wait for the commit itself rather than
+	// for a few commit intervals, which a loaded machine can stretch; the
+	// retries are due 20s after they failed, so there is time.
+	adm, err := admin.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retryWaitFor(t, ctx, "the helper to commit the source records", func() bool {
+		committed, err := adm.GroupOffsets(ctx, "crashy-retry")
+		return err == nil && committed[keel.TopicPartition{Topic: "orders", Partition: 0}] == n
+	})
+	cmd.Process.Kill() // no Close, no LeaveGroup: the wait dies with it
 	for lines.Scan() {
 		if l := lines.Text(); strings.HasPrefix(l, "handled ") && !strings.HasSuffix(l, " attempt 1") {
 			t.Fatalf("the helper handled a retry before dying: %s", l)

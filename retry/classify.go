@@ -42,3 +42,11 @@ func (c *config) permanent(err error) bool {
 	}
 	return c.permanentIf != nil && c.permanentIf(err)
 }
+
+// ErrHandlerPanicked matches the error of an attempt whose handler
+// panicked. A panic is a failed attempt like any other (retried, then
+// dead-lettered), so that one record that trips a bug does not crash the
+// process again and again; classify it with PermanentIf(func(err error)
+// bool { return errors.Is(err, retry.ErrHandlerPanicked) }) to send such
+// records to the dead-letter topic at once.
+var ErrHandlerPanicked = errors.New("retry: handler panicked")

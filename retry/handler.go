@@ -3,6 +3,7 @@ package retry
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/keel-go/keel"
@@ -134,7 +135,7 @@ func (hd *handler) Handle(ctx context.Context, m *keel.Message) error {
 func (hd *handler) attempt(ctx context.Context, m *keel.Message, r role, state Info) error {
 	p := hd.p
 	for failedWrites := 0; ; {
-		err := hd.h.Handle(ctx, m)
+		err := hd.call(ctx, m)
 		if err == nil {
 			return nil
 		}
@@ -150,7 +151,9 @@ func (hd *handler) attempt(ctx context.Context, m *keel.Message, r role, state I
 		if p.cfg.blocking && deadWhy == "" {
 			f.retryAt = now.Add(delay)
 			if p.cfg.onRetry != nil {
-				p.cfg.onRetry(ctx, Retried{Message: m, Attempt: state.Attempt, Err: err, Tier: tier, RetryAfter: f.retryAt, Partition: -1, Offset: -1})
+				hd.hook(m, func() {
+					p.cfg.onRetry(ctx, Retried{Message: m, Attempt: state.Attempt, Err: err, Tier: tier, RetryAfter: f.retryAt, Partition: -1, Offset: -1})
+				})
 			}
 			if werr := hd.wait(ctx, m, f.retryAt); werr != nil {
 				return werr
@@ -187,6 +190,35 @@ func (hd *handler) attempt(ctx context.Context, m *keel.Message, r role, state I
 	}
 }
 
+// call runs the user's handler on m. A panic is turned into a failed
+// attempt (matching ErrHandlerPanicked): left to crash the process, it
+// would come back on the same uncommitted record after every restart, and
+// that record would never reach the dead-letter topic.
+func (hd *handler) call(ctx context.Context, m *keel.Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			hd.p.logger.Error("retry: handler panicked; counted as a failed attempt", "topic", m.Topic, "partition", m.Partition,
+				"offset", m.Offset, "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("%w: %v", ErrHandlerPanicked, r)
+		}
+	}()
+	return hd.h.Handle(ctx, m)
+}
+
+// hook runs one of the user's hooks for m. A hook that panics is logged
+// and the record goes on as if it had returned: after a copy was
+// acknowledged, crashing would have the record handled and copied again
+// after every restart.
+func (hd *handler) hook(m *keel.Message, fn func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			hd.p.logger.Error("retry: OnRetry or OnDeadLetter hook panicked; the record goes on all the same",
+				"topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	fn()
+}
+
 // report calls the hooks for a record written to a retry or dead-letter
 // topic.
 func (hd *handler) report(ctx context.Context, m *keel.Message, f *failure, tier int, d keel.Delivery) {
@@ -199,15 +231,19 @@ func (hd *handler) report(ctx context.Context, m *keel.Message, f *failure, tier
 			info.Attempt = f.attempt
 			info.DeadLetterReason = f.deadWhy
 			info.LastError = errorText(f.err)
-			p.cfg.onDead(ctx, DeadLetter{Message: m, Info: info, Topic: d.Message.Topic, Partition: d.Partition, Offset: d.Offset, Reason: f.deadWhy, Err: f.err})
+			hd.hook(m, func() {
+				p.cfg.onDead(ctx, DeadLetter{Message: m, Info: info, Topic: d.Message.Topic, Partition: d.Partition, Offset: d.Offset, Reason: f.deadWhy, Err: f.err})
+			})
 		}
 		return
 	}
 	p.logger.Debug("retry: record scheduled for another attempt", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset,
 		"retry_topic", d.Message.Topic, "attempt", f.attempt+1, "retry_after", f.retryAt)
 	if p.cfg.onRetry != nil {
-		p.cfg.onRetry(ctx, Retried{Message: m, Attempt: f.attempt, Err: f.err, Tier: tier, RetryAfter: f.retryAt,
-			Topic: d.Message.Topic, Partition: d.Partition, Offset: d.Offset})
+		hd.hook(m, func() {
+			p.cfg.onRetry(ctx, Retried{Message: m, Attempt: f.attempt, Err: f.err, Tier: tier, RetryAfter: f.retryAt,
+				Topic: d.Message.Topic, Partition: d.Partition, Offset: d.Offset})
+		})
 	}
 }
 
@@ -273,6 +309,26 @@ func (hd *handler) sleep(ctx context.Context, d time.Duration) error {
 	case <-stopping:
 		return errGaveUp
 	case <-hd.p.closing:
+		if hd.g == nil {
+			return errGaveUp
+		}
+		return hd.holdUntilStopped(ctx, stopping)
+	}
+}
+
+// holdUntilStopped keeps a record unprocessed after the policy closed
+// while its consumer still runs (Policy.Close before GroupConsumer.Close).
+// Returning errGaveUp now would not do: the consumer is not stopping, so
+// it would count the record as a handler failure — OnHandlerError's
+// StopPartition, or with SkipMessage a record marked processed and lost.
+// The record waits instead until the consumer closes or the partition
+// moves, and its next owner handles it.
+func (hd *handler) holdUntilStopped(ctx context.Context, stopping <-chan struct{}) error {
+	hd.p.logger.Warn("retry: the policy was closed while its consumer still runs; the record is held unprocessed until the consumer closes (close the GroupConsumer first, then the Policy)")
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("retry: stopped waiting: %w", context.Cause(ctx))
+	case <-stopping:
 		return errGaveUp
 	}
 }

@@ -509,4 +509,3 @@ func mustInfo(t *testing.T, m *keel.Message) Info {
 	}
 	return info
 }
-

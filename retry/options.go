@@ -126,13 +126,15 @@ func CreateMissingTopics(replicationFactor int16, configs map[string]string) Opt
 
 // OnDeadLetter is called after a record was written to a dead-letter topic
 // and before its source offset is marked processed. It runs on the
-// partition's worker: keep it short.
+// partition's worker (concurrently with other partitions' calls): keep it
+// short. A panic in it is logged; the record counts as dead-lettered.
 func OnDeadLetter(fn func(ctx context.Context, dl DeadLetter)) Option {
 	return func(c *config) { c.onDead = fn }
 }
 
 // OnRetry is called after a failed record was written to a retry topic
-// (or, in blocking mode, before it waits in place).
+// (or, in blocking mode, before it waits in place), on the partition's
+// worker like OnDeadLetter.
 func OnRetry(fn func(ctx context.Context, r Retried)) Option {
 	return func(c *config) { c.onRetry = fn }
 }

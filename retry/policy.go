@@ -195,7 +195,9 @@ func (p *Policy) Group() string { return p.group }
 // Close makes records waiting out their retry-after (or, with Blocking,
 // their backoff) give up at once, unprocessed, and closes the policy's own
 // producer within ctx. Call it after the GroupConsumer's Close began, or
-// use Consumer, which does both in order.
+// use Consumer, which does both in order. Called while the consumer still
+// runs, it moves no record on any more: waiting records are held,
+// unprocessed, until the consumer closes or their partitions move.
 func (p *Policy) Close(ctx context.Context) error {
 	p.stopWaiting()
 	if p.own != nil {

@@ -24,7 +24,10 @@ type ReplayOptions struct {
 	// "keel-replay.<DLT>", with a hash of the filters appended when there
 	// are any — a replay with other filters starts afresh instead of
 	// skipping what an earlier, narrower one left behind. Required with
-	// Filter (a function cannot be hashed).
+	// Filter (a function cannot be hashed). Pass it too when Since or
+	// Until is computed from time.Now(): the default group is named after
+	// their values, so every such run would be a new replay rather than a
+	// resumed one.
 	Group string
 	// Topic sends every record there instead of to the topic named in its
 	// HeaderOriginalTopic. Without it, a record lacking that header stops
@@ -40,6 +43,8 @@ type ReplayOptions struct {
 	// (HeaderGroup), for a dead-letter topic several groups share.
 	FailedBy string
 	// Filter, when set, keeps only records for which it returns true.
+	// Filter and OnReplay are called one at a time (never concurrently),
+	// although the partitions are replayed in parallel.
 	Filter func(m *keel.Message) bool
 	// Max stops after this many records were replayed (0: no limit);
 	// the rest stay for the next replay with the same group.
@@ -48,9 +53,10 @@ type ReplayOptions struct {
 	// replay (acks from all replicas, idempotent).
 	Producer *keel.Producer
 	// OnReplay is called after each record was replayed, with the
-	// dead-letter record and the report of its copy.
+	// dead-letter record and the report of its copy; one call at a time.
 	OnReplay func(from *keel.Message, to keel.Delivery)
-	// GroupOptions are passed to the replay's GroupConsumer.
+	// GroupOptions are passed to the replay's GroupConsumer (except
+	// OnAssigned and OnRevoked, which the replay sets itself).
 	GroupOptions []keel.GroupOption
 }
 
@@ -140,10 +146,12 @@ func Replay(ctx context.Context, client *keel.Client, opts ReplayOptions) (Repla
 		keel.ResetOffset(keel.ResetEarliest), keel.AutoCommitInterval(time.Second),
 		keel.SessionTimeout(replaySessionTimeout), keel.HeartbeatInterval(time.Second),
 	}, opts.GroupOptions...)
+	gopts = append(gopts, keel.OnAssigned(r.assigned), keel.OnRevoked(r.revoked)) // last: they must not be overridden
 	g, err := keel.NewGroupConsumer(client, res.Group, []string{opts.DLT}, gopts...)
 	if err != nil {
 		return res, fmt.Errorf("retry: replay: %w", err)
 	}
+	r.g = g
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	runDone := make(chan error, 1)
@@ -188,7 +196,13 @@ func Replay(ctx context.Context, client *keel.Client, opts ReplayOptions) (Repla
 type replayer struct {
 	opts ReplayOptions
 	prod *keel.Producer
+	g    *keel.GroupConsumer           // set before it runs
 	end  map[keel.TopicPartition]int64 // the topic's end when the replay began
+
+	// callbacks makes the user's Filter and OnReplay run one at a time:
+	// the partitions' workers call them concurrently otherwise, and a
+	// callback is naturally written as a loop body (a map, a counter).
+	callbacks sync.Mutex
 
 	mu       sync.Mutex
 	left     map[int32]bool // partitions not yet read to their end
@@ -214,7 +228,7 @@ func (r *replayer) handle(ctx context.Context, m *keel.Message) error {
 		r.mu.Unlock()
 		return r.hold(ctx)
 	}
-	if !r.opts.keep(m) {
+	if !r.keep(m) {
 		r.mu.Lock()
 		r.skipped++
 		r.mu.Unlock()
@@ -256,10 +270,21 @@ func (r *replayer) handle(ctx context.Context, m *keel.Message) error {
 		return r.fail(ctx, fmt.Errorf("writing %s/%d@%d back to %s: %w", m.Topic, m.Partition, m.Offset, dest, d.Err))
 	}
 	if r.opts.OnReplay != nil {
+		r.callbacks.Lock()
 		r.opts.OnReplay(m, d)
+		r.callbacks.Unlock()
 	}
 	r.progress(m)
 	return nil
+}
+
+// keep applies the filters, the user's one at a time.
+func (r *replayer) keep(m *keel.Message) bool {
+	if r.opts.Filter != nil {
+		r.callbacks.Lock()
+		defer r.callbacks.Unlock()
+	}
+	return r.opts.keep(m)
 }
 
 // progress notes that m was dealt with; the replay is done when every
@@ -273,6 +298,36 @@ func (r *replayer) progress(m *keel.Message) {
 	if len(r.left) == 0 {
 		r.finishLocked()
 	}
+}
+
+// assigned and revoked make a replay step back when it shares its group.
+// A replay finishes only once every partition was read to its end, so two
+// replays that split the partitions — started at the same moment, both
+// found the group idle — would each wait for ever for the other's. Alone,
+// a replay is assigned every partition at once and never loses one; with
+// another member it is not, or it gives partitions up. It then stops with
+// ErrReplayBusy, its progress committed, and a later run goes on.
+func (r *replayer) assigned([]keel.TopicPartition) {
+	if len(r.g.Assigned()) < len(r.end) {
+		r.stepBack()
+	}
+}
+
+func (r *replayer) revoked(tps []keel.TopicPartition) {
+	if len(tps) > 0 {
+		r.stepBack()
+	}
+}
+
+func (r *replayer) stepBack() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return // finished (or failed) already
+	}
+	r.fatal = fmt.Errorf("%w: another replay joined group %s while this one ran; this one stopped, its progress kept: run it again once the other one finished",
+		ErrReplayBusy, r.opts.group())
+	r.finishLocked()
 }
 
 // fail stops the replay with err, leaving the current record unreplayed.
@@ -402,7 +457,7 @@ func checkIdle(ctx context.Context, adm *admin.Admin, group string) error {
 	}
 	for _, d := range descs {
 		if len(d.Members) > 0 {
-			return fmt.Errorf("%w: group %s has %d active member(s): another replay with it is running, or a killed one's session has not expired yet (up to %v); wait, or pass another group",
+			return fmt.Errorf("%w: group %s has %d active member(s): another replay with it is running, or a killed one's session has not expired yet (up to %v); wait and run it again (under another group the replay would start afresh and copy again what this group already replayed)",
 				ErrReplayBusy, group, len(d.Members), replaySessionTimeout)
 		}
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,8 +41,9 @@ The replay reads the dead-letter topic as consumer group GROUP and commits
 as it goes: run the same command again after an interruption and it goes
 on where it stopped. It stops at the end the topic had when it started.
 Records the filters leave out are passed over (and committed) too; the
-default group is named after the topic and the filters, so a replay with
-other filters starts afresh. A record is replayed only once the broker
+default group is named after the topic and the filters as written (--since
+2h is the same filter at every run, so the same command resumes), so a
+replay with other filters starts afresh. A record is replayed only once the broker
 acknowledged its copy; a failed write stops the replay with an error and
 the record stays for the next run.
 
@@ -129,6 +133,9 @@ func runDLQReplay(ctx context.Context, args []string, io stdio) int {
 	if !opts.Since.IsZero() && !opts.Until.IsZero() && !opts.Until.After(opts.Since) {
 		return usageError(io, cmd, "--until (%s) is not after --since (%s)", opts.Until.Format(time.RFC3339), opts.Since.Format(time.RFC3339))
 	}
+	if opts.Group == "" && (relativeWhen(*since) || relativeWhen(*until)) {
+		opts.Group = relativeReplayGroup(*dlt, *since, *until, *to, *failedBy, keys)
+	}
 	if *verbose {
 		opts.OnReplay = func(from *keel.Message, d keel.Delivery) {
 			fmt.Fprintf(io.err, "%s/%d@%d -> %s/%d@%d\n", from.Topic, from.Partition, from.Offset, d.Message.Topic, d.Partition, d.Offset)
@@ -163,7 +170,7 @@ func dlqHint(err error, dlt, brokers string) error {
 	case errors.Is(err, keel.ErrUnknownTopic):
 		return fmt.Errorf("%w\n  does %s exist? see the topics with 'keel topics list -b %s'", err, dlt, brokers)
 	case errors.Is(err, retry.ErrReplayBusy):
-		return fmt.Errorf("%w\n  or pass -G with another group", err)
+		return err // it says what to do; another -G would replay everything again
 	case errors.Is(err, keel.ErrInvalidConfig):
 		return err
 	}
@@ -171,6 +178,40 @@ func dlqHint(err error, dlt, brokers string) error {
 		return fmt.Errorf("%w\n  name the destination with --to TOPIC", err)
 	}
 	return err
+}
+
+// relativeWhen reports whether a --since or --until value is a duration
+// ago ("2h") rather than a fixed time.
+func relativeWhen(s string) bool {
+	if s == "" {
+		return false
+	}
+	if _, err := time.Parse(time.RFC3339, s); err == nil {
+		return false
+	}
+	_, err := time.ParseInLocation(time.DateOnly, s, time.Local)
+	return err != nil
+}
+
+// relativeReplayGroup names the progress group of a replay with a relative
+// --since or --until. retry.Replay names a filtered replay's group after
+// the filter's times, and "2h ago" is another time at every run: the same
+// command run again would never resume, but start afresh and replay again
+// what the interrupted run already replayed. Named after the flags as
+// written, it resumes; records an earlier run passed over as too old are
+// older still.
+func relativeReplayGroup(dlt, since, until, to, failedBy string, keys [][]byte) string {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "relative\x00since=%s\x00until=%s\x00failed-by=%s\x00topic=%s\x00", since, until, failedBy, to)
+	quoted := make([]string, len(keys))
+	for i, k := range keys {
+		quoted[i] = strconv.Quote(string(k))
+	}
+	sort.Strings(quoted)
+	for _, k := range quoted {
+		fmt.Fprintf(h, "key=%s\x00", k)
+	}
+	return fmt.Sprintf("keel-replay.%s.%016x", dlt, h.Sum64())
 }
 
 // parseWhen reads a time (RFC 3339, or a date) or a duration ago ("90m",
