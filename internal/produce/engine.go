@@ -36,9 +36,11 @@ type Rec struct {
 	// Owner is the caller's handle, returned untouched in Complete.
 	Owner any
 
-	size     int       // encoded size, for batch accounting
-	deadline time.Time // Add time plus the delivery timeout
-	gen      uint64    // flush generation it was added in
+	size int // encoded size, for batch accounting
+	// deadline: Add time plus the delivery timeout, bounded by its
+	// batch's. Zero until the record is placed (see partState.append).
+	deadline time.Time
+	gen      uint64 // flush generation it was added in
 }
 
 // Result is the outcome of one record.
@@ -85,13 +87,16 @@ type Engine struct {
 	wg     sync.WaitGroup
 
 	idem *idempotence
+	bufs recycler // builders and wire buffers for the next batches
 
 	mu       sync.Mutex
 	topics   map[string]*topicState
 	sinks    map[int32]*sink
 	pending  int            // records added and not yet completed
 	gen      uint64         // flush generation of records added now
-	perGen   map[uint64]int // records not yet completed, by generation
+	genCount int            // records of generation gen not yet completed
+	perGen   map[uint64]int // the same for older generations (Flush moves genCount here)
+	last     *topicState    // the topic of the last Add: most producers write one
 	drained  chan struct{}  // closed and replaced when a generation empties
 	flushing int
 	closed   bool
@@ -141,14 +146,21 @@ func (e *Engine) Add(r *Rec) {
 	}
 	e.pending++
 	r.gen = e.gen
-	e.perGen[r.gen]++
-	r.deadline = time.Now().Add(e.cfg.DeliveryTimeout)
+	e.genCount++
+	// No clock read here: a record that joins an open batch takes the
+	// batch's deadline, which is earlier; the clock is read when a
+	// record opens a batch or waits for metadata. (Two clock reads per
+	// record were a tenth of the producer's CPU time, issue 6.)
+	r.deadline = time.Time{}
 	startReaper := !e.reaping
 	e.reaping = true
-	t := e.topics[r.Topic]
-	if t == nil {
-		t = newTopicState(e, r.Topic)
-		e.topics[r.Topic] = t
+	t := e.last
+	if t == nil || t.name != r.Topic {
+		if t = e.topics[r.Topic]; t == nil {
+			t = newTopicState(e, r.Topic)
+			e.topics[r.Topic] = t
+		}
+		e.last = t
 	}
 	e.mu.Unlock()
 	if startReaper {
@@ -161,9 +173,25 @@ func (e *Engine) Add(r *Rec) {
 // complete reports the outcome of records and updates the pending count.
 func (e *Engine) complete(recs []*Rec, res func(i int, r *Rec) Result) {
 	// Complete may recycle a record, so count the generations first.
-	counts := make(map[uint64]int, 2)
+	// Almost always every record is of one generation (unless a Flush
+	// began while they were buffered): then no map is needed.
+	var gen uint64
+	mixed := false
+	if len(recs) > 0 {
+		gen = recs[0].gen
+	}
 	for _, r := range recs {
-		counts[r.gen]++
+		if r.gen != gen {
+			mixed = true
+			break
+		}
+	}
+	var counts map[uint64]int
+	if mixed {
+		counts = make(map[uint64]int, 2)
+		for _, r := range recs {
+			counts[r.gen]++
+		}
 	}
 	for i, r := range recs {
 		e.cfg.Complete(r, res(i, r))
@@ -171,10 +199,23 @@ func (e *Engine) complete(recs []*Rec, res func(i int, r *Rec) Result) {
 	e.mu.Lock()
 	e.pending -= len(recs)
 	emptied := false
-	for g, n := range counts {
+	settle := func(g uint64, n int) {
+		if g == e.gen {
+			e.genCount -= n // no Flush waits for the current generation
+			return
+		}
 		if e.perGen[g] -= n; e.perGen[g] == 0 {
 			delete(e.perGen, g)
 			emptied = true
+		}
+	}
+	if !mixed {
+		if len(recs) > 0 {
+			settle(gen, len(recs))
+		}
+	} else {
+		for g, n := range counts {
+			settle(g, n)
 		}
 	}
 	if emptied {
@@ -200,6 +241,10 @@ func (e *Engine) Flush(ctx context.Context) error {
 		return nil
 	}
 	upTo := e.gen
+	if e.genCount > 0 {
+		e.perGen[upTo] += e.genCount
+		e.genCount = 0
+	}
 	e.gen++
 	e.flushing++
 	sinks := e.allSinksLocked()
@@ -285,6 +330,7 @@ func (e *Engine) Close() {
 	for _, t := range topics {
 		t.failAll(ErrClosed)
 	}
+	e.bufs.release()
 }
 
 // sinkFor returns the sink of broker id, creating it.
@@ -326,6 +372,7 @@ func (e *Engine) reap() {
 			if e.pending == 0 {
 				e.reaping = false
 				e.mu.Unlock()
+				e.bufs.release() // idle: hold no batch memory
 				return
 			}
 			topics := e.allTopicsLocked()

@@ -44,6 +44,8 @@ type partState struct {
 	reset     bool // resequence the queue before sending more
 
 	timer *time.Timer // linger and retry-backoff wake-ups
+
+	lastCount int // records in the last batch sealed, to size the next
 }
 
 // batch is a group of records for one partition sent in one record batch.
@@ -64,8 +66,6 @@ type batch struct {
 	unknown   bool  // the last attempt may have been written
 	lastErr   error // why the last attempt failed
 }
-
-var builders = sync.Pool{New: func() any { return record.NewBatchBuilder(record.Compression{}) }}
 
 func newPartState(t *topicState, id int32) *partState {
 	return &partState{t: t, id: id, leader: -1, epoch: -1, lastAcked: -1}
@@ -127,17 +127,22 @@ func (p *partState) append(r *Rec, newBatch bool) bool {
 		p.mu.Unlock()
 		return false
 	}
-	b := builders.Get().(*record.BatchBuilder)
-	b.Reset()
-	b.SetCompression(e.cfg.Compression)
+	b := e.bufs.builder(e.cfg.Compression)
 	size := b.RecordSize(&r.Record)
 	if record.BatchHeaderLen+size > e.cfg.MaxBatchBytes {
-		builders.Put(b)
+		e.bufs.putBuilder(b)
 		p.mu.Unlock()
 		e.fail([]*Rec{r}, p.id, false, tooLarge(p, record.BatchHeaderLen+size, e.cfg.MaxBatchBytes))
 		return true
 	}
-	nb := &batch{p: p, b: b, created: time.Now(), deadline: r.deadline}
+	now := time.Now()
+	deadline := r.deadline
+	if deadline.IsZero() {
+		deadline = now.Add(e.cfg.DeliveryTimeout)
+	}
+	// Size the record list like the previous batch's: growing it by
+	// doubling to thousands of records costs a dozen copies per batch.
+	nb := &batch{p: p, b: b, created: now, deadline: deadline, recs: make([]*Rec, 0, max(8, p.lastCount))}
 	nb.add(r, size)
 	p.batches = append(p.batches, nb)
 	wakeNow := open != nil || e.cfg.Linger <= 0 // the previous batch is full
@@ -162,7 +167,13 @@ func tooLarge(p *partState, size, limit int) error {
 
 func (b *batch) add(r *Rec, size int) {
 	r.size = size
-	if r.deadline.Before(b.deadline) {
+	switch {
+	case r.deadline.IsZero():
+		// Added just now, after the batch was opened: the batch's
+		// deadline comes first anyway (batches expire as a whole). The
+		// record keeps it should it ever be requeued on its own.
+		r.deadline = b.deadline
+	case r.deadline.Before(b.deadline):
 		b.deadline = r.deadline // a record that waited longer, e.g. for metadata
 	}
 	b.b.Append(&r.Record)
@@ -269,11 +280,12 @@ func (p *partState) sealLocked(b *batch, pid int64) bool {
 		}
 	}
 	if len(b.recs) == 0 {
-		builders.Put(b.b)
+		e.bufs.putBuilder(b.b)
 		b.b = nil
 		p.removeLocked(b)
 		return false
 	}
+	p.lastCount = len(b.recs)
 	ps := record.NoProducer
 	if e.idem != nil {
 		ps = record.ProducerState{ID: pid, Epoch: p.epoch, BaseSequence: p.nextSeq}
@@ -311,10 +323,20 @@ func (b *batch) dropCancelled() []*Rec {
 }
 
 // finish encodes the batch's final bytes and returns its builder to the
-// pool.
+// engine. An uncompressed batch takes the builder's buffer as it is (no
+// copy); the builder goes on with a recycled one.
 func (b *batch) finish(ps record.ProducerState) error {
-	wire, err := b.b.Finish(make([]byte, 0, b.b.Size()), ps)
-	builders.Put(b.b)
+	e := b.p.e()
+	// The spare becomes the builder's buffer (uncompressed) or holds the
+	// compressed batch; either way Size() bytes fit. After a big batch
+	// give it the full batch size, so that the next big batch does not
+	// double it (and every buffer after it) on its last record.
+	n := b.b.Size()
+	if n > e.cfg.MaxBatchBytes/2 {
+		n = e.cfg.MaxBatchBytes
+	}
+	wire, err := b.b.FinishTake(ps, e.bufs.wire(n))
+	e.bufs.putBuilder(b.b)
 	b.b = nil
 	if err != nil {
 		return err
@@ -411,7 +433,7 @@ func (p *partState) expire(now time.Time) {
 			b.abandoned = true
 		}
 		if b.b != nil {
-			builders.Put(b.b)
+			e.bufs.putBuilder(b.b)
 			b.b = nil
 		}
 		maybe := b.inflight || b.unknown
@@ -428,7 +450,7 @@ func (p *partState) expire(now time.Time) {
 		if b.b != nil {
 			cancelled = append(cancelled, b.dropCancelled()...)
 			if len(b.recs) == 0 {
-				builders.Put(b.b)
+				e.bufs.putBuilder(b.b)
 				b.b = nil
 				continue
 			}
@@ -471,7 +493,7 @@ func (p *partState) failAll(err error) {
 			b.abandoned = true
 		}
 		if b.b != nil {
-			builders.Put(b.b)
+			p.e().bufs.putBuilder(b.b)
 			b.b = nil
 		}
 	}

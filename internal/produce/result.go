@@ -92,7 +92,11 @@ func (p *partState) resolve(b *batch, broker string, pr kmsg.ProduceResponseTopi
 		if e.idem != nil && b.epoch == p.epoch && !dupOutsideWindow {
 			p.lastAcked = addSeq(b.seq, len(b.recs)-1)
 		}
+		// Nothing sends b again: its buffer can carry the next batch.
+		wire := b.wire
+		b.wire = nil
 		p.mu.Unlock()
+		e.bufs.putWire(wire, e.cfg.MaxBatchBytes)
 		base, appendTime := pr.BaseOffset, pr.LogAppendTime
 		if code != 0 {
 			base, appendTime = -1, -1
@@ -230,9 +234,7 @@ func (p *partState) splitLocked(b *batch) {
 	half := len(b.recs) / 2
 	mk := func(recs []*Rec) *batch {
 		nb := &batch{p: p, created: b.created, deadline: b.deadline}
-		nb.b = builders.Get().(*record.BatchBuilder)
-		nb.b.Reset()
-		nb.b.SetCompression(p.e().cfg.Compression)
+		nb.b = p.e().bufs.builder(p.e().cfg.Compression)
 		for _, r := range recs {
 			nb.add(r, 0)
 		}

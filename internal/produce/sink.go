@@ -2,6 +2,7 @@ package produce
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -158,7 +159,9 @@ func (s *sink) write(addr string, batches []*batch) {
 	req.Acks = e.cfg.Acks
 	req.TimeoutMillis = int32(e.cfg.RequestTimeout / time.Millisecond)
 	byTopic := make(map[string]int)
+	size := 256 // request header, topic array, acks, timeout
 	for _, b := range batches {
+		size += len(b.wire) + len(b.p.t.name) + 32
 		ti, ok := byTopic[b.p.t.name]
 		if !ok {
 			ti = len(req.Topics)
@@ -176,7 +179,11 @@ func (s *sink) write(addr string, batches []*batch) {
 	r := &request{batches: batches, addr: addr}
 	c, err := e.pool.Get(e.ctx, addr, conn.Produce)
 	if err == nil {
-		r.pending, err = c.Send(e.ctx, req)
+		var kr kmsg.Request = req
+		if req.Acks != 0 {
+			kr = sizedProduceRequest{req, size}
+		}
+		r.pending, err = c.Send(e.ctx, kr)
 	}
 	r.err = err
 	if err == nil && r.pending == nil {
@@ -240,8 +247,10 @@ func (s *sink) finishUnacked(batches []*batch) {
 		p := b.p
 		p.mu.Lock()
 		current := p.takeAnswerLocked(b)
+		var wire []byte
 		if current {
 			p.removeLocked(b)
+			wire, b.wire = b.wire, nil // written, never sent again
 		}
 		p.mu.Unlock()
 		if !current {
@@ -250,6 +259,7 @@ func (s *sink) finishUnacked(batches []*batch) {
 		s.e.complete(b.recs, func(int, *Rec) Result {
 			return Result{Partition: p.id, Offset: -1, Timestamp: -1}
 		})
+		s.e.bufs.putWire(wire, s.e.cfg.MaxBatchBytes)
 	}
 }
 
@@ -290,4 +300,21 @@ func (s *sink) handle(r *request, resp *kmsg.ProduceResponse, reqErr error) {
 		}
 		b.p.resolve(b, r.addr, pr)
 	}
+}
+
+// sizedProduceRequest is a produce request that knows (an upper bound of)
+// its encoded size, so the connection's encoder grows its buffer once.
+// The connection drops buffers over 1 MiB after each request, and without
+// the hint it doubled its way up through every multi-megabyte produce
+// request: three times the request's bytes allocated and copied, half of
+// the producer's CPU time with 10 KB records (issue 6). Used only for
+// acknowledged requests: the connection recognises acks=0 requests by
+// their type, *kmsg.ProduceRequest.
+type sizedProduceRequest struct {
+	*kmsg.ProduceRequest
+	size int
+}
+
+func (r sizedProduceRequest) AppendTo(dst []byte) []byte {
+	return r.ProduceRequest.AppendTo(slices.Grow(dst, r.size))
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/meta"
@@ -35,6 +36,10 @@ func (t *topicState) add(r *Rec) {
 	// While earlier records wait (for metadata, or to be replayed after
 	// it came), later ones queue behind them to keep produce order.
 	if t.parts == nil || t.loading {
+		if r.deadline.IsZero() {
+			// Its delivery timeout runs while it waits.
+			r.deadline = time.Now().Add(t.e.cfg.DeliveryTimeout)
+		}
 		t.waiting = append(t.waiting, r)
 		if !t.loading {
 			t.loading = true

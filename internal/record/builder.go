@@ -25,8 +25,11 @@ var NoProducer = ProducerState{ID: -1, Epoch: -1, BaseSequence: -1}
 //
 // A BatchBuilder is not safe for concurrent use.
 type BatchBuilder struct {
-	comp    Compression
-	recs    []byte // encoded records, uncompressed
+	comp Compression
+	// buf is room for the batch header, then the encoded records,
+	// uncompressed: so that an uncompressed batch can be finished in
+	// place (FinishTake).
+	buf     []byte
 	count   int32
 	firstTS int64 // base timestamp: the first record's
 	maxTS   int64
@@ -40,7 +43,7 @@ func NewBatchBuilder(c Compression) *BatchBuilder {
 // Reset empties the builder for a new batch, keeping its buffer and
 // compression setting.
 func (b *BatchBuilder) Reset() {
-	b.recs = b.recs[:0]
+	b.setBuf(b.buf)
 	b.count = 0
 	b.firstTS = 0
 	b.maxTS = 0
@@ -59,7 +62,23 @@ func (b *BatchBuilder) NumRecords() int { return int(b.count) }
 // Compare Size()+RecordSize(r) with the maximum batch size before appending:
 // the uncompressed size is an upper bound on what compression will produce
 // (Finish falls back to no compression if compressing does not shrink it).
-func (b *BatchBuilder) Size() int { return BatchHeaderLen + len(b.recs) }
+func (b *BatchBuilder) Size() int { return max(BatchHeaderLen, len(b.buf)) }
+
+// setBuf makes buf (its capacity) the builder's buffer, emptied.
+func (b *BatchBuilder) setBuf(buf []byte) {
+	if cap(buf) < BatchHeaderLen {
+		buf = make([]byte, 0, 4096)
+	}
+	b.buf = buf[:BatchHeaderLen]
+}
+
+// records is the encoded records section so far.
+func (b *BatchBuilder) records() []byte {
+	if len(b.buf) < BatchHeaderLen {
+		return nil
+	}
+	return b.buf[BatchHeaderLen:]
+}
 
 // FirstTimestamp returns the first record's timestamp (the batch's base
 // timestamp); 0 when empty.
@@ -90,7 +109,10 @@ func (b *BatchBuilder) Append(r *Record) {
 	}
 	delta := r.Timestamp - b.firstTS
 	body := recordBodyLen(r, delta, b.count)
-	b.recs = appendRecord(b.recs, r, delta, b.count, body)
+	if len(b.buf) < BatchHeaderLen {
+		b.setBuf(b.buf) // a zero BatchBuilder
+	}
+	b.buf = appendRecord(b.buf, r, delta, b.count, body)
 	b.count++
 }
 
@@ -112,22 +134,52 @@ func (b *BatchBuilder) Finish(dst []byte, p ProducerState) ([]byte, error) {
 	start := len(dst)
 	dst = append(dst, zeroHeader[:]...)
 	codec := b.comp.Codec
+	recs := b.records()
 	if codec == CodecNone {
-		dst = append(dst, b.recs...)
+		dst = append(dst, recs...)
 	} else {
 		var err error
-		dst, err = AppendCompressed(dst, b.recs, b.comp)
+		dst, err = AppendCompressed(dst, recs, b.comp)
 		if err != nil {
 			return dst[:start], err
 		}
-		if len(dst)-start-BatchHeaderLen >= len(b.recs) {
-			dst = append(dst[:start+BatchHeaderLen], b.recs...)
+		if len(dst)-start-BatchHeaderLen >= len(recs) {
+			dst = append(dst[:start+BatchHeaderLen], recs...)
 			codec = CodecNone
 		}
 	}
-	batch := dst[start:]
+	if err := b.writeHeader(dst[start:], codec, p); err != nil {
+		return dst[:start], err
+	}
+	return dst, nil
+}
+
+// FinishTake is Finish without the copy when it can: an uncompressed batch
+// is finished in the builder's own buffer, which it returns, and the
+// builder continues with spare as its buffer; a compressed batch is
+// written into spare as by Finish(spare[:0], p). Either way the caller owns
+// the returned batch and the builder owns the other buffer. Give a spare
+// with capacity Size() to avoid growing it.
+func (b *BatchBuilder) FinishTake(p ProducerState, spare []byte) ([]byte, error) {
+	if b.count == 0 {
+		return nil, ErrEmptyBatch
+	}
+	if b.comp.Codec != CodecNone {
+		return b.Finish(spare[:0], p)
+	}
+	batch := b.buf
+	if err := b.writeHeader(batch, CodecNone, p); err != nil {
+		return nil, err
+	}
+	b.setBuf(spare)
+	return batch, nil
+}
+
+// writeHeader fills the header of batch, one whole batch whose records
+// section follows the header.
+func (b *BatchBuilder) writeHeader(batch []byte, codec Codec, p ProducerState) error {
 	if len(batch)-logOverhead > 1<<31-1 {
-		return dst[:start], fmt.Errorf("record: batch of %d bytes exceeds the int32 length field", len(batch))
+		return fmt.Errorf("record: batch of %d bytes exceeds the int32 length field", len(batch))
 	}
 	attrs := Attributes(codec)
 	if p.Transactional {
@@ -146,7 +198,7 @@ func (b *BatchBuilder) Finish(dst []byte, p ProducerState) ([]byte, error) {
 	be.PutUint64(batch[offMaxTimestamp:], uint64(b.maxTS))
 	be.PutUint32(batch[offRecordCount:], uint32(b.count))
 	putProducer(batch, p.ID, p.Epoch, p.BaseSequence) // also sets the CRC
-	return dst, nil
+	return nil
 }
 
 var zeroHeader [BatchHeaderLen]byte

@@ -53,21 +53,42 @@ func (b *Batch) AppendRecords(dst []Record, d *Decompressor) ([]Record, error) {
 		return dst, err
 	}
 	start := len(dst)
-	// A record takes at least 7 bytes, which bounds a hostile count.
-	dst = grow(dst, min(int(b.NumRecords), len(data)/minRecordLen))
+	dst = grow(dst, b.MaxRecords(data))
+	if err := b.EachRecord(data, func(r *Record) { dst = append(dst, *r) }); err != nil {
+		return dst[:start], err
+	}
+	return dst, nil
+}
+
+// MaxRecords bounds how many records data (this batch's plain records
+// section) holds: the batch's count, unless data is too short for it (a
+// record takes at least 7 bytes, which bounds a hostile count). It is for
+// sizing a slice once before EachRecord.
+func (b *Batch) MaxRecords(data []byte) int {
+	return max(0, min(int(b.NumRecords), len(data)/minRecordLen))
+}
+
+// EachRecord decodes the records of data, this batch's plain records
+// section (from Decompress), and calls fn with each in order. *r is reused
+// for the next record, but its contents may be kept (copy *r): Key, Value
+// and header values alias data, and headers are never reused (those of the
+// whole batch share one allocation). On a decoding error it stops and
+// returns it.
+func (b *Batch) EachRecord(data []byte, fn func(r *Record)) error {
 	it := b.Iter(data)
 	var (
 		arena   []Header // all headers of the batch, sub-sliced per record
 		scratch []Header // decode target, reused for every record
+		r       Record   // one variable for all: fn gets its address
 	)
 	for {
-		r := Record{Headers: scratch}
+		r = Record{Headers: scratch}
 		err := it.Next(&r)
 		if err == io.EOF {
-			return dst, nil
+			return nil
 		}
 		if err != nil {
-			return dst[:start], err
+			return err
 		}
 		scratch = r.Headers
 		if len(r.Headers) == 0 {
@@ -81,7 +102,7 @@ func (b *Batch) AppendRecords(dst []Record, d *Decompressor) ([]Record, error) {
 			// the next record's headers.
 			r.Headers = arena[at:len(arena):len(arena)]
 		}
-		dst = append(dst, r)
+		fn(&r)
 	}
 }
 
