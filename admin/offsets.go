@@ -76,8 +76,14 @@ func (a *Admin) offsetsOnly(ctx context.Context, spec OffsetSpec, topics []strin
 // asked again after a metadata refresh, within a bounded number of
 // attempts and ctx.
 func (a *Admin) ListOffsets(ctx context.Context, spec OffsetSpec, topics ...string) (map[keel.TopicPartition]ListedOffset, error) {
+	topics = dedupe(topics)
+	if len(topics) > 0 {
+		if err := a.requireTopics(ctx, topics); err != nil {
+			return nil, err
+		}
+	}
 	pending := make(map[keel.TopicPartition]struct{})
-	for _, name := range dedupe(topics) {
+	for _, name := range topics {
 		t, err := a.meta.Topic(ctx, name)
 		if err != nil {
 			return nil, err
@@ -239,6 +245,9 @@ func (a *Admin) listFromLeader(ctx context.Context, spec OffsetSpec, leader int3
 // refreshedTopic refreshes metadata and looks topic up again; it fails
 // with keel's unknown-topic error when the cluster no longer has it.
 func (a *Admin) refreshedTopic(ctx context.Context, topic string) (*meta.Topic, error) {
+	if err := a.requireTopics(ctx, []string{topic}); err != nil {
+		return nil, err
+	}
 	if _, err := a.meta.Refresh(ctx); err != nil && !retriable(ctx, err) {
 		return nil, err
 	}

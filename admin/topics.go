@@ -53,6 +53,12 @@ func (a *Admin) ListTopics(ctx context.Context) ([]TopicListing, error) {
 func (a *Admin) DescribeTopics(ctx context.Context, names ...string) ([]TopicDescription, error) {
 	names = dedupe(names)
 	if len(names) == 0 {
+		// Every topic: while this is held, each refresh fetches them
+		// all, so the lookups below come from the snapshot (one
+		// request, not one per topic) and the client's interest set is
+		// left as it was.
+		release := a.meta.WantAllTopics()
+		defer release()
 		all, err := a.ListTopics(ctx)
 		if err != nil {
 			return nil, err
@@ -63,6 +69,8 @@ func (a *Admin) DescribeTopics(ctx context.Context, names ...string) ([]TopicDes
 		if len(names) == 0 {
 			return nil, nil
 		}
+	} else if err := a.requireTopics(ctx, names); err != nil {
+		return nil, err
 	}
 	// Topic registers each name with the cluster view and fails in
 	// keel's words for one that does not exist; the refresh after it

@@ -393,6 +393,11 @@ type groupState struct {
 	assigned  map[keel.TopicPartition]bool
 	everGiven bool
 	next      map[keel.TopicPartition]int64 // where a newly given partition starts
+	// -e: settle looks where the group stands with a direct consumer
+	// and the group's committed offsets.
+	probe *keel.Consumer
+	adm   *admin.Admin
+	group string
 }
 
 func (s *groupState) onAssigned(tps []keel.TopicPartition) {
@@ -445,6 +450,62 @@ func (s *groupState) allDone() bool {
 	return true
 }
 
+// settle runs when the group brought nothing for a poll: it finds the
+// partitions this member holds that are at their end although no printed
+// record got there. Two ways that happens: another member read the
+// partition to its end and committed that before handing it over (this
+// member's view of the commits dates from its start); or the end lies
+// past the last record because the group never returns control records,
+// and a transactional producer ends every transaction with one (the
+// commit marker). A direct consumer from where the partition stands
+// tells: a record before the end means the group has more to bring; a
+// position at the end means nothing but control records was left.
+func (s *groupState) settle(ctx context.Context) {
+	s.mu.Lock()
+	stuck := make(map[keel.TopicPartition]int64)
+	for tp := range s.assigned {
+		if n, ok := s.next[tp]; ok && !s.track.done[tp] {
+			stuck[tp] = n
+		}
+	}
+	s.mu.Unlock()
+	if len(stuck) == 0 {
+		return
+	}
+	if committed, err := s.adm.GroupOffsets(ctx, s.group); err == nil {
+		for tp, n := range stuck {
+			if c, ok := committed[tp]; ok && c > n {
+				stuck[tp] = c // the group starts a partition given to it there
+			}
+		}
+	}
+	tps := make([]keel.TopicPartition, 0, len(stuck))
+	for tp, n := range stuck {
+		s.probe.Assign(tp, keel.AtOffset(n))
+		tps = append(tps, tp)
+	}
+	defer s.probe.Unassign(tps...)
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	for len(stuck) > 0 && pctx.Err() == nil {
+		msgs, _ := poll(pctx, true, s.probe.Poll)
+		for _, m := range msgs {
+			tp := keel.TopicPartition{Topic: m.Topic, Partition: m.Partition}
+			if m.Offset < s.track.ends[tp] {
+				delete(stuck, tp)
+			}
+		}
+		for tp := range stuck {
+			if pos, ok := s.probe.Position(tp); ok && pos >= s.track.ends[tp] {
+				s.mu.Lock()
+				s.track.at(tp, pos)
+				s.mu.Unlock()
+				delete(stuck, tp)
+			}
+		}
+	}
+}
+
 // consumeGroup reads as a member of o.group, marking each record after it
 // was written to stdout and committing on the way out.
 func consumeGroup(ctx context.Context, client *keel.Client, adm *admin.Admin, md *keel.Metadata, o consumeOpts, pr *printer) error {
@@ -473,14 +534,27 @@ func consumeGroup(ctx context.Context, client *keel.Client, adm *admin.Admin, md
 		state.track = newEndTracker(ends)
 		for tp, end := range ends {
 			switch c, ok := committed[tp]; {
-			case ok && c >= 0:
+			case ok && c >= starts[tp] && c <= end:
 				state.next[tp] = c
+			// A commit outside the log (retention deleted what the
+			// group had not read, or the topic was re-created) is out
+			// of range: the consumer starts at the reset point.
 			case reset == keel.ResetEarliest:
 				state.next[tp] = starts[tp]
 			default:
 				state.next[tp] = end
 			}
 		}
+	}
+	if o.exitAtEnd {
+		// With the group's reset policy, so that it starts where the
+		// group would.
+		probe, err := keel.NewConsumer(client, keel.ResetOffset(reset))
+		if err != nil {
+			return err
+		}
+		defer probe.Close(context.Background())
+		state.probe, state.adm, state.group = probe, adm, o.group
 	}
 	g, err := keel.NewGroupConsumer(client, o.group, o.topics,
 		keel.ResetOffset(reset),
@@ -535,6 +609,9 @@ func consumeGroupLoop(ctx context.Context, g *keel.GroupConsumer, o consumeOpts,
 		}
 		if err != nil {
 			return err
+		}
+		if o.exitAtEnd && len(msgs) == 0 {
+			state.settle(ctx)
 		}
 	}
 	return nil

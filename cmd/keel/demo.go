@@ -98,7 +98,9 @@ func demo(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	demoSummary(ctx, o, cluster, produced, consumed)
+	if err := demoSummary(ctx, o, cluster, produced, consumed); err != nil {
+		return err
+	}
 	o.line("")
 	o.line("Done in %.1fs. Next: 'keel dev' runs a cluster like this one on 127.0.0.1:9092-9094.", time.Since(start).Seconds())
 	return nil
@@ -132,7 +134,9 @@ func demoCluster(ctx context.Context, o *demoOut, cluster *keeltest.Cluster) err
 
 // demoSummary shows section 5: every order accounted for, and the
 // committed offsets, read from the broker, against each partition's end.
-func demoSummary(ctx context.Context, o *demoOut, cluster *keeltest.Cluster, p *demoProduced, c *demoConsumed) {
+// It fails when they do not add up, so that the demo's exit status says
+// so (CI runs it).
+func demoSummary(ctx context.Context, o *demoOut, cluster *keeltest.Cluster, p *demoProduced, c *demoConsumed) error {
 	o.heading("5. Summary")
 	lost := p.delivered - c.unique
 	o.say("produced  %d orders: %d delivered, %d failed", p.produced, p.delivered, p.failed)
@@ -162,10 +166,11 @@ func demoSummary(ctx context.Context, o *demoOut, cluster *keeltest.Cluster, p *
 	if allMatch && lost == 0 && c.duplicates == 0 && committedSum == int64(p.delivered) {
 		o.say("committed %d = produced %d — every order accounted for: delivered once,", committedSum, p.delivered)
 		o.say("processed once, and committed up to the end of its partition.")
-		return
+		return nil
 	}
 	o.say("committed %d, produced %d: NOT everything is accounted for — this is a bug in keel;", committedSum, p.delivered)
 	o.say("please report it with this output.")
+	return errors.New("not every order was accounted for (see the summary above): this is a bug in keel")
 }
 
 // demoGroupOffsets reads the group's committed offsets of the demo topic

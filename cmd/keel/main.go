@@ -53,6 +53,11 @@ const (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal lets the command wind down (commit what it
+	// printed, report what it sent) within its own bounds; after it the
+	// default handling is back, so a second Ctrl-C ends the process at
+	// once instead of being swallowed.
+	context.AfterFunc(ctx, stop)
 	os.Exit(run(ctx, os.Args[1:], stdio{
 		in:            os.Stdin,
 		out:           os.Stdout,

@@ -17,8 +17,8 @@ Usage: keel perf consume -t TOPIC [-G GROUP] (--records N | --duration D) [flags
 Reads TOPIC from the beginning — every partition directly, or as a member of
 GROUP with -G (which commits what it read) — and reports records, rec/s,
 MB/s and the time from the start to the first record. It stops after N
-records, after D, or when nothing arrived for --idle-timeout; stopping short
-of --records N is a failure (exit status 1).
+records, after D, or when nothing arrived for --idle-timeout; the idle
+timeout ending it short of --records N is a failure (exit status 1).
 
 With --embedded the topic is first filled with --records records (or
 --fill in --duration mode) of --record-size bytes, untimed.
@@ -104,7 +104,7 @@ func runPerfConsume(ctx context.Context, args []string, io stdio) int {
 	if err != nil {
 		return failed(io, "perf consume", err)
 	}
-	if *f.records > 0 && res.Records < *f.records && (*f.duration == 0 || res.duration < *f.duration) {
+	if res.idle && *f.records > 0 && res.Records < *f.records {
 		return failed(io, "perf consume", fmt.Errorf("read %s of %s records: nothing more arrived for %v (--idle-timeout)",
 			perfCount(res.Records), perfCount(*f.records), *idle))
 	}
@@ -163,6 +163,7 @@ func perfConsumeLoad(ctx context.Context, src *perfSource, f *perfFlags, idle ti
 		mu         sync.Mutex
 		n, bytes   int64
 		first, end time.Time
+		idled      bool // nothing arrived for the idle timeout
 	)
 	start := time.Now()
 	var prevN, prevBytes int64
@@ -191,7 +192,8 @@ func perfConsumeLoad(ctx context.Context, src *perfSource, f *perfFlags, idle ti
 		}
 		if err != nil && len(msgs) == 0 {
 			if errors.Is(err, context.DeadlineExceeded) {
-				break // idle: nothing arrived for the idle timeout
+				idled = true // nothing arrived for the idle timeout
+				break
 			}
 			problem = err
 			break
@@ -226,7 +228,7 @@ func perfConsumeLoad(ctx context.Context, src *perfSource, f *perfFlags, idle ti
 
 	mu.Lock()
 	defer mu.Unlock()
-	r := &perfConsumeResult{Mode: "consume", Topic: *f.topic, Records: n, Bytes: bytes}
+	r := &perfConsumeResult{Mode: "consume", Topic: *f.topic, Records: n, Bytes: bytes, idle: idled}
 	if n > 0 {
 		r.duration = end.Sub(start)
 		r.DurationSec = r.duration.Seconds()
@@ -250,6 +252,9 @@ type perfConsumeResult struct {
 	FirstRecordMs float64 `json:"first_record_ms"`
 
 	duration time.Duration
+	// idle: the run ended because nothing arrived for the idle timeout,
+	// not because --records, --duration or an interrupt ended it.
+	idle bool
 }
 
 func (r *perfConsumeResult) write(w io.Writer) {
