@@ -11,7 +11,7 @@ import (
 // which partitions and where to start, and tracks its own positions.
 type Consumer struct {
 	client  *Client
-	fetcher *fetch.Fetcher
+	fetcher *fetch.Of[Message]
 }
 
 // ConsumerOption configures a Consumer. Of the group options, these apply:
@@ -27,7 +27,7 @@ func NewConsumer(client *Client, opts ...ConsumerOption) (*Consumer, error) {
 	if cfg.fetchMaxWait <= 0 || cfg.maxBufferedBytes < int64(cfg.partitionMaxBytes) {
 		return nil, cfg.validate("direct", []string{"-"})
 	}
-	return &Consumer{client: client, fetcher: fetch.New(cfg.fetchConfig(client), client.pool, client.meta)}, nil
+	return &Consumer{client: client, fetcher: newFetcher(client, cfg.fetchConfig(client))}, nil
 }
 
 // Assign starts reading tp at start (AtEarliest, AtLatest, AtOffset,
@@ -75,11 +75,18 @@ func (c *Consumer) Poll(ctx context.Context) ([]*Message, error) {
 	if err != nil {
 		return nil, err
 	}
+	n := 0
+	for _, f := range fs {
+		n += len(f.Records)
+	}
 	var out []*Message
+	if n > 0 {
+		out = make([]*Message, 0, n)
+	}
 	var problems []error
 	for _, f := range fs {
 		for i := range f.Records {
-			out = append(out, toMessage(f.TP, &f.Records[i]))
+			out = append(out, &f.Records[i])
 		}
 		if f.Err != nil {
 			problems = append(problems, f.Err)

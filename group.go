@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keel-go/keel/internal/conn"
@@ -32,13 +33,12 @@ type GroupConsumer struct {
 	topics  []string
 	cfg     groupConfig
 	member  *group.Member
-	fetcher *fetch.Fetcher
+	fetcher *fetch.Of[Message]
 
 	mu         sync.Mutex
 	started    bool
 	mode       string // "run" or "poll"
 	parts      map[TopicPartition]*partitionState
-	marks      map[TopicPartition]group.Offset // processed, not yet committed
 	closed     bool
 	stopping   chan struct{} // closed by Close: no new records to handlers
 	memberCtx  context.Context
@@ -67,7 +67,7 @@ type partitionState struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	w      *worker // Run mode
-	epoch  int32   // leader epoch of the last processed record
+	marks  markCell
 	// leaving: revoked or lost, waiting for its handler to return. A
 	// record that handler finishes still counts as processed.
 	leaving bool
@@ -90,7 +90,6 @@ func NewGroupConsumer(client *Client, groupID string, topics []string, opts ...G
 		topics:     slices.Clone(topics),
 		cfg:        cfg,
 		parts:      make(map[TopicPartition]*partitionState),
-		marks:      make(map[TopicPartition]group.Offset),
 		stopping:   make(chan struct{}),
 		pollNotify: make(chan struct{}),
 	}
@@ -120,7 +119,7 @@ func NewGroupConsumer(client *Client, groupID string, topics []string, opts ...G
 			Lost:   g.onLost,
 		},
 	}, client.pool, client.meta)
-	g.fetcher = fetch.New(cfg.fetchConfig(client), client.pool, client.meta)
+	g.fetcher = newFetcher(client, cfg.fetchConfig(client))
 	return g, nil
 }
 
@@ -243,11 +242,7 @@ func (g *GroupConsumer) dispatch(ctx context.Context) {
 			if w == nil {
 				continue // revoked meanwhile
 			}
-			msgs := make([]*Message, len(f.Records))
-			for i := range f.Records {
-				msgs[i] = toMessage(f.TP, &f.Records[i])
-			}
-			w.push(msgs, f.Err)
+			w.push(f.Records, int(f.Bytes), f.Err)
 		}
 	}
 }
@@ -290,7 +285,7 @@ func (g *GroupConsumer) onAssign(assigned group.Partitions) {
 			continue
 		}
 		pctx, pcancel := context.WithCancelCause(context.Background())
-		ps := &partitionState{tp: ptp, ctx: pctx, cancel: pcancel, epoch: -1}
+		ps := &partitionState{tp: ptp, ctx: pctx, cancel: pcancel}
 		g.parts[ptp] = ps
 		start := fetch.Offset{At: resetStart(g.cfg.resetFor(tp.Topic)), Epoch: -1}
 		if o, ok := committed[tp]; ok {
@@ -343,11 +338,14 @@ func (g *GroupConsumer) onRevoke(ctx context.Context, revoked group.Partitions) 
 		g.mu.Unlock()
 	}()
 	g.waitPollRelease(ctx)
-	tps := g.release(revoked, ErrRevoked, ctx)
-	if err := g.commitMarked(ctx, tps); err != nil {
-		g.client.logger.Error("keel: commit on revoke failed", "group", g.group, "err", err)
+	tps, released := g.release(revoked, ErrRevoked, ctx)
+	if len(released) > 0 {
+		// The released partitions' marks go with their state: nothing
+		// commits them after this.
+		if err := g.commitMarked(ctx, released); err != nil {
+			g.client.logger.Error("keel: commit on revoke failed", "group", g.group, "err", err)
+		}
 	}
-	g.forgetMarks(tps)
 	public := toPublic(tps)
 	g.client.logger.Info("keel: partitions revoked", "group", g.group, "partitions", public)
 	if g.cfg.onRevoked != nil {
@@ -360,8 +358,7 @@ func (g *GroupConsumer) onRevoke(ctx context.Context, revoked group.Partitions) 
 func (g *GroupConsumer) onLost(lost group.Partitions) {
 	ctx, cancel := context.WithTimeout(g.memberCtx, g.cfg.rebalanceTimeout)
 	defer cancel()
-	tps := g.release(lost, ErrLost, ctx)
-	g.forgetMarks(tps)
+	tps, _ := g.release(lost, ErrLost, ctx) // their marks are dropped with them
 	public := toPublic(tps)
 	g.client.logger.Warn("keel: partitions lost", "group", g.group, "partitions", public)
 	if g.cfg.onLost != nil {
@@ -372,16 +369,19 @@ func (g *GroupConsumer) onLost(lost group.Partitions) {
 // release stops fetching and processing partitions and waits, under ctx,
 // for their handlers to return. A record a handler finishes meanwhile is
 // still marked processed, so the commit that follows includes it and the
-// next owner does not process it again.
-func (g *GroupConsumer) release(p group.Partitions, cause error, ctx context.Context) []group.TP {
+// next owner does not process it again. It returns the partitions and the
+// states released, whose marks that commit reads.
+func (g *GroupConsumer) release(p group.Partitions, cause error, ctx context.Context) ([]group.TP, []*partitionState) {
 	tps := group.Flatten(p)
 	var workers []*worker
+	var released []*partitionState
 	g.mu.Lock()
 	for _, tp := range tps {
 		ps := g.parts[TopicPartition{tp.Topic, tp.Partition}]
 		if ps == nil {
 			continue
 		}
+		released = append(released, ps)
 		ps.leaving = true
 		g.fetcher.Unassign(fetch.TP{Topic: tp.Topic, Partition: tp.Partition})
 		ps.cancel(cause)
@@ -398,62 +398,38 @@ func (g *GroupConsumer) release(p group.Partitions, cause error, ctx context.Con
 		delete(g.parts, TopicPartition{tp.Topic, tp.Partition})
 	}
 	g.mu.Unlock()
-	return tps
+	return tps, released
 }
 
-func (g *GroupConsumer) forgetMarks(tps []group.TP) {
-	g.mu.Lock()
-	for _, tp := range tps {
-		delete(g.marks, TopicPartition{tp.Topic, tp.Partition})
-	}
-	g.mu.Unlock()
-}
-
-// mark records that m was processed: its offset + 1 will be committed.
-func (g *GroupConsumer) mark(m *Message) {
-	tp := TopicPartition{m.Topic, m.Partition}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.parts[tp] == nil {
-		return // no longer ours: the new owner decides
-	}
-	if cur, ok := g.marks[tp]; ok && cur.At > m.Offset {
-		return
-	}
-	g.marks[tp] = group.Offset{At: m.Offset + 1, Epoch: m.leaderEpoch}
-}
-
-// commitMarked commits processed offsets (of tps, or all when tps is nil).
-func (g *GroupConsumer) commitMarked(ctx context.Context, tps []group.TP) error {
+// commitMarked commits the processed offsets of pss, or of every assigned
+// partition when pss is nil, that are not committed yet.
+func (g *GroupConsumer) commitMarked(ctx context.Context, pss []*partitionState) error {
 	g.commitMu.Lock()
 	defer g.commitMu.Unlock()
-	g.mu.Lock()
-	offsets := make(map[group.TP]group.Offset)
-	if tps == nil {
-		for tp, o := range g.marks {
-			offsets[group.TP{Topic: tp.Topic, Partition: tp.Partition}] = o
+	if pss == nil {
+		g.mu.Lock()
+		pss = make([]*partitionState, 0, len(g.parts))
+		for _, ps := range g.parts {
+			pss = append(pss, ps)
 		}
-	} else {
-		for _, tp := range tps {
-			if o, ok := g.marks[TopicPartition{tp.Topic, tp.Partition}]; ok {
-				offsets[tp] = o
-			}
+		g.mu.Unlock()
+	}
+	offsets := make(map[group.TP]group.Offset)
+	var sent []*partitionState
+	for _, ps := range pss {
+		if o, ok := ps.marks.pending(); ok {
+			offsets[group.TP{Topic: ps.tp.Topic, Partition: ps.tp.Partition}] = o
+			sent = append(sent, ps)
 		}
 	}
-	g.mu.Unlock()
 	if len(offsets) == 0 {
 		return nil
 	}
 	err := g.member.Commit(ctx, offsets)
 	if err == nil {
-		g.mu.Lock()
-		for tp, o := range offsets {
-			ptp := TopicPartition{tp.Topic, tp.Partition}
-			if cur, ok := g.marks[ptp]; ok && cur == o {
-				delete(g.marks, ptp) // committed and nothing newer
-			}
+		for _, ps := range sent {
+			ps.marks.committed(offsets[group.TP{Topic: ps.tp.Topic, Partition: ps.tp.Partition}])
 		}
-		g.mu.Unlock()
 	}
 	return err
 }
@@ -612,3 +588,105 @@ func sortTPs(tps []TopicPartition) {
 		return int(a.Partition - b.Partition)
 	})
 }
+
+// markCell is a partition's processed position: the offset after the last
+// record processed, which is what a commit sends, with the leader epoch of
+// that record. Each partition has its own, and marking is lock-free in the
+// common case, so that marking a record (once per record in Run mode) is
+// one compare-and-swap instead of the consumer's lock and a map update
+// (issue 6).
+//
+// word packs both: next<<markEpochBits | epoch+1, for offsets below 2^43
+// and epochs below 2^20-1, which is every real partition. A position that
+// does not fit is kept in slow under mu, and word is then markSlow for
+// good. Zero is nothing marked.
+type markCell struct {
+	word atomic.Int64
+	mu   sync.Mutex
+	slow group.Offset // when word == markSlow
+	// last is the position last committed from this cell (lastSet: any);
+	// only commitMarked touches it, under commitMu.
+	last    group.Offset
+	lastSet bool
+}
+
+const (
+	markEpochBits       = 20
+	markSlow      int64 = -1
+)
+
+// mark records that the record at offset, of a batch of leader epoch
+// epoch, was processed. Positions never move back, and marking a record
+// again changes nothing. Safe for concurrent use.
+func (c *markCell) mark(offset int64, epoch int32) {
+	next := offset + 1
+	if next <= 0 {
+		return // not a record's offset
+	}
+	if next < 1<<(63-markEpochBits) && epoch >= -1 && epoch < 1<<markEpochBits-1 {
+		w := next<<markEpochBits | int64(epoch+1)
+		for {
+			old := c.word.Load()
+			if old == markSlow {
+				break
+			}
+			if old>>markEpochBits >= next {
+				return
+			}
+			if c.word.CompareAndSwap(old, w) {
+				return
+			}
+		}
+	}
+	c.markSlow(next, epoch)
+}
+
+// markSlow is mark for positions word cannot hold (or once it holds none).
+func (c *markCell) markSlow(next int64, epoch int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		old := c.word.Load()
+		if old == markSlow {
+			if c.slow.At < next {
+				c.slow = group.Offset{At: next, Epoch: epoch}
+			}
+			return
+		}
+		if old>>markEpochBits >= next {
+			return
+		}
+		c.slow = group.Offset{At: next, Epoch: epoch}
+		if c.word.CompareAndSwap(old, markSlow) {
+			return
+		}
+		// A lock-free mark moved word meanwhile: look again.
+	}
+}
+
+// position returns the processed position, if any record was marked.
+func (c *markCell) position() (group.Offset, bool) {
+	switch w := c.word.Load(); {
+	case w == 0:
+		return group.Offset{}, false
+	case w == markSlow:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.slow, true
+	default:
+		return group.Offset{At: w >> markEpochBits, Epoch: int32(w&(1<<markEpochBits-1)) - 1}, true
+	}
+}
+
+// pending returns the position to commit, if it moved since the last
+// commit.
+func (c *markCell) pending() (group.Offset, bool) {
+	o, ok := c.position()
+	if !ok || c.lastSet && c.last == o {
+		return group.Offset{}, false
+	}
+	return o, true
+}
+
+// committed records that o was committed.
+func (c *markCell) committed(o group.Offset) { c.last, c.lastSet = o, true }

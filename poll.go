@@ -21,7 +21,14 @@ func (g *GroupConsumer) Poll(ctx context.Context) ([]*Message, error) {
 		if err != nil {
 			return nil, err
 		}
+		n := 0
+		for _, f := range fs {
+			n += len(f.Records)
+		}
 		var out []*Message
+		if n > 0 {
+			out = make([]*Message, 0, n)
+		}
 		var firstErr error
 		g.mu.Lock()
 		for _, f := range fs {
@@ -29,7 +36,7 @@ func (g *GroupConsumer) Poll(ctx context.Context) ([]*Message, error) {
 				continue // revoked since it was fetched
 			}
 			for i := range f.Records {
-				out = append(out, toMessage(f.TP, &f.Records[i]))
+				out = append(out, &f.Records[i])
 			}
 			if f.Err != nil && firstErr == nil {
 				firstErr = f.Err
@@ -48,8 +55,21 @@ func (g *GroupConsumer) Poll(ctx context.Context) ([]*Message, error) {
 // MarkProcessed records that msgs were processed, so their offsets may be
 // committed. Messages of partitions no longer assigned are ignored.
 func (g *GroupConsumer) MarkProcessed(msgs ...*Message) {
+	var ps *partitionState
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	for _, m := range msgs {
-		g.mark(m)
+		if m == nil {
+			continue
+		}
+		// Polled messages come in runs of one partition: look it up
+		// once per run.
+		if ps == nil || ps.tp.Partition != m.Partition || ps.tp.Topic != m.Topic {
+			if ps = g.parts[TopicPartition{m.Topic, m.Partition}]; ps == nil {
+				continue // no longer ours: the new owner decides
+			}
+		}
+		ps.marks.mark(m.Offset, m.leaderEpoch)
 	}
 }
 

@@ -4,28 +4,41 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/keel-go/keel/internal/fetch"
 )
 
 // worker processes one partition's records in order on its own goroutine.
-// The dispatcher pushes fetched records; the worker pops them, calls the
-// handler, and marks each processed record.
+// The dispatcher pushes each fetched run of records as one chunk; the
+// worker takes a whole chunk per lock, calls the handler for its records
+// and marks each processed record on the partition (see markCell). Taking
+// chunks rather than single records keeps the queue's lock off the
+// per-record path (issue 6).
 type worker struct {
 	g  *GroupConsumer
 	ps *partitionState
 	tp TopicPartition
 
 	mu         sync.Mutex
-	queue      []*Message
+	queue      []workChunk
+	records    int   // queued, in all chunks
 	bytes      int   // of the queued messages' keys and values
 	paused     bool  // flow control paused fetching this partition
 	userPaused bool  // GroupConsumer.Pause: stays paused whatever flow control says
 	nextOffset int64 // offset expected next; older records are stale refetches (-1: any)
 	failure    error // a fetch error to report after the queued records
 	wake       chan struct{}
-	stopping   bool // Close: finish the current record, take no more
-	done       chan struct{}
+	// stopping: Close began; finish the current record, take no more.
+	// Atomic because the worker checks it before every record.
+	stopping atomic.Bool
+	done     chan struct{}
+}
+
+// workChunk is one pushed run of a partition's records, in offset order.
+type workChunk struct {
+	msgs  []Message
+	bytes int // of the messages' keys and values
 }
 
 func (g *GroupConsumer) startWorkerLocked(ps *partitionState) {
@@ -36,29 +49,38 @@ func (g *GroupConsumer) startWorkerLocked(ps *partitionState) {
 }
 
 // Flow control: a partition whose worker falls behind stops being fetched
-// until its queue drains, so fetched data does not pile up in memory.
+// until its queue drains, so fetched data does not pile up in memory. The
+// chunk the worker is on no longer counts, so at most one more chunk (one
+// partition's share of a fetch answer) is held beyond these.
 const (
 	queueHighBytes = 4 << 20
 	queueLowBytes  = 1 << 20
 )
 
-// push queues records, dropping any below the offset expected next (a
+// push queues msgs (one partition's records in offset order, of about
+// bytes; see fetch.Fetch.Bytes), dropping any below the offset expected next (a
 // stale fetch of this partition's previous assignment), and pauses
 // fetching when the queue is full.
-func (w *worker) push(msgs []*Message, err error) {
+func (w *worker) push(msgs []Message, bytes int, err error) {
 	w.mu.Lock()
-	for _, m := range msgs {
-		if w.nextOffset >= 0 && m.Offset < w.nextOffset {
-			continue
+	if w.nextOffset >= 0 && len(msgs) > 0 && msgs[0].Offset < w.nextOffset {
+		skip := 0
+		for skip < len(msgs) && msgs[skip].Offset < w.nextOffset {
+			skip++
 		}
-		w.nextOffset = m.Offset + 1
-		w.queue = append(w.queue, m)
-		w.bytes += len(m.Key) + len(m.Value)
+		msgs = msgs[skip:]
+		bytes = msgBytes(msgs)
+	}
+	if len(msgs) > 0 {
+		w.nextOffset = msgs[len(msgs)-1].Offset + 1
+		w.queue = append(w.queue, workChunk{msgs: msgs, bytes: bytes})
+		w.records += len(msgs)
+		w.bytes += bytes
 	}
 	if err != nil && w.failure == nil {
 		w.failure = err
 	}
-	if !w.paused && (len(w.queue) >= w.g.cfg.queueRecords || w.bytes >= queueHighBytes) {
+	if !w.paused && (w.records >= w.g.cfg.queueRecords || w.bytes >= queueHighBytes) {
 		w.paused = true
 		w.g.fetcher.Pause(fetch.TP{Topic: w.tp.Topic, Partition: w.tp.Partition})
 	}
@@ -67,6 +89,14 @@ func (w *worker) push(msgs []*Message, err error) {
 	case w.wake <- struct{}{}:
 	default:
 	}
+}
+
+func msgBytes(msgs []Message) int {
+	n := 0
+	for i := range msgs {
+		n += len(msgs[i].Key) + len(msgs[i].Value)
+	}
+	return n
 }
 
 // setUserPaused applies GroupConsumer.Pause/Resume: fetching resumes
@@ -84,36 +114,40 @@ func (w *worker) setUserPaused(paused bool) {
 }
 
 func (w *worker) stop() {
-	w.mu.Lock()
-	w.stopping = true
-	w.mu.Unlock()
+	w.stopping.Store(true)
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
 }
 
-// next waits for the next record; nil when the worker must exit.
-func (w *worker) next() (*Message, error) {
+// halted reports whether the worker must take no further record: Close
+// began, or its partition was revoked, lost or stopped.
+func (w *worker) halted() bool {
+	return w.stopping.Load() || w.ps.ctx.Err() != nil
+}
+
+// next waits for the next chunk of records; nil when the worker must exit.
+func (w *worker) next() ([]Message, error) {
 	for {
-		w.mu.Lock()
-		if w.stopping || w.ps.ctx.Err() != nil {
-			w.mu.Unlock()
+		if w.halted() {
 			return nil, nil
 		}
+		w.mu.Lock()
 		if len(w.queue) > 0 {
-			m := w.queue[0]
-			w.queue[0] = nil
+			c := w.queue[0]
+			w.queue[0] = workChunk{}
 			w.queue = w.queue[1:]
-			w.bytes -= len(m.Key) + len(m.Value)
-			if w.paused && len(w.queue) <= w.g.cfg.queueRecords/2 && w.bytes <= queueLowBytes {
+			w.records -= len(c.msgs)
+			w.bytes -= c.bytes
+			if w.paused && w.records <= w.g.cfg.queueRecords/2 && w.bytes <= queueLowBytes {
 				w.paused = false
 				if !w.userPaused {
 					w.g.fetcher.Resume(fetch.TP{Topic: w.tp.Topic, Partition: w.tp.Partition})
 				}
 			}
 			w.mu.Unlock()
-			return m, nil
+			return c.msgs, nil
 		}
 		if err := w.failure; err != nil {
 			w.mu.Unlock()
@@ -130,51 +164,68 @@ func (w *worker) next() (*Message, error) {
 func (w *worker) run() {
 	defer w.g.wg.Done()
 	defer close(w.done)
-	g := w.g
 	for {
-		m, ferr := w.next()
+		msgs, ferr := w.next()
 		if ferr != nil {
-			g.client.logger.Error("keel: partition stopped: cannot read it", "group", g.group, "partition", w.tp, "err", ferr)
+			w.g.client.logger.Error("keel: partition stopped: cannot read it", "group", w.g.group, "partition", w.tp, "err", ferr)
 			return
 		}
-		if m == nil {
+		if msgs == nil || !w.handle(msgs) {
 			return
 		}
+	}
+}
+
+// handle calls the handler for msgs in order, marking each one processed;
+// false when the worker must exit (halted, or the partition stopped on a
+// handler failure). The records after the one it stopped at are dropped:
+// they were never processed, so nothing commits them.
+func (w *worker) handle(msgs []Message) bool {
+	g := w.g
+	for i := range msgs {
+		if w.halted() {
+			return false
+		}
+		m := &msgs[i]
 		if g.sem != nil {
 			select {
 			case g.sem <- struct{}{}:
 			case <-w.ps.ctx.Done():
-				return
+				return false
 			}
 		}
+		// Read before the handler runs: it may change m (to forward it,
+		// say), and what is committed is where the record was read.
+		offset, epoch := m.Offset, m.leaderEpoch
 		err := g.handler.Handle(w.ps.ctx, m)
 		if g.sem != nil {
 			<-g.sem
 		}
 		if err == nil {
-			g.mark(m)
+			w.ps.marks.mark(offset, epoch)
 			continue
 		}
 		if cause := context.Cause(w.ps.ctx); cause != nil && (errors.Is(err, context.Canceled) || errors.Is(err, cause)) {
-			return // revoked, lost or closing: the record stays unprocessed
+			return false // revoked, lost or closing: the record stays unprocessed
 		}
 		if g.isStopping() && errors.Is(err, ErrConsumerClosed) {
 			// The handler gave its record up because Close began (see
 			// Stopping): unprocessed, and not a failure.
-			return
+			return false
 		}
 		action := StopPartition
 		if g.cfg.onError != nil {
 			action = g.cfg.onError(m, err)
 		}
 		if action == SkipMessage {
-			g.client.logger.Warn("keel: handler failed; skipping the message", "group", g.group, "partition", w.tp, "offset", m.Offset, "err", err)
-			g.mark(m)
+			g.client.logger.Warn("keel: handler failed; skipping the message", "group", g.group, "partition", w.tp, "offset", offset, "err", err)
+			w.ps.marks.mark(offset, epoch)
 			continue
 		}
 		g.client.logger.Error("keel: handler failed; partition stopped (its offset is not committed past the failed message)",
-			"group", g.group, "partition", w.tp, "offset", m.Offset, "err", err)
+			"group", g.group, "partition", w.tp, "offset", offset, "err", err)
 		g.fetcher.Pause(fetch.TP{Topic: w.tp.Topic, Partition: w.tp.Partition})
-		return
+		return false
 	}
+	return true
 }

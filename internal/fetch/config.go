@@ -148,9 +148,38 @@ type Record struct {
 // or an error that stopped the partition (reported once; the partition
 // stays stopped until Seek or Unassign). A Fetch may carry both: records
 // read before the error, then the error.
-type Fetch struct {
+type Fetch = FetchOf[Record]
+
+// FetchOf is Fetch for a Fetcher of records of type R (see NewOf).
+type FetchOf[R any] struct {
 	TP            TP
-	Records       []Record
+	Records       []R
 	HighWatermark int64
 	Err           error
+	// Bytes is the decompressed size of the batches whose last record
+	// Records holds (what stopped counting against the buffer budget):
+	// roughly the records' size, for the caller's own flow control.
+	Bytes int64
+}
+
+// Fetcher is the Fetcher of Records that New returns.
+type Fetcher = Of[Record]
+
+// Shape says how a Fetcher of records of type R makes them. Decoding
+// straight into the caller's type spares a second slice per fetch and a
+// copy per record (the keel package's Message: issue 6).
+type Shape[R any] struct {
+	// Make fills out from r, a record of tp from a batch of leader epoch
+	// epoch. r's Key, Value and Headers may be kept: they are r's own.
+	Make func(out *R, tp TP, r *record.Record, epoch int32)
+	// Pos returns the offset and leader epoch of a record Make filled.
+	Pos func(r *R) (offset int64, epoch int32)
+}
+
+// RecordShape makes Records.
+var RecordShape = Shape[Record]{
+	Make: func(out *Record, _ TP, r *record.Record, epoch int32) {
+		*out = Record{Record: *r, LeaderEpoch: epoch}
+	},
+	Pos: func(r *Record) (int64, int32) { return r.Offset, r.LeaderEpoch },
 }

@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -27,8 +28,8 @@ type span struct {
 }
 
 // decoded is what one partition's data in a fetch answer amounts to.
-type decoded struct {
-	records []Record
+type decoded[R any] struct {
+	records []R
 	spans   []span
 	bytes   int64 // decompressed size of the batches records came from
 	// next is the offset to fetch after this data: past the last complete
@@ -51,11 +52,21 @@ type decoded struct {
 // A batch that fails its CRC or cannot be decompressed ends the decoding
 // with err set; the records before it are kept, and next points at the bad
 // batch so that nothing after it is read past silently.
-func decodePartition(data []byte, fetchOffset int64, readCommitted bool, aborted []abortedTxn, dec *record.Decompressor) decoded {
-	d := decoded{next: fetchOffset}
+func decodePartition(data []byte, fetchOffset int64, readCommitted bool, aborted []abortedTxn, dec *record.Decompressor) decoded[Record] {
+	return decodeAs(&RecordShape, TP{}, data, fetchOffset, readCommitted, aborted, dec)
+}
+
+// decodeAs is decodePartition making records of tp with sh.
+func decodeAs[R any](sh *Shape[R], tp TP, data []byte, fetchOffset int64, readCommitted bool, aborted []abortedTxn, dec *record.Decompressor) decoded[R] {
+	d := decoded[R]{next: fetchOffset}
 	if readCommitted && len(aborted) > 1 {
 		aborted = slices.Clone(aborted)
 		slices.SortFunc(aborted, func(a, b abortedTxn) int { return cmpInt64(a.first, b.first) })
+	}
+	if n := recordsHint(data); n > 0 {
+		// One allocation of the right size: growing batch by batch
+		// zeroed and copied the records again at every doubling.
+		d.records = make([]R, 0, n)
 	}
 	var abortedPIDs map[int64]struct{}
 	var rd record.Reader
@@ -101,7 +112,7 @@ func decodePartition(data []byte, fetchOffset int64, readCommitted bool, aborted
 			d.next = max(d.next, next)
 			continue
 		}
-		if err := d.appendBatch(&b, fetchOffset, dec); err != nil {
+		if err := d.appendBatch(sh, tp, &b, fetchOffset, dec); err != nil {
 			d.err = batchErr(b.BaseOffset, err)
 			return d
 		}
@@ -114,7 +125,7 @@ func decodePartition(data []byte, fetchOffset int64, readCommitted bool, aborted
 }
 
 // appendBatch decodes b's records at or after fetchOffset onto d.
-func (d *decoded) appendBatch(b *record.Batch, fetchOffset int64, dec *record.Decompressor) error {
+func (d *decoded[R]) appendBatch(sh *Shape[R], tp TP, b *record.Batch, fetchOffset int64, dec *record.Decompressor) error {
 	data, err := b.Decompress(dec, nil)
 	if err != nil {
 		return err
@@ -134,9 +145,16 @@ func (d *decoded) appendBatch(b *record.Batch, fetchOffset int64, dec *record.De
 	start := len(d.records)
 	d.records = slices.Grow(d.records, plain.MaxRecords(data))
 	epoch := b.PartitionLeaderEpoch
+	mk := sh.Make
 	err = plain.EachRecord(data, func(r *record.Record) {
 		if r.Offset >= fetchOffset {
-			d.records = append(d.records, Record{Record: *r, LeaderEpoch: epoch})
+			if n := len(d.records); n < cap(d.records) {
+				d.records = d.records[:n+1] // room made by the Grow above
+			} else {
+				var zero R
+				d.records = append(d.records, zero)
+			}
+			mk(&d.records[len(d.records)-1], tp, r, epoch)
 		}
 	})
 	if err != nil {
@@ -174,4 +192,31 @@ func cmpInt64(a, b int64) int {
 		return 1
 	}
 	return 0
+}
+
+// recordsHint guesses from the batch headers alone how many records data
+// holds, to size the records' slice once. It reads each batch's length and
+// record count (v2 layout), trusting a count only as far as the batch's
+// length can hold records, so that a hostile count allocates nothing big;
+// decoding checks everything and grows the slice if the guess was short.
+// (The bound is the one appendBatch's Grow applied batch by batch before;
+// a count that fails its CRC later costs a larger slice than needed, once.)
+func recordsHint(data []byte) int {
+	const (
+		lengthAt  = 8  // int32 after the base offset
+		overhead  = 12 // base offset and length
+		countAt   = record.BatchHeaderLen - 4
+		minRecord = 7 // bytes of the smallest possible record
+	)
+	n := 0
+	for len(data) >= record.BatchHeaderLen {
+		length := int(int32(binary.BigEndian.Uint32(data[lengthAt:])))
+		if length < record.BatchHeaderLen-overhead || len(data) < overhead+length {
+			break
+		}
+		count := int(int32(binary.BigEndian.Uint32(data[countAt:])))
+		n += max(0, min(count, (length-(record.BatchHeaderLen-overhead))/minRecord))
+		data = data[overhead+length:]
+	}
+	return n
 }

@@ -207,3 +207,29 @@ func TestDecodePartialBatches(t *testing.T) {
 		t.Fatalf("empty: %+v", d)
 	}
 }
+
+func TestRecordsHint(t *testing.T) {
+	plain := record.ProducerState{ID: -1, Epoch: -1, BaseSequence: -1}
+	data := slices.Concat(dataBatch(t, 0, 10, plain, record.CodecNone), dataBatch(t, 10, 25, plain, record.CodecNone))
+	if got := recordsHint(data); got != 35 {
+		t.Fatalf("hint %d, want 35", got)
+	}
+	// A partial batch at the end is not counted; decoding does not read it.
+	if got := recordsHint(data[:len(data)-5]); got != 10 {
+		t.Fatalf("hint with a partial last batch %d, want 10", got)
+	}
+	// A hostile count allocates no more than the batch can hold.
+	bomb := dataBatch(t, 0, 2, plain, record.CodecNone)
+	binary.BigEndian.PutUint32(bomb[record.BatchHeaderLen-4:], 1<<30)
+	if got, most := recordsHint(bomb), (len(bomb)-record.BatchHeaderLen)/7; got > most {
+		t.Fatalf("hint %d for a forged count, want at most %d", got, most)
+	}
+	if got := recordsHint(nil); got != 0 {
+		t.Fatalf("hint %d for no data", got)
+	}
+	// The decoded records fill the hinted slice without growing it.
+	d := decodePartition(data, 0, false, nil, record.NewDecompressor(0))
+	if len(d.records) != 35 || cap(d.records) != 35 {
+		t.Fatalf("decoded %d records into a slice of cap %d, want 35 and 35", len(d.records), cap(d.records))
+	}
+}

@@ -12,19 +12,22 @@ import (
 	"github.com/keel-go/keel/internal/record"
 )
 
-// Fetcher fetches the partitions assigned to it from their leaders and
-// buffers the records for Poll. Its methods are safe for concurrent use.
+// Of fetches the partitions assigned to it from their leaders and buffers
+// their records, decoded into R (see Shape), for Poll. Fetcher, its
+// instance for Records, is what New returns. Its methods are safe for
+// concurrent use.
 //
 // Goroutines exist only while there is work: one per broker that leads an
 // assigned, unpaused partition while the buffer budget has room, one that
 // resolves start offsets (ListOffsets) while any partition needs one, and
 // short-lived ones for metadata lookups and retry timers. Close stops them
 // all.
-type Fetcher struct {
-	cfg  Config
-	pool *conn.Pool
-	meta *meta.Meta
-	dec  *record.Decompressor
+type Of[R any] struct {
+	shape Shape[R]
+	cfg   Config
+	pool  *conn.Pool
+	meta  *meta.Meta
+	dec   *record.Decompressor
 
 	ctx    context.Context // ended by Close: abandons requests in flight
 	cancel context.CancelFunc
@@ -32,10 +35,10 @@ type Fetcher struct {
 	unsub  func()
 
 	mu        sync.Mutex
-	parts     map[TP]*partition
-	order     []*partition // Poll's round-robin order
+	parts     map[TP]*partition[R]
+	order     []*partition[R] // Poll's round-robin order
 	pollNext  int
-	sources   map[int32]*source
+	sources   map[int32]*source[R]
 	topics    map[string]*topicLookup
 	resolving bool
 	buffered  int64         // decompressed bytes fetched and not yet polled
@@ -55,17 +58,23 @@ type topicLookup struct {
 // New returns a Fetcher that reaches brokers through pool and finds leaders
 // through m. Nothing is fetched until Assign.
 func New(cfg Config, pool *conn.Pool, m *meta.Meta) *Fetcher {
+	return NewOf(cfg, pool, m, RecordShape)
+}
+
+// NewOf is New for a Fetcher that makes records of type R with sh.
+func NewOf[R any](cfg Config, pool *conn.Pool, m *meta.Meta, sh Shape[R]) *Of[R] {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Fetcher{
+	f := &Of[R]{
+		shape:   sh,
 		cfg:     cfg,
 		pool:    pool,
 		meta:    m,
 		dec:     record.NewDecompressor(cfg.MaxDecompressed),
 		ctx:     ctx,
 		cancel:  cancel,
-		parts:   make(map[TP]*partition),
-		sources: make(map[int32]*source),
+		parts:   make(map[TP]*partition[R]),
+		sources: make(map[int32]*source[R]),
 		topics:  make(map[string]*topicLookup),
 		ratio:   1,
 	}
@@ -82,7 +91,7 @@ func New(cfg Config, pool *conn.Pool, m *meta.Meta) *Fetcher {
 // Assign starts fetching tp at start: an exact offset, Earliest or Latest
 // (resolved with ListOffsets first). Assigning a partition already assigned
 // is Seek.
-func (f *Fetcher) Assign(tp TP, start Offset) {
+func (f *Of[R]) Assign(tp TP, start Offset) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := f.assignLocked(tp)
@@ -95,7 +104,7 @@ func (f *Fetcher) Assign(tp TP, start Offset) {
 
 // AssignAtTime starts fetching tp at the first record whose timestamp is at
 // or after ts, or at the end of the partition if there is none.
-func (f *Fetcher) AssignAtTime(tp TP, ts time.Time) {
+func (f *Of[R]) AssignAtTime(tp TP, ts time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := f.assignLocked(tp)
@@ -110,11 +119,11 @@ func (f *Fetcher) AssignAtTime(tp TP, ts time.Time) {
 // Seek drops what is buffered for tp and continues from o (an exact
 // offset, Earliest or Latest). It also restarts a partition stopped by an
 // error. Seeking a partition not assigned assigns it.
-func (f *Fetcher) Seek(tp TP, o Offset) { f.Assign(tp, o) }
+func (f *Of[R]) Seek(tp TP, o Offset) { f.Assign(tp, o) }
 
 // Unassign stops fetching the partitions and drops what is buffered for
 // them.
-func (f *Fetcher) Unassign(tps ...TP) {
+func (f *Of[R]) Unassign(tps ...TP) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, tp := range tps {
@@ -139,7 +148,7 @@ func (f *Fetcher) Unassign(tps ...TP) {
 // Pause leaves the partitions out of fetch requests (and out of the
 // brokers' fetch sessions) until Resume. Their buffered records stay, but
 // Poll does not return them while paused.
-func (f *Fetcher) Pause(tps ...TP) {
+func (f *Of[R]) Pause(tps ...TP) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, tp := range tps {
@@ -150,7 +159,7 @@ func (f *Fetcher) Pause(tps ...TP) {
 }
 
 // Resume undoes Pause.
-func (f *Fetcher) Resume(tps ...TP) {
+func (f *Of[R]) Resume(tps ...TP) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, tp := range tps {
@@ -166,7 +175,7 @@ func (f *Fetcher) Resume(tps ...TP) {
 // (the offset to commit once everything before it is processed) with the
 // leader epoch of the record before it. It is false when tp is not
 // assigned or its start offset is not resolved yet.
-func (f *Fetcher) Position(tp TP) (Offset, bool) {
+func (f *Of[R]) Position(tp TP) (Offset, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := f.parts[tp]
@@ -178,7 +187,7 @@ func (f *Fetcher) Position(tp TP) (Offset, bool) {
 
 // Buffered returns the decompressed bytes fetched and not yet returned by
 // Poll, as counted against MaxBufferedBytes.
-func (f *Fetcher) Buffered() int64 {
+func (f *Of[R]) Buffered() int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.buffered
@@ -186,7 +195,7 @@ func (f *Fetcher) Buffered() int64 {
 
 // Close stops fetching, abandons requests in flight and waits for every
 // goroutine the Fetcher started. Poll calls waiting return ErrClosed.
-func (f *Fetcher) Close() {
+func (f *Of[R]) Close() {
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
@@ -205,13 +214,13 @@ func (f *Fetcher) Close() {
 	f.wg.Wait()
 }
 
-func (f *Fetcher) assignLocked(tp TP) *partition {
+func (f *Of[R]) assignLocked(tp TP) *partition[R] {
 	if f.closed {
 		return nil
 	}
 	p := f.parts[tp]
 	if p == nil {
-		p = &partition{tp: tp, leader: -1, leaderEpoch: -1, maxBytes: f.cfg.PartitionMaxBytes, hwm: -1}
+		p = &partition[R]{tp: tp, leader: -1, leaderEpoch: -1, maxBytes: f.cfg.PartitionMaxBytes, hwm: -1}
 		f.parts[tp] = p
 		f.order = append(f.order, p)
 	}
@@ -223,7 +232,7 @@ func (f *Fetcher) assignLocked(tp TP) *partition {
 
 // startAtLocked (re)starts p at o, dropping anything buffered or in flight
 // for it.
-func (f *Fetcher) startAtLocked(p *partition, o Offset) {
+func (f *Of[R]) startAtLocked(p *partition[R], o Offset) {
 	f.dropBufferLocked(p)
 	p.gen++
 	p.retryAt, p.failures = time.Time{}, 0
@@ -239,7 +248,7 @@ func (f *Fetcher) startAtLocked(p *partition, o Offset) {
 }
 
 // dropBufferLocked releases p's buffered records from the budget.
-func (f *Fetcher) dropBufferLocked(p *partition) {
+func (f *Of[R]) dropBufferLocked(p *partition[R]) {
 	for _, c := range p.buf {
 		for ; c.sp < len(c.spans); c.sp++ {
 			f.buffered -= c.spans[c.sp].bytes
@@ -249,15 +258,15 @@ func (f *Fetcher) dropBufferLocked(p *partition) {
 }
 
 // stopLocked queues err for Poll and stops p until Seek or Unassign.
-func (f *Fetcher) stopLocked(p *partition, err error) {
+func (f *Of[R]) stopLocked(p *partition[R], err error) {
 	p.state = stStopped
-	p.buf = append(p.buf, &chunk{next: p.fetchOffset, err: err})
+	p.buf = append(p.buf, &chunk[R]{next: p.fetchOffset, err: err})
 	f.wakePollLocked()
 }
 
 // backoffLocked makes p wait before its next request; with unroute it
 // also forgets p's leader, which must then come from metadata again.
-func (f *Fetcher) backoffLocked(p *partition, unroute bool) {
+func (f *Of[R]) backoffLocked(p *partition[R], unroute bool) {
 	p.failures++
 	p.retryAt = time.Now().Add(f.cfg.RetryBackoff.Delay(p.failures))
 	if unroute {
@@ -266,7 +275,7 @@ func (f *Fetcher) backoffLocked(p *partition, unroute bool) {
 	f.armLocked(p.retryAt)
 }
 
-func (f *Fetcher) wakePollLocked() {
+func (f *Of[R]) wakePollLocked() {
 	if f.notify != nil {
 		close(f.notify)
 		f.notify = nil
@@ -275,7 +284,7 @@ func (f *Fetcher) wakePollLocked() {
 
 // lookupTopicLocked asks metadata about a topic newly assigned, which also
 // makes every later metadata refresh include it.
-func (f *Fetcher) lookupTopicLocked(topic string) {
+func (f *Of[R]) lookupTopicLocked(topic string) {
 	f.topics[topic] = &topicLookup{pending: true}
 	f.wg.Add(1)
 	go func() {
@@ -302,7 +311,7 @@ func (f *Fetcher) lookupTopicLocked(topic string) {
 // from metadata, then starts the goroutines that have work: the sources of
 // brokers with fetchable partitions and the offset resolver. Partitions in
 // backoff are retried by a timer.
-func (f *Fetcher) routeLocked() {
+func (f *Of[R]) routeLocked() {
 	if f.closed {
 		return
 	}
@@ -367,7 +376,7 @@ func earliest(a, b time.Time) time.Time {
 }
 
 // armLocked makes sure routeLocked runs again by at.
-func (f *Fetcher) armLocked(at time.Time) {
+func (f *Of[R]) armLocked(at time.Time) {
 	if at.IsZero() || f.closed {
 		return
 	}

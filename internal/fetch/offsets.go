@@ -13,7 +13,7 @@ import (
 // resolveLoop turns symbolic start offsets (earliest, latest, a timestamp)
 // into offsets with ListOffsets to each partition's leader. It runs while
 // partitions need that and ends when none do.
-func (f *Fetcher) resolveLoop() {
+func (f *Of[R]) resolveLoop() {
 	defer f.wg.Done()
 	for {
 		f.mu.Lock()
@@ -23,11 +23,11 @@ func (f *Fetcher) resolveLoop() {
 			return
 		}
 		now := time.Now()
-		byLeader := make(map[int32][]inReq)
+		byLeader := make(map[int32][]inReq[R])
 		for _, p := range f.order {
 			if p.resolvable(now) {
 				p.inflight = true
-				byLeader[p.leader] = append(byLeader[p.leader], inReq{p: p, gen: p.gen, offset: p.resolveTo, epoch: p.leaderEpoch})
+				byLeader[p.leader] = append(byLeader[p.leader], inReq[R]{p: p, gen: p.gen, offset: p.resolveTo, epoch: p.leaderEpoch})
 			}
 		}
 		if len(byLeader) == 0 {
@@ -45,7 +45,7 @@ func (f *Fetcher) resolveLoop() {
 }
 
 // listOffsets asks broker id for the offsets of reqs and applies them.
-func (f *Fetcher) listOffsets(id int32, reqs []inReq) {
+func (f *Of[R]) listOffsets(id int32, reqs []inReq[R]) {
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.ReplicaID = -1
 	if f.cfg.ReadCommitted {
@@ -131,14 +131,14 @@ func (f *Fetcher) listOffsets(id int32, reqs []inReq) {
 		} else {
 			// Data fetched before an out-of-range reset is still
 			// returned; the position jumps once it is drained.
-			p.buf = append(p.buf, &chunk{next: a.Offset})
+			p.buf = append(p.buf, &chunk[R]{next: a.Offset})
 		}
 	}
 	f.routeLocked()
 }
 
 // listErrorLocked handles a partition-level ListOffsets error.
-func (f *Fetcher) listErrorLocked(p *partition, code int16, addr string) {
+func (f *Of[R]) listErrorLocked(p *partition[R], code int16, addr string) {
 	info := errs.Lookup(code)
 	switch {
 	case info.Metadata:

@@ -18,7 +18,7 @@ const (
 
 // partition is the fetcher's state for one assigned partition. Every field
 // is guarded by Fetcher.mu.
-type partition struct {
+type partition[R any] struct {
 	tp TP
 	// gen changes whenever the partition's position is set from outside
 	// (Assign, Seek, reset) or it is unassigned, so that an answer to a
@@ -45,12 +45,12 @@ type partition struct {
 	retryAt     time.Time
 	failures    int
 
-	buf []*chunk // fetched data not yet returned by Poll, oldest first
+	buf []*chunk[R] // fetched data not yet returned by Poll, oldest first
 }
 
 // chunk is one fetch answer's data for a partition, waiting for Poll.
-type chunk struct {
-	records []Record
+type chunk[R any] struct {
+	records []R
 	spans   []span
 	i       int   // next record to return
 	sp      int   // next span whose bytes are still counted in the budget
@@ -60,12 +60,12 @@ type chunk struct {
 
 // fetchable reports whether the partition can go into a fetch request to
 // its leader now.
-func (p *partition) fetchable(now time.Time) bool {
+func (p *partition[R]) fetchable(now time.Time) bool {
 	return p.state == stFetch && !p.paused && !p.inflight && p.leader >= 0 && !p.retryAt.After(now)
 }
 
 // resolvable reports whether the partition's start offset can be asked for
 // now.
-func (p *partition) resolvable(now time.Time) bool {
+func (p *partition[R]) resolvable(now time.Time) bool {
 	return p.state == stResolve && !p.inflight && p.leader >= 0 && !p.retryAt.After(now)
 }

@@ -19,7 +19,7 @@ var ErrClosed = errs.ErrClosed
 //
 // Poll returns ctx's error when ctx ends first and ErrClosed after Close.
 // Paused partitions' buffered records are kept for after Resume.
-func (f *Fetcher) Poll(ctx context.Context, max int) ([]Fetch, error) {
+func (f *Of[R]) Poll(ctx context.Context, max int) ([]FetchOf[R], error) {
 	for {
 		f.mu.Lock()
 		if f.closed {
@@ -45,14 +45,14 @@ func (f *Fetcher) Poll(ctx context.Context, max int) ([]Fetch, error) {
 
 // takeLocked hands out buffered records, advancing positions and releasing
 // the budget.
-func (f *Fetcher) takeLocked(limit int) []Fetch {
+func (f *Of[R]) takeLocked(limit int) []FetchOf[R] {
 	n := len(f.order)
 	if n == 0 {
 		return nil
 	}
 	start := f.pollNext % n
 	f.pollNext = start + 1
-	var out []Fetch
+	var out []FetchOf[R]
 	left := limit
 	drained := false
 	for i := 0; i < n && (limit <= 0 || left > 0); i++ {
@@ -60,7 +60,7 @@ func (f *Fetcher) takeLocked(limit int) []Fetch {
 		if p.paused || len(p.buf) == 0 {
 			continue
 		}
-		fe := Fetch{TP: p.tp, HighWatermark: p.hwm}
+		fe := FetchOf[R]{TP: p.tp, HighWatermark: p.hwm}
 		for len(p.buf) > 0 && (limit <= 0 || left > 0) {
 			c := p.buf[0]
 			take := len(c.records) - c.i
@@ -79,9 +79,11 @@ func (f *Fetcher) takeLocked(limit int) []Fetch {
 				c.i += take
 				left -= take
 				last := &recs[len(recs)-1]
-				p.position = Offset{At: last.Offset + 1, Epoch: last.LeaderEpoch}
+				at, epoch := f.shape.Pos(last)
+				p.position = Offset{At: at + 1, Epoch: epoch}
 				for ; c.sp < len(c.spans) && c.spans[c.sp].end <= c.i; c.sp++ {
 					f.buffered -= c.spans[c.sp].bytes
+					fe.Bytes += c.spans[c.sp].bytes
 				}
 			}
 			if c.i < len(c.records) {

@@ -33,8 +33,8 @@ func inject(t *testing.T, f *Fetcher, tp TP, offset int64, data []byte) {
 		f.startAtLocked(p, At(offset))
 	}
 	d := decodePartition(data, p.fetchOffset, false, nil, f.dec)
-	s := &source{f: f}
-	s.applyLocked(result{r: inReq{p: p, gen: p.gen, offset: p.fetchOffset}, hwm: 100, d: d}, "test")
+	s := &source[Record]{f: f}
+	s.applyLocked(result[Record]{r: inReq[Record]{p: p, gen: p.gen, offset: p.fetchOffset}, hwm: 100, d: d}, "test")
 }
 
 func pollNow(t *testing.T, f *Fetcher, max int) []Fetch {

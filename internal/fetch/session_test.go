@@ -140,7 +140,7 @@ func TestSessionErrors(t *testing.T) {
 func TestRequestCarriesSessionContents(t *testing.T) {
 	f := &Fetcher{cfg: Config{ReadCommitted: true}}
 	f.cfg.setDefaults()
-	s := &source{f: f, id: 1}
+	s := &source[Record]{f: f, id: 1}
 	var sess session
 	want := map[TP]sessionPart{a0: {Offset: 10, LeaderEpoch: 4, MaxBytes: 100}, a1: {Offset: 20, LeaderEpoch: 4, MaxBytes: 100}, b0: {Offset: 5, LeaderEpoch: 1, MaxBytes: 100}}
 	sess.answered(sess.build(want), 0, 3)

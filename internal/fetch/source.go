@@ -13,8 +13,8 @@ import (
 // source fetches the partitions one broker leads. Its goroutine runs while
 // the broker leads fetchable partitions and the buffer budget has room,
 // with one fetch request in flight at a time; it owns the fetch session.
-type source struct {
-	f       *Fetcher
+type source[R any] struct {
+	f       *Of[R]
 	id      int32
 	running bool // guarded by f.mu
 	sess    session
@@ -24,18 +24,18 @@ type source struct {
 }
 
 // inReq is one partition of a fetch request as it was sent.
-type inReq struct {
-	p      *partition
+type inReq[R any] struct {
+	p      *partition[R]
 	gen    uint64
 	offset int64 // fetch offset, or what ListOffsets resolves
 	epoch  int32 // current leader epoch sent with it
 }
 
 // startSourceLocked starts broker id's goroutine unless it runs already.
-func (f *Fetcher) startSourceLocked(id int32) {
+func (f *Of[R]) startSourceLocked(id int32) {
 	s := f.sources[id]
 	if s == nil {
-		s = &source{f: f, id: id}
+		s = &source[R]{f: f, id: id}
 		f.sources[id] = s
 	}
 	if s.running || f.closed {
@@ -46,7 +46,7 @@ func (f *Fetcher) startSourceLocked(id int32) {
 	go s.run()
 }
 
-func (s *source) run() {
+func (s *source[R]) run() {
 	defer s.f.wg.Done()
 	for s.fetchOnce() {
 	}
@@ -54,7 +54,7 @@ func (s *source) run() {
 
 // fetchOnce sends one fetch request and handles its answer. It returns
 // false, having marked the source stopped, when there is nothing to fetch.
-func (s *source) fetchOnce() bool {
+func (s *source[R]) fetchOnce() bool {
 	f := s.f
 	f.mu.Lock()
 	want, parts, maxBytes := s.collectLocked()
@@ -85,21 +85,21 @@ func (s *source) fetchOnce() bool {
 
 // collectLocked picks the partitions to fetch from this broker now and
 // marks them in flight. It returns none while the budget is used up.
-func (s *source) collectLocked() (map[TP]sessionPart, map[TP]inReq, int32) {
+func (s *source[R]) collectLocked() (map[TP]sessionPart, map[TP]inReq[R], int32) {
 	f := s.f
 	if f.closed || f.buffered >= f.cfg.MaxBufferedBytes {
 		return nil, nil, 0
 	}
 	now := time.Now()
 	want := make(map[TP]sessionPart)
-	parts := make(map[TP]inReq)
+	parts := make(map[TP]inReq[R])
 	for _, p := range f.order {
 		if p.leader != s.id || !p.fetchable(now) {
 			continue
 		}
 		p.inflight = true
 		want[p.tp] = sessionPart{Offset: p.fetchOffset, LeaderEpoch: p.leaderEpoch, MaxBytes: p.maxBytes}
-		parts[p.tp] = inReq{p: p, gen: p.gen, offset: p.fetchOffset}
+		parts[p.tp] = inReq[R]{p: p, gen: p.gen, offset: p.fetchOffset}
 	}
 	// The response may not be larger than the room left in the budget
 	// (the broker still returns one batch if the first is larger). The
@@ -109,7 +109,7 @@ func (s *source) collectLocked() (map[TP]sessionPart, map[TP]inReq, int32) {
 	return want, parts, int32(max(min(room, float64(f.cfg.MaxBytes)), 1))
 }
 
-func (s *source) conn() (*conn.Conn, error) {
+func (s *source[R]) conn() (*conn.Conn, error) {
 	addr, ok := s.f.meta.BrokerAddr(s.id)
 	if !ok {
 		return nil, &errs.Error{Retriable: true, Detail: fmt.Sprintf("broker %d is not in the metadata", s.id), Err: errs.ErrBrokerUnreachable}
@@ -118,7 +118,7 @@ func (s *source) conn() (*conn.Conn, error) {
 }
 
 // request builds the fetch request for sr.
-func (s *source) request(sr sessionReq, maxBytes int32) *kmsg.FetchRequest {
+func (s *source[R]) request(sr sessionReq, maxBytes int32) *kmsg.FetchRequest {
 	cfg := &s.f.cfg
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = -1
@@ -166,7 +166,7 @@ func (s *source) request(sr sessionReq, maxBytes int32) *kmsg.FetchRequest {
 
 // failed handles a request that got no answer: the partitions back off and
 // look for their leader again (the broker may be gone).
-func (s *source) failed(parts map[TP]inReq, err error) {
+func (s *source[R]) failed(parts map[TP]inReq[R], err error) {
 	f := s.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -184,15 +184,15 @@ func (s *source) failed(parts map[TP]inReq, err error) {
 }
 
 // result is one partition's part of an answer, decoded outside the lock.
-type result struct {
-	r    inReq
+type result[R any] struct {
+	r    inReq[R]
 	code int16
 	hwm  int64
-	d    decoded
+	d    decoded[R]
 }
 
 // handle applies a fetch answer.
-func (s *source) handle(sr sessionReq, parts map[TP]inReq, resp *kmsg.FetchResponse, addr string) {
+func (s *source[R]) handle(sr sessionReq, parts map[TP]inReq[R], resp *kmsg.FetchResponse, addr string) {
 	f := s.f
 	s.sess.answered(sr, resp.ErrorCode, resp.SessionID)
 	if resp.ErrorCode == codeSessionIDNotFound || resp.ErrorCode == codeInvalidSessionEpoch {
@@ -205,12 +205,12 @@ func (s *source) handle(sr sessionReq, parts map[TP]inReq, resp *kmsg.FetchRespo
 		return
 	}
 	s.sessionErrs = 0
-	var results []result
+	var results []result[R]
 	var wire, plain int64 // for the compression ratio
 	if resp.ErrorCode != 0 {
 		// A top-level error concerns every partition of the request.
 		for _, r := range parts {
-			results = append(results, result{r: r, code: resp.ErrorCode, hwm: -1})
+			results = append(results, result[R]{r: r, code: resp.ErrorCode, hwm: -1})
 		}
 	}
 	for i := range resp.Topics {
@@ -221,9 +221,9 @@ func (s *source) handle(sr sessionReq, parts map[TP]inReq, resp *kmsg.FetchRespo
 			if !ok || resp.ErrorCode != 0 {
 				continue
 			}
-			res := result{r: r, code: rp.ErrorCode, hwm: rp.HighWatermark}
+			res := result[R]{r: r, code: rp.ErrorCode, hwm: rp.HighWatermark}
 			if rp.ErrorCode == 0 {
-				res.d = decodePartition(rp.RecordBatches, r.offset, f.cfg.ReadCommitted, abortedOf(rp), f.dec)
+				res.d = decodeAs(&f.shape, r.p.tp, rp.RecordBatches, r.offset, f.cfg.ReadCommitted, abortedOf(rp), f.dec)
 				if res.d.bytes > 0 {
 					wire += int64(len(rp.RecordBatches))
 					plain += res.d.bytes
@@ -245,7 +245,7 @@ func (s *source) handle(sr sessionReq, parts map[TP]inReq, resp *kmsg.FetchRespo
 
 // release clears the in-flight mark of the request's partitions, running
 // apply first under the lock, then routes again.
-func (s *source) release(parts map[TP]inReq, apply func()) {
+func (s *source[R]) release(parts map[TP]inReq[R], apply func()) {
 	f := s.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -258,7 +258,7 @@ func (s *source) release(parts map[TP]inReq, apply func()) {
 	f.routeLocked()
 }
 
-func (s *source) sleep(d time.Duration) {
+func (s *source[R]) sleep(d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -284,7 +284,7 @@ const maxPartitionBytes = 1 << 30
 
 // applyLocked applies one partition's result unless the partition moved on
 // since the request was sent (Seek, Unassign, reset).
-func (s *source) applyLocked(res result, addr string) {
+func (s *source[R]) applyLocked(res result[R], addr string) {
 	f := s.f
 	p := res.r.p
 	if p.removed || p.gen != res.r.gen || p.state != stFetch || p.fetchOffset != res.r.offset {
@@ -317,12 +317,12 @@ func (s *source) applyLocked(res result, addr string) {
 			if len(p.buf) == 0 {
 				p.position.At = d.next
 			} else {
-				p.buf = append(p.buf, &chunk{next: d.next})
+				p.buf = append(p.buf, &chunk[R]{next: d.next})
 			}
 		}
 		return
 	}
-	p.buf = append(p.buf, &chunk{records: d.records, spans: d.spans, next: d.next, err: d.err})
+	p.buf = append(p.buf, &chunk[R]{records: d.records, spans: d.spans, next: d.next, err: d.err})
 	f.buffered += d.bytes
 	p.fetchOffset = d.next
 	if d.err != nil {
@@ -333,7 +333,7 @@ func (s *source) applyLocked(res result, addr string) {
 }
 
 // partitionErrorLocked handles a partition-level error code from a fetch.
-func (f *Fetcher) partitionErrorLocked(p *partition, code int16, addr string) {
+func (f *Of[R]) partitionErrorLocked(p *partition[R], code int16, addr string) {
 	info := errs.Lookup(code)
 	switch {
 	case code == 1: // OFFSET_OUT_OF_RANGE
