@@ -3,51 +3,88 @@ package keel
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // budget bounds the records and bytes a producer holds: from Produce until
 // the record's delivery report has been handed to its target. A report
 // nobody reads keeps its place, so a user who never reads slows Produce
 // down instead of growing memory without bound.
+//
+// Releases come from the report path once per record, so they take no
+// lock: they subtract atomically and only wake waiting producers. Taking
+// room is serialised by mu, so two producers cannot both take the last
+// room; a release running at the same time only makes the check more
+// conservative.
 type budget struct {
-	maxRecords int
+	maxRecords int64
 	maxBytes   int64
+	// lowRecords and lowBytes are the levels a release must bring the
+	// budget down to before it wakes waiting producers: waking them for
+	// every single released record made the producer and the report path
+	// hand the lock back and forth per record and allocated a channel per
+	// wake-up (issue 6). Waking at an eighth free lets a producer take a
+	// run of records per wake-up.
+	lowRecords int64
+	lowBytes   int64
 
-	mu      sync.Mutex
-	records int
-	bytes   int64
-	waiters int
-	freed   chan struct{} // closed and replaced when room is released
+	records atomic.Int64
+	bytes   atomic.Int64
+	waiters atomic.Int32
+
+	mu    sync.Mutex    // serialises taking room and swapping freed
+	freed chan struct{} // closed and replaced to wake waiters
 }
 
 func newBudget(maxRecords int, maxBytes int64) *budget {
-	return &budget{maxRecords: maxRecords, maxBytes: maxBytes, freed: make(chan struct{})}
+	return &budget{
+		maxRecords: int64(maxRecords),
+		maxBytes:   maxBytes,
+		lowRecords: int64(maxRecords) - int64(maxRecords)/8,
+		lowBytes:   maxBytes - maxBytes/8,
+		freed:      make(chan struct{}),
+	}
 }
 
+// fits says whether a record of size bytes fits now. A record larger than
+// the whole byte budget fits when nothing else is held, so it cannot wait
+// forever.
 func (b *budget) fits(size int64) bool {
-	return b.records < b.maxRecords && (b.bytes+size <= b.maxBytes || b.records == 0)
+	records := b.records.Load()
+	return records < b.maxRecords && (b.bytes.Load()+size <= b.maxBytes || records == 0)
+}
+
+// take records one record of size bytes as held. Callers hold mu.
+func (b *budget) take(size int64) {
+	b.records.Add(1)
+	b.bytes.Add(size)
 }
 
 // acquire takes room for one record of size bytes, waiting under ctx.
 func (b *budget) acquire(ctx context.Context, size int64) error {
 	b.mu.Lock()
 	for !b.fits(size) {
+		// Count ourselves as a waiter before checking again: a release
+		// either sees the waiter (and wakes the channel taken below,
+		// since it swaps it under mu, after we let go) or happened
+		// before the check, which then sees its room.
+		b.waiters.Add(1)
+		if b.fits(size) {
+			b.waiters.Add(-1)
+			break
+		}
 		ch := b.freed
-		b.waiters++
 		b.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			b.mu.Lock()
-			b.waiters--
-			b.mu.Unlock()
+			b.waiters.Add(-1)
 			return ctx.Err()
 		}
 		b.mu.Lock()
-		b.waiters--
+		b.waiters.Add(-1)
 	}
-	b.records++
-	b.bytes += size
+	b.take(size)
 	b.mu.Unlock()
 	return nil
 }
@@ -59,18 +96,29 @@ func (b *budget) tryAcquire(size int64) bool {
 	if !b.fits(size) {
 		return false
 	}
-	b.records++
-	b.bytes += size
+	b.take(size)
 	return true
 }
 
-func (b *budget) release(size int64) {
-	b.mu.Lock()
-	b.records--
-	b.bytes -= size
-	if b.waiters > 0 {
-		close(b.freed)
-		b.freed = make(chan struct{})
+// holdUnbudgeted counts a record that never took room (an invalid message,
+// or one whose wait ended), so that its report's release balances out.
+func (b *budget) holdUnbudgeted() { b.records.Add(1) }
+
+// release gives back the room of n records totalling size bytes.
+func (b *budget) release(n int, size int64) {
+	records := b.records.Add(-int64(n))
+	bytes := b.bytes.Add(-size)
+	if b.waiters.Load() == 0 {
+		return
 	}
+	// Wake waiters once an eighth of the budget is free, or when the
+	// budget is empty (a record larger than an eighth of the bytes still
+	// gets its turn).
+	if records > b.lowRecords || bytes > b.lowBytes && records > 0 {
+		return
+	}
+	b.mu.Lock()
+	close(b.freed)
+	b.freed = make(chan struct{})
 	b.mu.Unlock()
 }

@@ -16,19 +16,34 @@ import (
 // allocation rate of a busy producer the garbage collector empties it
 // every few dozen batches.
 
-// The caches are small on purpose: a producer that queues many batches
-// cycles more buffers than this and falls back to allocating, but memory
-// kept idle stays bounded (and is dropped when the producer goes idle).
+// How many of each the engine keeps: enough for the batches its buffer
+// budget can hold at once (Config.MaxBufferedBytes / MaxBatchBytes), so
+// that a producer running at its budget, with dozens of batches queued and
+// in flight, reuses its buffers instead of cycling them through the
+// garbage collector (with 8 of each, a sixth of the batches of 10 KB
+// records grew a new builder from 4 KiB by doubling: issue 6). The memory
+// kept is what the producer just used at its busiest, within its budget,
+// and is dropped when the producer goes idle.
 const (
-	keepBuilders = 8 // builders of batches being filled or queued unsealed
-	keepWires    = 8 // wires of acknowledged batches (one answer frees a request's worth)
+	minKeep = 8
+	maxKeep = 64
 )
+
+// keepFor is how many builders (and wires) an engine configured with cfg
+// keeps.
+func keepFor(cfg *Config) int {
+	if cfg.MaxBatchBytes <= 0 {
+		return minKeep
+	}
+	return int(min(max(cfg.MaxBufferedBytes/int64(cfg.MaxBatchBytes), minKeep), maxKeep))
+}
 
 // builders backs the engine's own small cache.
 var builders = sync.Pool{New: func() any { return record.NewBatchBuilder(record.Compression{}) }}
 
 // recycler is an engine's cache of builders and wire buffers.
 type recycler struct {
+	keep     int // builders and wires kept, each
 	mu       sync.Mutex
 	builders []*record.BatchBuilder
 	wires    [][]byte
@@ -55,7 +70,7 @@ func (r *recycler) builder(c record.Compression) *record.BatchBuilder {
 // putBuilder takes back a builder nothing refers to any more.
 func (r *recycler) putBuilder(b *record.BatchBuilder) {
 	r.mu.Lock()
-	if len(r.builders) < keepBuilders {
+	if len(r.builders) < r.keep {
 		r.builders = append(r.builders, b)
 		b = nil
 	}
@@ -90,7 +105,7 @@ func (r *recycler) putWire(w []byte, maxBytes int) {
 		return
 	}
 	r.mu.Lock()
-	if len(r.wires) < keepWires {
+	if len(r.wires) < r.keep {
 		r.wires = append(r.wires, w)
 	}
 	r.mu.Unlock()

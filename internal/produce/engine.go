@@ -65,12 +65,18 @@ type Config struct {
 	Linger          time.Duration
 	MaxBatchBytes   int
 	MaxRequestBytes int
-	Compression     record.Compression
-	RetryBackoff    conn.Backoff
-	Partitioner     partition.Partitioner
-	// Complete receives each record's outcome exactly once. It is called
-	// from keel's goroutines, in order per partition, and must not block.
-	Complete func(*Rec, Result)
+	// MaxBufferedBytes is the producer's buffer budget; it sizes the
+	// engine's cache of batch buffers.
+	MaxBufferedBytes int64
+	Compression      record.Compression
+	RetryBackoff     conn.Backoff
+	Partitioner      partition.Partitioner
+	// Complete receives each record's outcome exactly once: res(i, recs[i])
+	// is the outcome of recs[i]. It is called from keel's goroutines, in
+	// order per partition, and must not block. Records come a batch at a
+	// time so that the caller can hand their reports on with one lock per
+	// batch rather than per record.
+	Complete func(recs []*Rec, res func(i int, r *Rec) Result)
 	// Warn reports trouble keel is working around (retries, epoch bumps).
 	Warn   func(msg string, err error)
 	Logger *slog.Logger
@@ -128,6 +134,7 @@ func New(cfg Config, pool *conn.Pool, m *meta.Meta) *Engine {
 		perGen:  make(map[uint64]int),
 		drained: make(chan struct{}),
 	}
+	e.bufs.keep = keepFor(&cfg)
 	if cfg.Idempotent {
 		e.idem = newIdempotence(e)
 	}
@@ -141,7 +148,9 @@ func (e *Engine) Add(r *Rec) {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
-		e.cfg.Complete(r, Result{Partition: r.Partition, Offset: -1, Err: ErrClosed})
+		e.cfg.Complete([]*Rec{r}, func(int, *Rec) Result {
+			return Result{Partition: r.Partition, Offset: -1, Err: ErrClosed}
+		})
 		return
 	}
 	e.pending++
@@ -193,9 +202,7 @@ func (e *Engine) complete(recs []*Rec, res func(i int, r *Rec) Result) {
 			counts[r.gen]++
 		}
 	}
-	for i, r := range recs {
-		e.cfg.Complete(r, res(i, r))
-	}
+	e.cfg.Complete(recs, res)
 	e.mu.Lock()
 	e.pending -= len(recs)
 	emptied := false

@@ -46,6 +46,7 @@ type partState struct {
 	timer *time.Timer // linger and retry-backoff wake-ups
 
 	lastCount int // records in the last batch sealed, to size the next
+	lastBytes int // and its encoded size
 }
 
 // batch is a group of records for one partition sent in one record batch.
@@ -56,6 +57,12 @@ type batch struct {
 	wire     []byte               // the encoded batch, from the first send on
 	created  time.Time
 	deadline time.Time
+	// ctxDone is the Done channel of its records' contexts when they all
+	// share one (or nil when none has a context); ctxMixed is set when
+	// they do not. It lets sealing skip looking at every record for a
+	// cancelled context (see dropCancelled).
+	ctxDone  <-chan struct{}
+	ctxMixed bool
 
 	epoch int16
 	seq   int32
@@ -140,8 +147,11 @@ func (p *partState) append(r *Rec, newBatch bool) bool {
 	if deadline.IsZero() {
 		deadline = now.Add(e.cfg.DeliveryTimeout)
 	}
-	// Size the record list like the previous batch's: growing it by
-	// doubling to thousands of records costs a dozen copies per batch.
+	// Size the record list and the builder's buffer like the previous
+	// batch's: growing them by doubling to thousands of records or a
+	// megabyte costs a dozen copies per batch, and most of the producer's
+	// allocations while it fills its buffer with large records (issue 6).
+	b.Reserve(p.lastBytes)
 	nb := &batch{p: p, b: b, created: now, deadline: deadline, recs: make([]*Rec, 0, max(8, p.lastCount))}
 	nb.add(r, size)
 	p.batches = append(p.batches, nb)
@@ -175,6 +185,14 @@ func (b *batch) add(r *Rec, size int) {
 		r.deadline = b.deadline
 	case r.deadline.Before(b.deadline):
 		b.deadline = r.deadline // a record that waited longer, e.g. for metadata
+	}
+	if r.Ctx != nil {
+		switch done := r.Ctx.Done(); {
+		case b.ctxDone == nil && !b.ctxMixed:
+			b.ctxDone = done
+		case done != b.ctxDone:
+			b.ctxMixed = true
+		}
 	}
 	b.b.Append(&r.Record)
 	b.recs = append(b.recs, r)
@@ -286,6 +304,7 @@ func (p *partState) sealLocked(b *batch, pid int64) bool {
 		return false
 	}
 	p.lastCount = len(b.recs)
+	p.lastBytes = b.b.Size()
 	ps := record.NoProducer
 	if e.idem != nil {
 		ps = record.ProducerState{ID: pid, Epoch: p.epoch, BaseSequence: p.nextSeq}
@@ -302,7 +321,23 @@ func (p *partState) sealLocked(b *batch, pid int64) bool {
 
 // dropCancelled removes from an unsealed batch the records whose ctx
 // ended, rebuilding its encoding, and returns them.
+//
+// Records produced with one context (the usual case) share its Done
+// channel: while that is open none of them is cancelled, and the records
+// need not be looked at. Reading every record's context at sealing time
+// was a twentieth of the producer's CPU time with 100 B records (cache
+// misses, issue 6).
 func (b *batch) dropCancelled() []*Rec {
+	if !b.ctxMixed {
+		if b.ctxDone == nil {
+			return nil // no record has a context
+		}
+		select {
+		case <-b.ctxDone:
+		default:
+			return nil
+		}
+	}
 	var cancelled []*Rec
 	kept := b.recs[:0]
 	for _, r := range b.recs {

@@ -16,7 +16,7 @@ func testEngine() (*Engine, *partState, *sink) {
 	e := &Engine{cfg: Config{Idempotent: true, MaxInFlight: 5, DeliveryTimeout: time.Hour, Linger: 0,
 		MaxBatchBytes: 1 << 20, MaxRequestBytes: 16 << 20,
 		RetryBackoff: conn.Backoff{Min: time.Millisecond, Max: time.Millisecond},
-		Complete:     func(*Rec, Result) {}, Warn: func(string, error) {}},
+		Complete:     func([]*Rec, func(int, *Rec) Result) {}, Warn: func(string, error) {}},
 		topics: map[string]*topicState{}, sinks: map[int32]*sink{}, perGen: map[uint64]int{}, drained: make(chan struct{})}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.idem = newIdempotence(e)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keel-go/keel/internal/errs"
@@ -23,6 +24,24 @@ type topicState struct {
 	available []int32 // partitions with a known leader
 	waiting   []*Rec
 	loading   bool // a goroutine loads metadata or replays `waiting`
+
+	// ready is parts and available as add uses them, set once the
+	// metadata is loaded and no record waits for it (it then stays set):
+	// add reads it without taking mu, one lock less per record (issue 6).
+	ready atomic.Pointer[topicView]
+}
+
+type topicView struct {
+	parts []*partState
+	avail []int32
+}
+
+// publishLocked makes the current partitions the ones add uses without
+// the lock, unless records still wait for metadata (they go first).
+func (t *topicState) publishLocked() {
+	if t.parts != nil && !t.loading {
+		t.ready.Store(&topicView{t.parts, t.available})
+	}
 }
 
 func newTopicState(e *Engine, name string) *topicState {
@@ -32,6 +51,10 @@ func newTopicState(e *Engine, name string) *topicState {
 // add partitions r and appends it to its partition's batches, or parks it
 // until the topic's metadata arrives.
 func (t *topicState) add(r *Rec) {
+	if v := t.ready.Load(); v != nil {
+		t.place(r, v.parts, v.avail)
+		return
+	}
 	t.mu.Lock()
 	// While earlier records wait (for metadata, or to be replayed after
 	// it came), later ones queue behind them to keep produce order.
@@ -116,6 +139,7 @@ func (t *topicState) load() {
 		t.waiting = nil
 		if len(waiting) == 0 {
 			t.loading = false
+			t.publishLocked()
 			t.mu.Unlock()
 			return
 		}
@@ -152,6 +176,7 @@ func (t *topicState) applyLocked(s *meta.Snapshot) {
 		p.setLeader(leader)
 	}
 	t.available = avail
+	t.publishLocked()
 }
 
 func (t *topicState) onMetadata(s *meta.Snapshot) {
