@@ -269,9 +269,12 @@ func (p *partState) nextBatch(s *sink, now time.Time, flushing bool, maxBytes in
 			p.armLocked(b.created.Add(e.cfg.Linger).Sub(now))
 			return nil
 		}
-		if e.idem != nil && (p.epoch != epoch || p.reset) {
+		if e.idem != nil && (p.epoch != epoch || p.reset) && !p.settlingUnknownLocked() {
 			p.resequenceLocked(pid, epoch)
 			continue // resequencing may have failed batches for good
+		}
+		if b.wire == nil && e.idem != nil && p.epoch != epoch {
+			return nil // settling under the old epoch: new batches wait for the new one
 		}
 		if b.wire == nil && !p.sealLocked(b, pid) {
 			continue // every record of it was cancelled: look at the next
@@ -378,6 +381,28 @@ func (b *batch) finish(ps record.ProducerState) error {
 	}
 	b.wire = wire
 	return nil
+}
+
+// settlingUnknownLocked reports whether the partition keeps its current
+// epoch for now although the producer moved to a newer one: a batch of
+// this epoch may already be written (its answer was lost), and only a
+// resend under its own numbers can settle that without a duplicate.
+// Another partition's trouble bumped the epoch, not this one's (p.reset
+// is false), so the broker still accepts this epoch here: the broker
+// keeps producer state per partition. Once those batches are answered
+// the partition adopts the new epoch. If the broker refuses the old
+// epoch after all, the answer sets p.reset and the batch fails as
+// OutcomeUnknown, as before.
+func (p *partState) settlingUnknownLocked() bool {
+	if p.reset || p.epoch < 0 {
+		return false
+	}
+	for _, b := range p.batches {
+		if b.wire != nil && b.unknown && b.epoch == p.epoch {
+			return true
+		}
+	}
+	return false
 }
 
 // addSeq advances a sequence number; sequences wrap to 0 after MaxInt32.

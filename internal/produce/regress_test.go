@@ -145,3 +145,42 @@ func TestRegressionUnknownBatchResequencedAfterExpiry(t *testing.T) {
 		t.Errorf("b2 still queued (%d batches) but not sent", len(p.batches))
 	}
 }
+
+// A batch whose answer was lost (the connection dropped) must be settled
+// under its own epoch and sequence when another partition's trouble bumps
+// the producer epoch meanwhile: failing it as OutcomeUnknown is needless
+// (the broker still accepts the old epoch on this partition), and was seen
+// as hundreds of "outcome unknown" records in the fault run under load.
+func TestRegressionUnknownBatchSettledUnderOldEpochAfterForeignBump(t *testing.T) {
+	e, p, s := testEngine()
+	b1 := testBatch(p, 10)
+	p.batches = []*batch{b1}
+	now := time.Now()
+	if p.nextBatch(s, now, false, 1<<20, 7, curEpoch(e)) != b1 {
+		t.Fatal("setup")
+	}
+	p.retry(b1, context.DeadlineExceeded, true) // connection lost after the write
+	e.idem.bump(0, "another partition reported UNKNOWN_PRODUCER_ID")
+	b2 := testBatch(p, 5)
+	p.batches = append(p.batches, b2)
+
+	later := time.Now().Add(time.Minute)
+	got := p.nextBatch(s, later, false, 1<<20, 7, curEpoch(e))
+	if got != b1 {
+		t.Fatalf("the maybe-written batch was not resent (got %v, %d batches queued)", got, len(p.batches))
+	}
+	if ep, sq := wireEpochSeq(b1.wire); ep != 0 || sq != 0 {
+		t.Fatalf("the maybe-written batch went out as epoch %d seq %d, want its own epoch 0 seq 0", ep, sq)
+	}
+	if b := p.nextBatch(s, later, false, 1<<20, 7, curEpoch(e)); b != nil {
+		t.Fatal("a new batch went out while the old epoch's batch was unsettled")
+	}
+	p.resolve(b1, "b", kmsg.ProduceResponseTopicPartition{})
+	got = p.nextBatch(s, later, false, 1<<20, 7, curEpoch(e))
+	if got != b2 {
+		t.Fatal("the next batch was not sent once the old one was settled")
+	}
+	if ep, sq := wireEpochSeq(b2.wire); ep != 1 || sq != 0 {
+		t.Fatalf("the next batch went out as epoch %d seq %d, want the new epoch 1 from seq 0", ep, sq)
+	}
+}
