@@ -27,9 +27,9 @@ type keelProducer struct {
 	p      *keel.Producer
 	topic  string
 	track  bool
-	// Reports go to one buffered channel read by one goroutine: keel's
-	// per-message channel target, the way most users take reports.
-	// -keel-reports callback measures ProduceFunc instead.
+	// With -keel-reports channel, reports go to one buffered channel read
+	// by one goroutine (keel's per-message channel target). The default
+	// is the callback (ProduceFunc), the same shape as franz-go's promise.
 	reports chan keel.Delivery
 	stop    chan struct{}
 	done    chan struct{}

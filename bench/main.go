@@ -44,7 +44,7 @@ func run() int {
 		profile    = flag.String("profile", "keel", "clients to profile with -cpuprofile, comma-separated")
 		scale      = flag.Float64("scale", 1, "multiply every record count (e.g. 0.2 for a shorter full run)")
 		timeout    = flag.Duration("timeout", 0, "time limit per measurement (default 45s with -quick, 5m otherwise)")
-		keelRep    = flag.String("keel-reports", "channel", "how keel takes delivery reports: channel (Produce with a channel) or callback (ProduceFunc)")
+		keelRep    = flag.String("keel-reports", "callback", "how keel takes delivery reports: callback (ProduceFunc, like franz-go's promise) or channel (Produce with a channel)")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: go run ./bench [-quick] [-json] [-runs N] [-clients a,b] [-workloads x,y]\n\n")
