@@ -97,17 +97,28 @@ func readTopic(t *testing.T, cl *keeltest.Cluster, topic string) map[int32][]rec
 // checkReport is what the checker found.
 type checkReport struct {
 	Expected, Found, Lost, Duplicated, Reordered int
+	// Unknown counts records reported with an unknown outcome (written
+	// or not); Lost does not count them when they are absent.
+	Unknown, UnknownWritten int
 }
 
 func (r checkReport) String() string {
-	return fmt.Sprintf("expected %d, found %d: lost %d, duplicated %d, reordered %d", r.Expected, r.Found, r.Lost, r.Duplicated, r.Reordered)
+	return fmt.Sprintf("expected %d, found %d: lost %d, duplicated %d, reordered %d; outcome unknown %d (%d of them written)",
+		r.Expected, r.Found, r.Lost, r.Duplicated, r.Reordered, r.Unknown, r.UnknownWritten)
 }
 
 // checkExactlyOnce counts, for records whose value is "<id>" with ids
 // 0..n-1 produced in increasing order per partition, how many are missing,
 // duplicated, or out of produce order within their partition.
 func checkExactlyOnce(stored map[int32][]record.Record, n int) checkReport {
-	rep := checkReport{Expected: n}
+	return checkExactlyOnceMaybe(stored, n, nil)
+}
+
+// checkExactlyOnceMaybe is checkExactlyOnce where the ids in maybe had
+// their outcome reported unknown: each may be stored once or not at all,
+// never twice.
+func checkExactlyOnceMaybe(stored map[int32][]record.Record, n int, maybe map[int]bool) checkReport {
+	rep := checkReport{Expected: n, Unknown: len(maybe)}
 	seen := make([]int, n)
 	for _, recs := range stored {
 		last := -1
@@ -127,8 +138,12 @@ func checkExactlyOnce(stored map[int32][]record.Record, n int) checkReport {
 			}
 		}
 	}
-	for _, c := range seen {
+	for id, c := range seen {
+		if maybe[id] && c == 1 {
+			rep.UnknownWritten++
+		}
 		switch {
+		case c == 0 && maybe[id]:
 		case c == 0:
 			rep.Lost++
 		case c > 1:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +26,7 @@ func TestProduceUnderFaultsExactlyOnceInOrder(t *testing.T) {
 		n = 20_000
 	}
 	rep := produceUnderFaults(t, n, 7)
-	if rep.Lost+rep.Duplicated+rep.Reordered != 0 || rep.Found != n {
+	if rep.Lost+rep.Duplicated+rep.Reordered != 0 || rep.Found != n-rep.Unknown+rep.UnknownWritten {
 		t.Fatal(rep)
 	}
 }
@@ -102,8 +103,25 @@ func produceUnderFaults(t *testing.T, n, kinds int, opts ...keel.ProducerOption)
 		close(stop)
 		wg.Wait()
 	})
-	if len(failed) > 0 {
-		t.Fatalf("%d deliveries failed, first: %v", len(failed), failed[0].Err)
+	// The one failure the design allows: a batch that may have been
+	// written when the producer had to move to a new epoch is failed as
+	// OutcomeUnknown rather than resent under new numbers (a duplicate if
+	// it was written). It happens when a dropped connection and another
+	// partition's UNKNOWN_PRODUCER_ID/OUT_OF_ORDER_SEQUENCE meet: keel
+	// settles such a batch under its old epoch first, but kfake, unlike
+	// Kafka, keeps one epoch per producer id for all partitions and refuses
+	// it. Those records may be stored once or not at all; anything else
+	// fails the test.
+	maybe := map[int]bool{}
+	for _, d := range failed {
+		id, err := strconv.Atoi(string(d.Message.Value))
+		if !errors.Is(d.Err, keel.ErrOutcomeUnknown) || err != nil {
+			t.Fatalf("%d deliveries failed; one not as outcome unknown: %v", len(failed), d.Err)
+		}
+		maybe[id] = true
+	}
+	if len(maybe) > n/50 {
+		t.Fatalf("%d of %d records ended with their outcome unknown; first: %v", len(maybe), n, failed[0].Err)
 	}
 	counts := map[int]int{}
 	injected.Range(func(k, v any) bool { counts[k.(int)] = *(v.(*int)); return true })
@@ -113,7 +131,7 @@ func produceUnderFaults(t *testing.T, n, kinds int, opts ...keel.ProducerOption)
 			t.Errorf("fault kind %d never injected: the run was too short to prove anything", kind)
 		}
 	}
-	rep := checkExactlyOnce(readTopic(t, cl, topic), n)
+	rep := checkExactlyOnceMaybe(readTopic(t, cl, topic), n, maybe)
 	t.Log(rep)
 	return rep
 }
