@@ -106,21 +106,25 @@ func startMember(t *testing.T, c *keel.Client, group string, h keel.HandlerFunc,
 	return m
 }
 
-func (m *member) stop(t *testing.T) {
+func (m *member) stop(t *testing.T) { closeAndWaitRun(t, m.g.Close, m.done) }
+
+// closeAndWaitRun closes a consumer whose Run reports into done, and
+// checks that Run returned cleanly; it may be called twice.
+func closeAndWaitRun(t *testing.T, close func(context.Context) error, done chan error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := m.g.Close(ctx); err != nil {
+	if err := close(ctx); err != nil {
 		t.Errorf("Close: %v", err)
 	}
 	select {
-	case err := <-m.done:
+	case err := <-done:
 		if err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("Run: %v", err)
 		}
 	case <-ctx.Done():
 		t.Error("Run did not return after Close")
 	}
-	m.done <- nil // a second stop finds Run already returned
+	done <- nil // a second stop finds Run already returned
 }
 
 func TestGroupConsumesEverythingOnceAndCommits(t *testing.T) {

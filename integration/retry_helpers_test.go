@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -35,22 +34,7 @@ func startRetryMember(t *testing.T, client *keel.Client, group string, topics []
 	return m
 }
 
-func (m *retryMember) stop(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := m.c.Close(ctx); err != nil {
-		t.Errorf("Close: %v", err)
-	}
-	select {
-	case err := <-m.done:
-		if err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("Run: %v", err)
-		}
-	case <-ctx.Done():
-		t.Error("Run did not return after Close")
-	}
-	m.done <- nil // a second stop finds Run already returned
-}
+func (m *retryMember) stop(t *testing.T) { closeAndWaitRun(t, m.c.Close, m.done) }
 
 // retrySrcPos is where a produced record landed.
 type retrySrcPos struct {
