@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keel-go/keel/internal/errs"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/keel-go/keel/internal/conn"
@@ -99,6 +101,9 @@ func NewClient(opts ...ClientOption) (*Client, error) {
 // producers and consumers, which flush and commit within it and should be
 // closed first. Calling Close again returns nil.
 func (c *Client) Close(ctx context.Context) error {
+	if ctx == nil {
+		return errs.NilContext("Client.Close")
+	}
 	c.closeOnce.Do(func() {
 		c.meta.Close()
 		c.pool.Close()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/keel-go/keel/internal/errs"
+
 	"github.com/keel-go/keel/internal/fetch"
 )
 
@@ -71,6 +73,9 @@ func (c *Consumer) Position(tp TopicPartition) (int64, bool) {
 // ResetNone, corrupt data) is reported once in the error, joined with the
 // others, and stops until Seek.
 func (c *Consumer) Poll(ctx context.Context) ([]*Message, error) {
+	if ctx == nil {
+		return nil, errs.NilContext("Consumer.Poll")
+	}
 	fs, err := c.fetcher.Poll(ctx, 0)
 	if err != nil {
 		return nil, err
@@ -97,6 +102,9 @@ func (c *Consumer) Poll(ctx context.Context) ([]*Message, error) {
 
 // Close stops fetching and waits for the consumer's goroutines.
 func (c *Consumer) Close(ctx context.Context) error {
+	if ctx == nil {
+		return errs.NilContext("Consumer.Close")
+	}
 	c.fetcher.Close()
 	return nil
 }

@@ -39,6 +39,10 @@ var (
 	// ErrAuthentication: SASL authentication failed or the mechanism is not
 	// enabled on the broker.
 	ErrAuthentication = errs.ErrAuthentication
+	// ErrNilContext: a method was called with a nil context.Context. keel
+	// answers it with an error naming the method (and, for Produce, a
+	// NotWritten report) rather than a panic; nothing else happens.
+	ErrNilContext = errs.ErrNilContext
 )
 
 // Kafka error codes users commonly test for.
@@ -58,6 +62,9 @@ var (
 	ErrRecordListTooLarge   = errs.ErrRecordListTooLarge   // 18 RECORD_LIST_TOO_LARGE
 	ErrRebalanceInProgress  = errs.ErrRebalanceInProgress  // 27 REBALANCE_IN_PROGRESS
 	ErrFencedInstanceID     = errs.ErrFencedInstanceID     // 82 FENCED_INSTANCE_ID
+	// ErrInvalidTopic (17 INVALID_TOPIC_EXCEPTION) also matches names keel
+	// refuses before sending anything; see ValidateTopicName.
+	ErrInvalidTopic = errs.ErrInvalidTopic
 )
 
 // IsRetriable reports whether err says that trying again may succeed.

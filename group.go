@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keel-go/keel/internal/errs"
+
 	"github.com/keel-go/keel/internal/conn"
 	"github.com/keel-go/keel/internal/fetch"
 	"github.com/keel-go/keel/internal/group"
@@ -166,6 +168,9 @@ const runStopWait = 3 * time.Second
 // once per consumer: after it returns, the member keeps its partitions
 // (idle) until Close, which commits and leaves the group.
 func (g *GroupConsumer) Run(ctx context.Context, h Handler) error {
+	if ctx == nil {
+		return errs.NilContext("GroupConsumer.Run")
+	}
 	if h == nil {
 		return &ConfigError{Option: "Run", Problem: "nil handler", Fix: "pass a Handler or HandlerFunc"}
 	}
@@ -456,7 +461,12 @@ func (g *GroupConsumer) autoCommit(ctx context.Context) {
 }
 
 // Commit commits every processed offset now.
-func (g *GroupConsumer) Commit(ctx context.Context) error { return g.commitMarked(ctx, nil) }
+func (g *GroupConsumer) Commit(ctx context.Context) error {
+	if ctx == nil {
+		return errs.NilContext("GroupConsumer.Commit")
+	}
+	return g.commitMarked(ctx, nil)
+}
 
 // Assigned returns the partitions this member processes now.
 func (g *GroupConsumer) Assigned() []TopicPartition {
@@ -509,6 +519,9 @@ func waitWorkers(ctx context.Context, workers []*worker) (stuck []*worker) {
 // what was processed, leaves the group and stops. It returns when ctx ends
 // at the latest, whatever state the group is in.
 func (g *GroupConsumer) Close(ctx context.Context) error {
+	if ctx == nil {
+		return errs.NilContext("GroupConsumer.Close")
+	}
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()

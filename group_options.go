@@ -213,8 +213,8 @@ func (c *groupConfig) validate(group string, topics []string) error {
 		bad("topics", "no topics to subscribe to", "pass topic names or SubscribeRegex")
 	}
 	for _, t := range topics {
-		if t == "" {
-			bad("topics", "an empty topic name", "remove it")
+		if err := ValidateTopicName(t); err != nil {
+			bad("topics", err.Error(), "subscribe to legal topic names only")
 		}
 	}
 	if len(c.assignors) == 0 {

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/keel-go/keel/internal/errs"
+
 	"github.com/keel-go/keel/internal/meta"
 )
 
@@ -43,6 +45,9 @@ type PartitionInfo struct {
 // describes just those and fails with an error matching ErrUnknownTopic for
 // one the cluster does not have; with none it describes every topic.
 func (c *Client) Metadata(ctx context.Context, topics ...string) (*Metadata, error) {
+	if ctx == nil {
+		return nil, errs.NilContext("Client.Metadata")
+	}
 	var snap *meta.Snapshot
 	if len(topics) == 0 {
 		release := c.meta.WantAllTopics()

@@ -3,6 +3,8 @@ package keel
 import (
 	"context"
 
+	"github.com/keel-go/keel/internal/errs"
+
 	"github.com/keel-go/keel/internal/fetch"
 )
 
@@ -13,6 +15,9 @@ import (
 // BlockRebalanceOnPoll, a rebalance waits after Poll returned records
 // until AllowRebalance (or the rebalance timeout).
 func (g *GroupConsumer) Poll(ctx context.Context) ([]*Message, error) {
+	if ctx == nil {
+		return nil, errs.NilContext("GroupConsumer.Poll")
+	}
 	if err := g.start("Poll"); err != nil {
 		return nil, err
 	}

@@ -190,6 +190,9 @@ func (p *Producer) DroppedEvents() uint64 { return p.disp.dropped.Load() }
 // produced before the call has an outcome, or ctx ends. It waits for the
 // brokers' answers, not for reports to be read.
 func (p *Producer) Flush(ctx context.Context) error {
+	if ctx == nil {
+		return errs.NilContext("Producer.Flush")
+	}
 	return p.engine.Flush(ctx)
 }
 
@@ -200,6 +203,9 @@ func (p *Producer) Flush(ctx context.Context) error {
 // readers of delivery channels do; reports nobody took by then are dropped
 // and counted in the error. Events() is closed.
 func (p *Producer) Close(ctx context.Context) error {
+	if ctx == nil {
+		return errs.NilContext("Producer.Close")
+	}
 	p.closeOnce.Do(func() { p.closeErr = p.close(ctx) })
 	return p.closeErr
 }

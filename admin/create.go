@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/keel-go/keel"
 	"github.com/keel-go/keel/internal/conn"
 	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/meta"
@@ -30,6 +31,9 @@ type TopicSpec struct {
 // ...); the errors of several topics are joined. Topics that succeeded
 // stay created even when others failed.
 func (a *Admin) CreateTopics(ctx context.Context, topics ...TopicSpec) error {
+	if ctx == nil {
+		return errs.NilContext("admin.Admin.CreateTopics")
+	}
 	if err := validateSpecs(topics); err != nil {
 		return err
 	}
@@ -127,8 +131,8 @@ func validateSpecs(topics []TopicSpec) error {
 	seen := make(map[string]bool, len(topics))
 	for _, t := range topics {
 		switch {
-		case t.Name == "":
-			return errors.New("admin: a TopicSpec has an empty Name")
+		case keel.ValidateTopicName(t.Name) != nil:
+			return fmt.Errorf("admin: %w", keel.ValidateTopicName(t.Name))
 		case seen[t.Name]:
 			return fmt.Errorf("admin: topic %q is listed twice", t.Name)
 		case t.Partitions == 0 || t.Partitions < -1:

@@ -15,6 +15,9 @@ import (
 // the errors of several topics are joined. Deleting removes every record
 // of the topic and cannot be undone.
 func (a *Admin) DeleteTopics(ctx context.Context, names ...string) error {
+	if ctx == nil {
+		return errs.NilContext("admin.Admin.DeleteTopics")
+	}
 	names = dedupe(names)
 	if len(names) == 0 {
 		return errors.New("admin: DeleteTopics needs at least one topic name")

@@ -51,6 +51,9 @@ type MemberDescription struct {
 // makes the call fail with an error naming it, rather than return a list
 // silently missing its groups.
 func (a *Admin) ListGroups(ctx context.Context) ([]GroupListing, error) {
+	if ctx == nil {
+		return nil, errs.NilContext("admin.Admin.ListGroups")
+	}
 	s, err := a.meta.Refresh(ctx)
 	if err != nil {
 		return nil, err
@@ -124,6 +127,9 @@ func (a *Admin) listGroupsOf(ctx context.Context, b meta.Broker) ([]GroupListing
 // descriptions of the groups that were found are returned with it, in the
 // order asked.
 func (a *Admin) DescribeGroups(ctx context.Context, groups ...string) ([]GroupDescription, error) {
+	if ctx == nil {
+		return nil, errs.NilContext("admin.Admin.DescribeGroups")
+	}
 	groups = dedupe(groups)
 	if len(groups) == 0 {
 		return nil, errors.New("admin: DescribeGroups needs at least one group name")
@@ -198,6 +204,9 @@ func (a *Admin) describeFrom(g kmsg.DescribeGroupsResponseGroup, coord int32) Gr
 // matching ErrGroupNotEmpty (stop its consumers first); one that does not
 // exist, ErrGroupNotFound. The errors of several groups are joined.
 func (a *Admin) DeleteGroups(ctx context.Context, groups ...string) error {
+	if ctx == nil {
+		return errs.NilContext("admin.Admin.DeleteGroups")
+	}
 	groups = dedupe(groups)
 	if len(groups) == 0 {
 		return errors.New("admin: DeleteGroups needs at least one group name")

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/keel-go/keel/internal/errs"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/keel-go/keel"
@@ -27,6 +29,9 @@ type PartitionLag struct {
 // coordinator. A group that does not exist gives an error matching
 // ErrGroupNotFound.
 func (a *Admin) GroupOffsets(ctx context.Context, group string) (map[keel.TopicPartition]int64, error) {
+	if ctx == nil {
+		return nil, errs.NilContext("admin.Admin.GroupOffsets")
+	}
 	if group == "" {
 		return nil, errors.New("admin: GroupOffsets needs a group name")
 	}
@@ -83,6 +88,9 @@ func (a *Admin) offsetFetchErr(group string, code int16, addr string) error {
 // Rows are sorted by topic and partition. A group that does not exist
 // gives an error matching ErrGroupNotFound.
 func (a *Admin) Lag(ctx context.Context, group string) ([]PartitionLag, error) {
+	if ctx == nil {
+		return nil, errs.NilContext("admin.Admin.Lag")
+	}
 	if group == "" {
 		return nil, errors.New("admin: Lag needs a group name")
 	}

@@ -50,11 +50,17 @@ type ListedOffset struct {
 
 // StartOffsets returns the earliest offset of every partition of topics.
 func (a *Admin) StartOffsets(ctx context.Context, topics ...string) (map[keel.TopicPartition]int64, error) {
+	if ctx == nil {
+		return nil, errs.NilContext("admin.Admin.StartOffsets")
+	}
 	return a.offsetsOnly(ctx, Earliest(), topics)
 }
 
 // EndOffsets returns the high watermark of every partition of topics.
 func (a *Admin) EndOffsets(ctx context.Context, topics ...string) (map[keel.TopicPartition]int64, error) {
+	if ctx == nil {
+		return nil, errs.NilContext("admin.Admin.EndOffsets")
+	}
 	return a.offsetsOnly(ctx, Latest(), topics)
 }
 
@@ -76,6 +82,9 @@ func (a *Admin) offsetsOnly(ctx context.Context, spec OffsetSpec, topics []strin
 // asked again after a metadata refresh, within a bounded number of
 // attempts and ctx.
 func (a *Admin) ListOffsets(ctx context.Context, spec OffsetSpec, topics ...string) (map[keel.TopicPartition]ListedOffset, error) {
+	if ctx == nil {
+		return nil, errs.NilContext("admin.Admin.ListOffsets")
+	}
 	topics = dedupe(topics)
 	if len(topics) > 0 {
 		if err := a.requireTopics(ctx, topics); err != nil {

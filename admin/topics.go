@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"strings"
+
+	"github.com/keel-go/keel/internal/errs"
 )
 
 // TopicListing is one topic of ListTopics.
@@ -33,6 +35,9 @@ type PartitionDescription struct {
 
 // ListTopics lists the cluster's topics, sorted by name.
 func (a *Admin) ListTopics(ctx context.Context) ([]TopicListing, error) {
+	if ctx == nil {
+		return nil, errs.NilContext("admin.Admin.ListTopics")
+	}
 	md, err := a.client.Metadata(ctx)
 	if err != nil {
 		return nil, err
@@ -51,6 +56,9 @@ func (a *Admin) ListTopics(ctx context.Context) ([]TopicListing, error) {
 // keel.ErrUnknownTopic. Descriptions come in the order of names, or sorted
 // by name when describing every topic.
 func (a *Admin) DescribeTopics(ctx context.Context, names ...string) ([]TopicDescription, error) {
+	if ctx == nil {
+		return nil, errs.NilContext("admin.Admin.DescribeTopics")
+	}
 	names = dedupe(names)
 	if len(names) == 0 {
 		// Every topic: while this is held, each refresh fetches them

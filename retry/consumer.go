@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/keel-go/keel/internal/errs"
+
 	"github.com/keel-go/keel"
 )
 
@@ -45,6 +47,9 @@ func NewGroupConsumer(client *keel.Client, group string, topics []string, opts .
 // dead-letter topics, then handles records with h under the policy until
 // ctx ends or Close is called; see keel.GroupConsumer.Run.
 func (c *Consumer) Run(ctx context.Context, h keel.Handler) error {
+	if ctx == nil {
+		return errs.NilContext("retry.Consumer.Run")
+	}
 	if h == nil {
 		return &keel.ConfigError{Option: "Run", Problem: "nil handler", Fix: "pass a Handler or HandlerFunc"}
 	}
@@ -58,6 +63,9 @@ func (c *Consumer) Run(ctx context.Context, h keel.Handler) error {
 // given up at once, unprocessed, for the next owner; handlers at work
 // finish within ctx — and then the policy's producer.
 func (c *Consumer) Close(ctx context.Context) error {
+	if ctx == nil {
+		return errs.NilContext("retry.Consumer.Close")
+	}
 	var problems []error
 	if err := c.group.Close(ctx); err != nil {
 		problems = append(problems, err)

@@ -242,20 +242,5 @@ func (c *config) validate(group string, sources []string) error {
 	return errors.Join(problems...)
 }
 
-// validTopic checks a topic name as Kafka does.
-func validTopic(name string) error {
-	switch {
-	case name == "":
-		return errors.New("empty name")
-	case name == "." || name == "..":
-		return fmt.Errorf("%q is not allowed", name)
-	case len(name) > 249:
-		return fmt.Errorf("%q is longer than 249 characters", name)
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return fmt.Errorf("%q has %q; topic names use letters, digits, '.', '_' and '-'", name, r)
-		}
-	}
-	return nil
-}
+// validTopic checks a topic name as Kafka does (keel.ValidateTopicName).
+func validTopic(name string) error { return keel.ValidateTopicName(name) }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keel-go/keel/internal/errs"
+
 	"github.com/keel-go/keel"
 	"github.com/keel-go/keel/internal/clientlink"
 )
@@ -199,6 +201,9 @@ func (p *Policy) Group() string { return p.group }
 // runs, it moves no record on any more: waiting records are held,
 // unprocessed, until the consumer closes or their partitions move.
 func (p *Policy) Close(ctx context.Context) error {
+	if ctx == nil {
+		return errs.NilContext("retry.Policy.Close")
+	}
 	p.stopWaiting()
 	if p.own != nil {
 		return p.own.Close(ctx)

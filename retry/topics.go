@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/keel-go/keel/internal/errs"
+
 	"github.com/keel-go/keel"
 	"github.com/keel-go/keel/admin"
 )
@@ -21,6 +23,9 @@ var ErrMissingTopic = errors.New("retry: topic missing")
 // Several members may run it at once: a topic another one just created
 // counts as existing.
 func (p *Policy) EnsureTopics(ctx context.Context) error {
+	if ctx == nil {
+		return errs.NilContext("retry.Policy.EnsureTopics")
+	}
 	adm, err := admin.New(p.client)
 	if err != nil {
 		return fmt.Errorf("retry: %w", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/meta"
 	"github.com/keel-go/keel/internal/partition"
+	"github.com/keel-go/keel/internal/topicname"
 )
 
 // topicState holds the partitions of one topic this producer writes to.
@@ -18,6 +19,9 @@ import (
 type topicState struct {
 	e    *Engine
 	name string
+	// invalid is set when name is not a legal topic name: its records
+	// fail at once, never sent (a permissive broker would take them).
+	invalid error
 
 	mu        sync.Mutex
 	parts     []*partState
@@ -45,7 +49,7 @@ func (t *topicState) publishLocked() {
 }
 
 func newTopicState(e *Engine, name string) *topicState {
-	return &topicState{e: e, name: name}
+	return &topicState{e: e, name: name, invalid: topicname.Validate(name)}
 }
 
 // add partitions r and appends it to its partition's batches, or parks it
@@ -53,6 +57,10 @@ func newTopicState(e *Engine, name string) *topicState {
 func (t *topicState) add(r *Rec) {
 	if v := t.ready.Load(); v != nil {
 		t.place(r, v.parts, v.avail)
+		return
+	}
+	if t.invalid != nil {
+		t.e.fail([]*Rec{r}, r.Partition, false, t.invalid)
 		return
 	}
 	t.mu.Lock()
