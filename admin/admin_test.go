@@ -24,7 +24,7 @@ func TestValidateSpecs(t *testing.T) {
 		{[]TopicSpec{{Name: "a", Partitions: 3, ReplicationFactor: 1}}, ""},
 		{[]TopicSpec{{Name: "a", Partitions: -1, ReplicationFactor: -1}}, ""},
 		{nil, "at least one"},
-		{[]TopicSpec{{Partitions: 1, ReplicationFactor: 1}}, "empty Name"},
+		{[]TopicSpec{{Partitions: 1, ReplicationFactor: 1}}, "the name is empty"},
 		{[]TopicSpec{{Name: "a", Partitions: 1, ReplicationFactor: 1}, {Name: "a", Partitions: 1, ReplicationFactor: 1}}, "twice"},
 		{[]TopicSpec{{Name: "a", Partitions: 0, ReplicationFactor: 1}}, "0 partitions"},
 		{[]TopicSpec{{Name: "a", Partitions: -2, ReplicationFactor: 1}}, "-2 partitions"},
