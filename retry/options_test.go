@@ -118,7 +118,7 @@ func TestInvalidOptions(t *testing.T) {
 		{"expo factor", "g", []string{"o"}, []Option{Exponential(s, 0.5, 10*s)}, "factor"},
 		{"expo cap", "g", []string{"o"}, []Option{Exponential(10*s, 2, s)}, "cap"},
 		{"retry topic is the source", "g", []string{"orders"}, []Option{RetryTopicName(same)}, "is both"},
-		{"bad characters", "g", []string{"orders"}, []Option{DeadLetterTopicName(func(string) string { return "orders dlt" })}, "topic names use"},
+		{"bad characters", "g", []string{"orders"}, []Option{DeadLetterTopicName(func(string) string { return "orders dlt" })}, "not a legal Kafka topic name"},
 		{"bad backoff", "g", []string{"o"}, []Option{ProduceBackoff(s, 0)}, "ProduceBackoff"},
 		{"bad replication", "g", []string{"o"}, []Option{CreateMissingTopics(0, nil)}, "replication factor"},
 	} {
