@@ -107,11 +107,12 @@ func NewProducer(client *Client, opts ...ProducerOption) (*Producer, error) {
 // not been sent (its report then says NotWritten with ctx's error). Once
 // sent, a record keeps its own delivery timeout whatever ctx does.
 //
-// Every call leads to exactly one report, including for invalid messages
-// and for ctx ending while waiting for room. Reports to one channel arrive
-// in order per partition. Do not close deliveries while producing to it.
+// Every call leads to exactly one report, including for invalid messages,
+// a nil ctx (ErrNilContext), and ctx ending while waiting for room. Reports
+// to one channel arrive in order per partition. Do not close deliveries
+// while producing to it.
 func (p *Producer) Produce(ctx context.Context, msg *Message, deliveries chan<- Delivery) {
-	p.produce(ctx, msg, target{ch: deliveries}, true)
+	p.produceChecked("Producer.Produce", ctx, msg, target{ch: deliveries})
 }
 
 // ProduceFunc is Produce with a callback: fn gets the delivery report. Callbacks
@@ -120,10 +121,28 @@ func (p *Producer) Produce(ctx context.Context, msg *Message, deliveries chan<- 
 // through the buffer bound, Produce).
 func (p *Producer) ProduceFunc(ctx context.Context, msg *Message, fn func(Delivery)) {
 	if fn == nil {
-		p.produce(ctx, msg, target{}, true)
+		p.produceChecked("Producer.ProduceFunc", ctx, msg, target{})
 		return
 	}
-	p.produce(ctx, msg, target{fn: fn}, true)
+	p.produceChecked("Producer.ProduceFunc", ctx, msg, target{fn: fn})
+}
+
+// produceChecked is produce for the waiting entry points, which turn a
+// nil ctx into a NotWritten report instead of a crash later.
+func (p *Producer) produceChecked(method string, ctx context.Context, msg *Message, t target) {
+	if ctx == nil {
+		p.reportUnheld(t, Delivery{Message: msg, Partition: -1, Offset: -1,
+			Err: &ProduceError{Topic: topicOf(msg), Partition: -1, Outcome: NotWritten, Err: errs.NilContext(method)}})
+		return
+	}
+	p.produce(ctx, msg, t, true)
+}
+
+func topicOf(m *Message) string {
+	if m == nil {
+		return ""
+	}
+	return m.Topic
 }
 
 // TryProduce is Produce without waiting: when the buffer is full it returns
@@ -134,44 +153,107 @@ func (p *Producer) TryProduce(msg *Message, deliveries chan<- Delivery) error {
 }
 
 // Send produces msg and waits for its outcome: a thin wait over Produce.
-// The error is the delivery's error, or ctx's if ctx ended first (the
-// record may still be delivered then; its report is dropped).
+// The error is the delivery's error. If ctx ends first, Send returns at
+// once with the record's real outcome when that is known by then (a
+// record not yet sent is withdrawn: NotWritten, with ctx's error), and
+// otherwise OutcomeUnknown: the record was already sent, keeps its own
+// delivery timeout and may still be stored. The error matches ctx's error
+// either way.
 func (p *Producer) Send(ctx context.Context, msg *Message) (Delivery, error) {
+	if ctx == nil {
+		err := &ProduceError{Topic: topicOf(msg), Partition: -1, Outcome: NotWritten, Err: errs.NilContext("Producer.Send")}
+		return Delivery{Message: msg, Partition: -1, Offset: -1, Err: err}, err
+	}
 	ch := make(chan Delivery, 1)
-	p.Produce(ctx, msg, ch)
+	p.produce(ctx, msg, target{ch: ch}, true)
 	select {
 	case d := <-ch:
 		return d, d.Err
 	case <-ctx.Done():
-		return Delivery{Message: msg, Partition: -1, Offset: -1, Err: ctx.Err()}, ctx.Err()
 	}
+	// Withdraw what was not sent yet: those reports land in ch now.
+	p.engine.DropCancelled()
+	select {
+	case d := <-ch:
+		return d, d.Err
+	default:
+	}
+	d := abandonedDelivery(msg, ctx)
+	return d, d.Err
+}
+
+// abandonedDelivery is the report Send and SendAll give for a record whose
+// ctx ended after it was sent: its fate is not known to the caller.
+func abandonedDelivery(msg *Message, ctx context.Context) Delivery {
+	return Delivery{Message: msg, Partition: -1, Offset: -1, Err: &ProduceError{
+		Topic: topicOf(msg), Partition: -1, Outcome: OutcomeUnknown,
+		Err: fmt.Errorf("ctx ended after the record was sent and before the broker answered; it may still be stored (it keeps its own delivery timeout): %w", context.Cause(ctx)),
+	}}
 }
 
 // SendAll produces every message and waits for all their outcomes. The
-// deliveries are in the order of msgs; the error joins the failures.
+// deliveries are in the order of msgs and each carries its record's
+// outcome; the error joins the failures. When ctx ends first, records not
+// yet sent are withdrawn (NotWritten) and records already sent report
+// OutcomeUnknown (see Send); the error then matches ctx's error.
 func (p *Producer) SendAll(ctx context.Context, msgs ...*Message) ([]Delivery, error) {
+	out := make([]Delivery, len(msgs))
+	if ctx == nil {
+		var failed []error
+		for i, m := range msgs {
+			err := &ProduceError{Topic: topicOf(m), Partition: -1, Outcome: NotWritten, Err: errs.NilContext("Producer.SendAll")}
+			out[i] = Delivery{Message: m, Partition: -1, Offset: -1, Err: err}
+			failed = append(failed, err)
+		}
+		return out, errors.Join(failed...)
+	}
 	ch := make(chan Delivery, len(msgs))
-	index := make(map[*Message]int, len(msgs))
+	// Reports name their *Message; the same pointer may be passed more
+	// than once, so each pointer maps to its slots in produce order.
+	slots := make(map[*Message][]int, len(msgs))
 	for i, m := range msgs {
-		index[m] = i
+		slots[m] = append(slots[m], i)
+	}
+	filled := make([]bool, len(msgs))
+	var failed []error
+	take := func(d Delivery) {
+		idx := slots[d.Message]
+		if len(idx) == 0 {
+			return
+		}
+		i := idx[0]
+		slots[d.Message] = idx[1:]
+		out[i], filled[i] = d, true
+		if d.Err != nil {
+			failed = append(failed, d.Err)
+		}
 	}
 	for _, m := range msgs {
-		p.Produce(ctx, m, ch)
+		p.produce(ctx, m, target{ch: ch}, true)
 	}
-	out := make([]Delivery, len(msgs))
-	var failed []error
-	for range msgs {
+	for got := 0; got < len(msgs); got++ {
 		select {
 		case d := <-ch:
-			if i, ok := index[d.Message]; ok {
-				out[i] = d
-			}
-			if d.Err != nil {
-				failed = append(failed, d.Err)
-			}
+			take(d)
+			continue
 		case <-ctx.Done():
-			return out, ctx.Err()
 		}
+		p.engine.DropCancelled()
+		for drained := false; !drained; {
+			select {
+			case d := <-ch:
+				take(d)
+			default:
+				drained = true
+			}
+		}
+		for i, m := range msgs {
+			if !filled[i] {
+				out[i] = abandonedDelivery(m, ctx)
+				failed = append(failed, out[i].Err)
+			}
+		}
+		break
 	}
 	return out, errors.Join(failed...)
 }

@@ -391,6 +391,21 @@ func (e *Engine) reap() {
 	}
 }
 
+// DropCancelled fails now, as not written, every record whose ctx ended
+// before it was sent (the reaper would on its next tick): Send and SendAll
+// call it when their ctx ends, so that the reports they return say what
+// happened to each record rather than guess.
+func (e *Engine) DropCancelled() {
+	e.mu.Lock()
+	topics := e.allTopicsLocked()
+	e.mu.Unlock()
+	now := time.Now()
+	for _, t := range topics {
+		t.dropCancelledWaiting()
+		t.expire(now)
+	}
+}
+
 // isClosing reports whether Close has begun.
 func (e *Engine) isClosing() bool { return e.ctx.Err() != nil }
 

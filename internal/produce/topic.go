@@ -213,6 +213,27 @@ func (t *topicState) expire(now timeNow) {
 	}
 }
 
+// dropCancelledWaiting fails the records waiting for metadata whose ctx
+// ended: they were never sent.
+func (t *topicState) dropCancelledWaiting() {
+	t.mu.Lock()
+	var cancelled []*Rec
+	kept := t.waiting[:0]
+	for _, r := range t.waiting {
+		if r.Ctx != nil && r.Ctx.Err() != nil {
+			cancelled = append(cancelled, r)
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	clear(t.waiting[len(kept):])
+	t.waiting = kept
+	t.mu.Unlock()
+	for _, r := range cancelled {
+		t.e.fail([]*Rec{r}, partition.Unassigned, false, fmt.Errorf("record cancelled before it was sent: %w", context.Cause(r.Ctx)))
+	}
+}
+
 // failAll fails every record of the topic: those waiting for metadata and
 // every batch of every partition.
 func (t *topicState) failAll(err error) {
