@@ -33,14 +33,20 @@ func NewConsumer(client *Client, opts ...ConsumerOption) (*Consumer, error) {
 }
 
 // Assign starts reading tp at start (AtEarliest, AtLatest, AtOffset,
-// AtTime). Assigning a partition again moves it.
-func (c *Consumer) Assign(tp TopicPartition, start StartOffset) {
+// AtTime). Assigning a partition again moves it. An unusable start (a
+// negative AtOffset) or partition is refused with an error matching
+// ErrInvalidConfig, and nothing changes.
+func (c *Consumer) Assign(tp TopicPartition, start StartOffset) error {
+	if err := start.check("Consumer.Assign", tp); err != nil {
+		return err
+	}
 	ftp := fetch.TP{Topic: tp.Topic, Partition: tp.Partition}
 	if !start.time.IsZero() {
 		c.fetcher.AssignAtTime(ftp, start.time)
-		return
+		return nil
 	}
 	c.fetcher.Assign(ftp, fetch.At(start.at))
+	return nil
 }
 
 // Unassign stops reading partitions and drops what was fetched for them.
@@ -52,14 +58,19 @@ func (c *Consumer) Pause(tps ...TopicPartition) { c.fetcher.Pause(toFetchTPs(tps
 // Resume resumes fetching paused partitions.
 func (c *Consumer) Resume(tps ...TopicPartition) { c.fetcher.Resume(toFetchTPs(tps)...) }
 
-// Seek moves tp to start, dropping what was fetched beyond it.
-func (c *Consumer) Seek(tp TopicPartition, start StartOffset) {
+// Seek moves tp to start, dropping what was fetched beyond it. An unusable
+// start is refused as by Assign.
+func (c *Consumer) Seek(tp TopicPartition, start StartOffset) error {
+	if err := start.check("Consumer.Seek", tp); err != nil {
+		return err
+	}
 	ftp := fetch.TP{Topic: tp.Topic, Partition: tp.Partition}
 	if !start.time.IsZero() {
 		c.fetcher.AssignAtTime(ftp, start.time)
-		return
+		return nil
 	}
 	c.fetcher.Seek(ftp, fetch.At(start.at))
+	return nil
 }
 
 // Position returns the next offset Poll will return for tp.

@@ -2,6 +2,7 @@ package keel
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/keel-go/keel/internal/errs"
@@ -70,10 +71,34 @@ const (
 type StartOffset struct {
 	at   int64
 	time time.Time
+	// bad says why this start cannot be used (AtOffset of a negative
+	// offset); Assign and Seek refuse it with that error.
+	bad string
 }
 
-// AtOffset starts at an exact offset.
-func AtOffset(o int64) StartOffset { return StartOffset{at: o} }
+// AtOffset starts at an exact offset, 0 or more. A negative offset is
+// refused by Assign and Seek (use AtEarliest or AtLatest for the ends): it
+// used to be taken for a sentinel and silently start at the end.
+func AtOffset(o int64) StartOffset {
+	if o < 0 {
+		return StartOffset{at: o, bad: fmt.Sprintf("AtOffset(%d): offsets are 0 or more; use AtEarliest() or AtLatest() for the start or end of the partition, or AtTime", o)}
+	}
+	return StartOffset{at: o}
+}
+
+// check returns the error of a start that cannot be used for tp.
+func (s StartOffset) check(method string, tp TopicPartition) error {
+	if s.bad != "" {
+		return &ConfigError{Option: method, Problem: s.bad, Fix: "pass a valid StartOffset"}
+	}
+	if err := ValidateTopicName(tp.Topic); err != nil {
+		return &ConfigError{Option: method, Problem: err.Error(), Fix: "pass a legal topic name"}
+	}
+	if tp.Partition < 0 {
+		return &ConfigError{Option: method, Problem: fmt.Sprintf("partition %d of %q", tp.Partition, tp.Topic), Fix: "partitions are numbered from 0"}
+	}
+	return nil
+}
 
 // AtEarliest starts at the first record the broker still holds.
 func AtEarliest() StartOffset { return StartOffset{at: fetch.OffsetEarliest} }

@@ -43,7 +43,16 @@ var (
 	// answers it with an error naming the method (and, for Produce, a
 	// NotWritten report) rather than a panic; nothing else happens.
 	ErrNilContext = errs.ErrNilContext
+	// ErrPanicked matches a *PanicError: a handler or partitioner of
+	// yours panicked and keel turned the panic into an error for that
+	// record, instead of letting it end the process.
+	ErrPanicked = errs.ErrPanicked
 )
+
+// PanicError is a recovered panic of user code keel called: which code
+// (Where: "handler", "partitioner"), the value, and the stack at the
+// panic. It matches ErrPanicked.
+type PanicError = errs.PanicError
 
 // Kafka error codes users commonly test for.
 var (

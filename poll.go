@@ -2,6 +2,8 @@ package keel
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/keel-go/keel/internal/errs"
 
@@ -58,24 +60,50 @@ func (g *GroupConsumer) Poll(ctx context.Context) ([]*Message, error) {
 }
 
 // MarkProcessed records that msgs were processed, so their offsets may be
-// committed. Messages of partitions no longer assigned are ignored.
-func (g *GroupConsumer) MarkProcessed(msgs ...*Message) {
-	var ps *partitionState
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for _, m := range msgs {
+// committed. Messages of partitions no longer assigned are ignored. A
+// message this consumer never handed out — an offset at or past the
+// partition's position, such as a made-up Message — is refused: it is not
+// marked (a commit past the end of the log would skip records written
+// later), a warning is logged, and the error says which; the others are
+// marked.
+func (g *GroupConsumer) MarkProcessed(msgs ...*Message) error {
+	var refused []error
+	for i := 0; i < len(msgs); {
+		m := msgs[i]
 		if m == nil {
+			i++
 			continue
 		}
-		// Polled messages come in runs of one partition: look it up
-		// once per run.
-		if ps == nil || ps.tp.Partition != m.Partition || ps.tp.Topic != m.Topic {
-			if ps = g.parts[TopicPartition{m.Topic, m.Partition}]; ps == nil {
-				continue // no longer ours: the new owner decides
-			}
+		// Polled messages come in runs of one partition: look it up,
+		// and its position, once per run.
+		j := i + 1
+		for j < len(msgs) && msgs[j] != nil && msgs[j].Partition == m.Partition && msgs[j].Topic == m.Topic {
+			j++
 		}
-		ps.marks.mark(m.Offset, m.leaderEpoch)
+		tp := TopicPartition{m.Topic, m.Partition}
+		g.mu.Lock()
+		ps := g.parts[tp]
+		g.mu.Unlock()
+		if ps == nil {
+			i = j
+			continue // no longer ours: the new owner decides
+		}
+		pos, known := g.fetcher.Position(fetch.TP{Topic: tp.Topic, Partition: tp.Partition})
+		for _, m := range msgs[i:j] {
+			if !known || m.Offset >= pos.At {
+				refused = append(refused, fmt.Errorf("offset %d of %v was never handed out by this consumer (its position is %d)", m.Offset, tp, pos.At))
+				continue
+			}
+			ps.marks.mark(m.Offset, m.leaderEpoch)
+		}
+		i = j
 	}
+	if len(refused) == 0 {
+		return nil
+	}
+	err := &ConfigError{Option: "GroupConsumer.MarkProcessed", Problem: errors.Join(refused...).Error(), Fix: "mark only messages returned by Poll"}
+	g.client.logger.Warn("keel: MarkProcessed refused messages it never handed out; they are not committed", "group", g.group, "refused", len(refused), "err", err)
+	return err
 }
 
 // AllowRebalance lets a rebalance held by BlockRebalanceOnPoll proceed.

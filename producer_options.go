@@ -57,8 +57,10 @@ type producerConfig struct {
 	maxBytes        int64
 	compression     record.Compression
 	partitioner     partition.Partitioner
-	manual          bool
-	eventsBuffer    int
+	// nilPartitionerFunc: PartitionerFunc(nil) was given (refused).
+	nilPartitionerFunc bool
+	manual             bool
+	eventsBuffer       int
 }
 
 func defaultProducerConfig(c *Client) producerConfig {
@@ -175,6 +177,10 @@ func ManualPartitioner() ProducerOption {
 // in [0, numPartitions). It must be safe for concurrent use.
 func PartitionerFunc(fn func(topic string, key []byte, numPartitions int32) int32) ProducerOption {
 	return func(c *producerConfig) {
+		if fn == nil {
+			c.partitioner, c.nilPartitionerFunc = nil, true
+			return
+		}
 		c.partitioner = partition.Func(func(topic string, key []byte, _ bool, n int32, _ []int32) int32 {
 			return fn(topic, key, n)
 		})
@@ -236,7 +242,9 @@ func (c *producerConfig) validate() error {
 	if err := c.compression.Validate(); err != nil {
 		bad("Compression", err.Error(), "use NoCompression, Gzip, Snappy, LZ4 or Zstd with level 0 for the default")
 	}
-	if c.partitioner == nil {
+	if c.nilPartitionerFunc {
+		bad("PartitionerFunc", "nil function", "pass a function, or use DefaultPartitioner()")
+	} else if c.partitioner == nil {
 		bad("partitioner", "nil", "use DefaultPartitioner()")
 	}
 	if c.eventsBuffer < 1 {

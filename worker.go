@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/fetch"
 )
 
@@ -197,7 +198,7 @@ func (w *worker) handle(msgs []Message) bool {
 		// Read before the handler runs: it may change m (to forward it,
 		// say), and what is committed is where the record was read.
 		offset, epoch := m.Offset, m.leaderEpoch
-		err := g.handler.Handle(w.ps.ctx, m)
+		err := callHandler(g.handler, w.ps.ctx, m)
 		if g.sem != nil {
 			<-g.sem
 		}
@@ -222,10 +223,26 @@ func (w *worker) handle(msgs []Message) bool {
 			w.ps.marks.mark(offset, epoch)
 			continue
 		}
-		g.client.logger.Error("keel: handler failed; partition stopped (its offset is not committed past the failed message)",
-			"group", g.group, "partition", w.tp, "offset", offset, "err", err)
+		attrs := []any{"group", g.group, "partition", w.tp, "offset", offset, "err", err}
+		if pe := (*errs.PanicError)(nil); errors.As(err, &pe) {
+			attrs = append(attrs, "stack", string(pe.Stack))
+		}
+		g.client.logger.Error("keel: handler failed; partition stopped (its offset is not committed past the failed message)", attrs...)
 		g.fetcher.Pause(fetch.TP{Topic: w.tp.Topic, Partition: w.tp.Partition})
 		return false
 	}
 	return true
+}
+
+// callHandler runs h for m, turning a panic into a *PanicError (matching
+// ErrPanicked, with the value and stack): the record then fails like any
+// handler error and OnHandlerError decides, instead of the panic ending
+// the user's process from a keel goroutine.
+func callHandler(h Handler, ctx context.Context, m *Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errs.Recovered("handler", r)
+		}
+	}()
+	return h.Handle(ctx, m)
 }

@@ -93,7 +93,15 @@ func Pick(p Partitioner, topic string, explicit int32, key []byte, hasKey bool, 
 			Err:       ErrPartitionOutOfRange,
 		}
 	}
-	got := p.Partition(topic, key, hasKey, numPartitions, available)
+	var got int32
+	if f, ok := p.(Func); ok {
+		var err error
+		if got, err = f.call(topic, key, hasKey, numPartitions, available); err != nil {
+			return Unassigned, err
+		}
+	} else {
+		got = p.Partition(topic, key, hasKey, numPartitions, available)
+	}
 	if got >= 0 && got < numPartitions {
 		return got, nil
 	}
@@ -286,6 +294,20 @@ func (f Func) Partition(topic string, key []byte, hasKey bool, numPartitions int
 
 // OnNewBatch implements Partitioner; it does nothing.
 func (Func) OnNewBatch(string, int32) {}
+
+// call runs the user's function, turning a panic into an error for this
+// record alone: left alone it would end the process from a producer
+// goroutine. Only Func pays for the deferred recover; keel's own
+// partitioners do not panic.
+func (f Func) call(topic string, key []byte, hasKey bool, n int32, available []int32) (got int32, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			pe := errs.Recovered("partitioner", r)
+			err = &errs.Error{Detail: fmt.Sprintf("the partitioner panicked choosing a partition for topic %q: %v; the record was not sent", topic, r), Err: pe}
+		}
+	}()
+	return f(topic, key, hasKey, n, available), nil
+}
 
 // topicTable maps topic names to per-topic state that lives as long as the
 // table. Lookups, on every record, are a lock-free load of an immutable map
