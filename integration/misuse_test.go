@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -199,5 +200,48 @@ func TestMarkProcessedRefusesOffsetsNeverHandedOut(t *testing.T) {
 	}
 	if o := offs[keel.TopicPartition{Topic: "orders", Partition: 0}]; o != 1 {
 		t.Fatalf("committed %d, want 1 (the real record marked, the made-up one refused)", o)
+	}
+}
+
+// Issue 18, bug 10: an address that accepts TCP but never speaks Kafka
+// was reported as "cannot connect". The error says that the connection was
+// made and ApiVersions got no answer, within the dial timeout.
+func TestSilentListenerSaysApiVersionsGotNoAnswer(t *testing.T) {
+	noLeaks(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, nc) // held open, never answered
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, nc := range conns {
+			nc.Close()
+		}
+		mu.Unlock()
+	})
+	c, err := keel.NewClient(keel.SeedBrokers(ln.Addr().String()), keel.DialTimeout(300*time.Millisecond), keel.UnknownTopicRetries(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = c.Metadata(ctx)
+	if !errors.Is(err, keel.ErrBrokerUnreachable) || !strings.Contains(err.Error(), "no answer to the ApiVersions request") {
+		t.Fatalf("Metadata against a silent listener: %v; want ErrBrokerUnreachable saying ApiVersions got no answer", err)
 	}
 }

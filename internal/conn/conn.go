@@ -112,7 +112,7 @@ func Dial(ctx context.Context, addr string, cfg *Config) (*Conn, error) {
 	if err := c.handshake(dctx); err != nil {
 		c.close(err)
 		if dctx.Err() != nil && ctx.Err() == nil && !errors.Is(err, errs.ErrAuthentication) {
-			return nil, unreachable(ctx, addr, cfg, err)
+			return nil, silentBroker(addr, cfg, c.versions == nil, err)
 		}
 		return nil, err
 	}
@@ -157,6 +157,23 @@ func unreachable(ctx context.Context, addr string, cfg *Config, err error) error
 		Broker:    addr,
 		Retriable: true,
 		Detail:    fmt.Sprintf("cannot connect to broker (dial timeout %v); check the address and that the broker is up", cfg.DialTimeout),
+		Err:       errs.With(errs.ErrBrokerUnreachable, err),
+	}
+}
+
+// silentBroker is the error of a connection that was accepted but never
+// got through the handshake within the dial timeout: something listens at
+// addr, but it does not answer like a Kafka broker (a wrong port, a TLS
+// listener spoken to in plaintext, or a broker that hangs).
+func silentBroker(addr string, cfg *Config, inVersions bool, err error) error {
+	step := "SASL authentication"
+	if inVersions {
+		step = "the ApiVersions request"
+	}
+	return &errs.Error{
+		Broker:    addr,
+		Retriable: true,
+		Detail:    fmt.Sprintf("connected, but got no answer to %s within the dial timeout (%v): is this a Kafka listener, and does it expect TLS or plaintext as configured?", step, cfg.DialTimeout),
 		Err:       errs.With(errs.ErrBrokerUnreachable, err),
 	}
 }
