@@ -84,7 +84,8 @@ func runConsume(ctx context.Context, args []string, io stdio) int {
 	fs.Var(&offset, "o", "where to start: beginning, end, N, -N or s@MS (default beginning; with -G: end, for partitions without a commit)")
 	count := fs.Int64("c", 0, "exit after this many records (0: no limit)")
 	exitAtEnd := fs.Bool("e", false, "exit when every partition reached the end offset it had at start")
-	group := fs.String("G", "", "consume as a member of this consumer group, committing what was printed")
+	var group optionalString
+	fs.Var(&group, "G", "consume as a member of this consumer `group`, committing what was printed")
 	fs.Var(&format, "f", "output format with kcat's verbs: %t %p %o %k %s %h %T %S %K (see above)")
 	fs.Var(&keyDelim, "K", "print KEY<DELIM>VALUE (ignored with -f)")
 	quiet := fs.Bool("q", false, "no summary on stderr")
@@ -92,7 +93,12 @@ func runConsume(ctx context.Context, args []string, io stdio) int {
 	if !ok {
 		return code
 	}
-	o := consumeOpts{brokers: *brokers, partition: int32(*partition), count: *count, exitAtEnd: *exitAtEnd, group: *group, quiet: *quiet}
+	if group.set && strings.TrimSpace(group.v) == "" {
+		// kcat answers "Unknown group"; reading without a group instead
+		// would be the opposite of what -G asked for.
+		return usageError(io, "consume", "-G %q: an empty group name is no group; name the consumer group, or leave -G out to read without one", group.v)
+	}
+	o := consumeOpts{brokers: *brokers, partition: int32(*partition), count: *count, exitAtEnd: *exitAtEnd, group: group.v, quiet: *quiet}
 	o.topics = append(o.topics, topics...)
 	if len(rest) > 0 {
 		if o.group == "" {
