@@ -106,3 +106,17 @@ func failed(io stdio, cmd string, err error) int {
 	fmt.Fprintf(io.err, "keel %s: %v\n", cmd, err)
 	return exitFailure
 }
+
+// badTopicNames checks names with keel.ValidateTopicName, the rule Kafka
+// applies, before anything is sent: a permissive broker (keel dev) would
+// otherwise create "bad/topic" on first use, and a strict one answers
+// with a less helpful error later. It prints the first problem as a usage
+// error; ok false means return code (exitUsage).
+func badTopicNames(io stdio, cmd string, names ...string) (code int, bad bool) {
+	for _, n := range names {
+		if err := keel.ValidateTopicName(n); err != nil {
+			return usageError(io, cmd, "%v", err), true
+		}
+	}
+	return exitOK, false
+}

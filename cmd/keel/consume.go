@@ -109,10 +109,8 @@ func runConsume(ctx context.Context, args []string, io stdio) int {
 	if len(o.topics) == 0 {
 		return usageError(io, "consume", "-t TOPIC is required")
 	}
-	for _, t := range o.topics {
-		if t == "" {
-			return usageError(io, "consume", "empty topic name")
-		}
+	if code, bad := badTopicNames(io, "consume", o.topics...); bad {
+		return code
 	}
 	slices.Sort(o.topics)
 	o.topics = slices.Compact(o.topics)

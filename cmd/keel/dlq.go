@@ -115,6 +115,14 @@ func runDLQReplay(ctx context.Context, args []string, io stdio) int {
 	if *dlt == "" {
 		return usageError(io, cmd, "which dead-letter topic? pass -t TOPIC, e.g. -t orders.dlt")
 	}
+	if code, bad := badTopicNames(io, cmd, *dlt); bad {
+		return code
+	}
+	if *to != "" {
+		if code, bad := badTopicNames(io, cmd, *to); bad {
+			return code
+		}
+	}
 	if *to != "" && *to == *dlt {
 		return usageError(io, cmd, "--to names the dead-letter topic itself; replay to the topic the records came from")
 	}

@@ -128,6 +128,9 @@ func runProduce(ctx context.Context, args []string, io stdio) int {
 	if *topic == "" {
 		return usageError(io, "produce", "-t TOPIC is required")
 	}
+	if code, bad := badTopicNames(io, "produce", *topic); bad {
+		return code
+	}
 	codec, err := parseCodec(*codecName)
 	if err != nil {
 		return usageError(io, "produce", "%v", err)

@@ -215,6 +215,8 @@ func runTopicsCreate(ctx context.Context, args []string, io stdio) int {
 	switch {
 	case *topic == "":
 		return usageError(io, cmd, "which topic? pass -t NAME")
+	case keel.ValidateTopicName(*topic) != nil:
+		return usageError(io, cmd, "%v", keel.ValidateTopicName(*topic))
 	case *partitions == 0 || *partitions < -1 || *partitions > 1<<20:
 		return usageError(io, cmd, "-p %d: use at least 1 partition (or -1 for the broker default)", *partitions)
 	case *replication == 0 || *replication < -1 || *replication > 1<<14:
@@ -292,6 +294,9 @@ func runTopicsDescribe(ctx context.Context, args []string, io stdio) int {
 	if *topic == "" {
 		return usageError(io, cmd, "which topic? pass -t NAME")
 	}
+	if code, bad := badTopicNames(io, cmd, *topic); bad {
+		return code
+	}
 	return withAdmin(ctx, io, cmd, f, func(ctx context.Context, a *admin.Admin) error {
 		descs, err := a.DescribeTopics(ctx, *topic)
 		if err != nil {
@@ -359,6 +364,9 @@ func runTopicsDelete(ctx context.Context, args []string, io stdio) int {
 	}
 	if *topic == "" {
 		return usageError(io, cmd, "which topic? pass -t NAME")
+	}
+	if code, bad := badTopicNames(io, cmd, *topic); bad {
+		return code
 	}
 	return withAdmin(ctx, io, cmd, f, func(ctx context.Context, a *admin.Admin) error {
 		if err := a.DeleteTopics(ctx, *topic); err != nil {
