@@ -62,3 +62,19 @@ func TestIllegalTopicNamesRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestProduceNewlineKeyDelimiterRefused (bug 10): keel produce reads one
+// record per line, so a -K delimiter holding a newline can never be found
+// in a line: every record silently got a null key. It is a usage error.
+func TestProduceNewlineKeyDelimiterRefused(t *testing.T) {
+	cl := testCluster(t, keeltest.Topic("k", 1))
+	for _, delim := range []string{`\n`, "\n", `a\nb`, `\x0a`, `\r\n`} {
+		res := runBinary(t, strings.NewReader("key\nvalue\n"), "produce", "-b", cl.Addr(), "-t", "k", "-K", delim)
+		if res.code != exitUsage || !strings.Contains(res.stderr, "newline") {
+			t.Errorf("produce -K %q: exit %d, want 2 and why\nstdout: %s\nstderr: %s", delim, res.code, res.stdout, res.stderr)
+		}
+	}
+	if hw := cl.HighWatermark("k", 0); hw != 0 {
+		t.Errorf("%d records were produced despite the refused delimiter", hw)
+	}
+}

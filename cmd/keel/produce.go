@@ -144,6 +144,11 @@ func runProduce(ctx context.Context, args []string, io stdio) int {
 		if delim, err = parseDelim(keyDelim.v); err != nil {
 			return usageError(io, "produce", "-K: %v", err)
 		}
+		if bytes.IndexByte(delim, '\n') >= 0 {
+			// Lines end at '\n', so no line can hold this delimiter:
+			// every record would silently get a null key.
+			return usageError(io, "produce", "-K %q: records are read one per line, so a key delimiter holding a newline never matches; use another, e.g. -K '\\t' or -K:", keyDelim.v)
+		}
 	}
 	if *maxLine < 1 {
 		return usageError(io, "produce", "--max-line-bytes %d: must be at least 1", *maxLine)
