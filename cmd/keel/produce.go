@@ -147,7 +147,7 @@ func runProduce(ctx context.Context, args []string, io stdio) int {
 		if bytes.IndexByte(delim, '\n') >= 0 {
 			// Lines end at '\n', so no line can hold this delimiter:
 			// every record would silently get a null key.
-			return usageError(io, "produce", "-K %q: records are read one per line, so a key delimiter holding a newline never matches; use another, e.g. -K '\\t' or -K:", keyDelim.v)
+			return usageError(io, "produce", "-K %q: records are read one per line, so a key delimiter holding a newline never matches; use another, e.g. -K '\\t' or -K:", delim)
 		}
 	}
 	if *maxLine < 1 {
