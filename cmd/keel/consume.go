@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -172,7 +173,7 @@ func runConsume(ctx context.Context, args []string, io stdio) int {
 	if err != nil {
 		return failed(io, "consume", err)
 	}
-	pr := &printer{w: bufio.NewWriterSize(io.out, 64<<10), f: o.format, limit: o.count}
+	pr := &printer{w: bufio.NewWriterSize(io.out, 64<<10), errOut: io.err, f: o.format, limit: o.count}
 	var run func(context.Context, *keel.Client, *admin.Admin, *keel.Metadata, consumeOpts, *printer) error
 	if o.group == "" {
 		run = consumeDirect
@@ -195,6 +196,7 @@ func runConsume(ctx context.Context, args []string, io stdio) int {
 // printer writes formatted records to stdout and counts them.
 type printer struct {
 	w       *bufio.Writer
+	errOut  io.Writer // notices for the person at the terminal
 	f       *formatter
 	buf     []byte
 	printed int64
@@ -307,7 +309,7 @@ func consumeDirect(ctx context.Context, client *keel.Client, adm *admin.Admin, m
 		return err
 	}
 	var starts, ends map[keel.TopicPartition]int64
-	if o.exitAtEnd || o.offset.kind == offsetFromEnd {
+	if o.exitAtEnd || o.offset.kind == offsetFromEnd || o.offset.kind == offsetExact {
 		if starts, err = adm.StartOffsets(ctx, o.topics...); err != nil {
 			return fmt.Errorf("reading the topics' start offsets: %w", err)
 		}
@@ -332,7 +334,18 @@ func consumeDirect(ctx context.Context, client *keel.Client, adm *admin.Admin, m
 		track = newEndTracker(ends)
 	}
 	for _, tp := range tps {
-		c.Assign(tp, o.offset.start(starts[tp], ends[tp]))
+		start := o.offset.start(starts[tp], ends[tp])
+		exact := o.offset.n
+		if o.offset.kind == offsetExact {
+			// An offset outside the log would be reset by the consumer
+			// without a word; say so, and where it starts instead, as
+			// kcat does.
+			if at, notice := outOfRange(tp, o.offset.n, starts[tp], ends[tp]); notice != "" {
+				fmt.Fprintf(pr.errOut, "keel consume: %s\n", notice)
+				start, exact = keel.AtOffset(at), at
+			}
+		}
+		c.Assign(tp, start)
 		if o.exitAtEnd {
 			// An empty partition, or a start at or past the end, is done
 			// before it starts; the others are found out by position.
@@ -342,7 +355,7 @@ func consumeDirect(ctx context.Context, client *keel.Client, adm *admin.Admin, m
 			case offsetBeginning:
 				track.at(tp, starts[tp])
 			case offsetExact:
-				track.at(tp, max(o.offset.n, starts[tp]))
+				track.at(tp, max(exact, starts[tp]))
 			case offsetFromEnd:
 				track.at(tp, max(starts[tp], ends[tp]-o.offset.n))
 			}
@@ -386,6 +399,26 @@ func consumeDirect(ctx context.Context, client *keel.Client, adm *admin.Admin, m
 		}
 	}
 	return nil
+}
+
+// outOfRange says where a partition whose log holds [logStart, end)
+// starts when -o asked for offset n outside it, with a notice saying so:
+// past the end it starts at the end (the consumer's reset to latest, and
+// librdkafka's default), before the log start (retention deleted those
+// records) at the first record still held. notice is "" when n is in
+// range (n == end is: it waits for the next record).
+func outOfRange(tp keel.TopicPartition, n, logStart, end int64) (at int64, notice string) {
+	switch {
+	case n > end:
+		holds := fmt.Sprintf("it holds offsets %d to %d", logStart, end-1)
+		if logStart >= end {
+			holds = fmt.Sprintf("it holds no records; its end offset is %d", end)
+		}
+		return end, fmt.Sprintf("offset %d is out of range for %s[%d] (%s): starting at the end, offset %d", n, tp.Topic, tp.Partition, holds, end)
+	case n < logStart:
+		return logStart, fmt.Sprintf("offset %d is out of range for %s[%d] (records before %d were deleted): starting at the log start, offset %d", n, tp.Topic, tp.Partition, logStart, logStart)
+	}
+	return n, ""
 }
 
 // groupState follows, for -G -e, which partitions the group gave this

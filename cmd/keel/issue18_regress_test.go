@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keel-go/keel/keeltest"
 )
@@ -76,5 +77,65 @@ func TestProduceNewlineKeyDelimiterRefused(t *testing.T) {
 	}
 	if hw := cl.HighWatermark("k", 0); hw != 0 {
 		t.Errorf("%d records were produced despite the refused delimiter", hw)
+	}
+}
+
+// TestConsumeOffsetOutOfRangeNotice (bug 10): -o past the end (or before
+// the log start) used to be reset by the consumer without a word, so the
+// person saw nothing and could not tell a typo from an idle topic. kcat
+// says the offset is out of range and where it reset; so does keel
+// consume, on stderr, and then reads from there.
+func TestConsumeOffsetOutOfRangeNotice(t *testing.T) {
+	cl := testCluster(t, keeltest.Topic("o", 2))
+	sendMessages(t, cl.Addr(), numbered("o", 0, "v", 5)...)
+	res := runBinary(t, nil, "consume", "-b", cl.Addr(), "-t", "o", "-p", "0", "-o", "100", "-e")
+	if res.code != 0 || res.stdout != "" ||
+		!strings.Contains(res.stderr, "offset 100 is out of range for o[0] (it holds offsets 0 to 4): starting at the end, offset 5") {
+		t.Errorf("-o 100 past the end: exit %d, stdout %q\nstderr: %s", res.code, res.stdout, res.stderr)
+	}
+	// Both partitions: the empty one says so too.
+	res = runBinary(t, nil, "consume", "-b", cl.Addr(), "-t", "o", "-o", "7", "-e")
+	if res.code != 0 || !strings.Contains(res.stderr, "o[0] (it holds offsets 0 to 4)") || !strings.Contains(res.stderr, "o[1] (it holds no records; its end offset is 0)") {
+		t.Errorf("-o 7 on two partitions: exit %d\nstderr: %s", res.code, res.stderr)
+	}
+	// Not -e: the reset position is where new records are read from.
+	p := startBinary(t, "consume", "-b", cl.Addr(), "-t", "o", "-p", "0", "-o", "100", "-c", "1", "-q")
+	p.waitStderr(t, "starting at the end, offset 5")
+	sendMessages(t, cl.Addr(), numbered("o", 0, "new", 1)...)
+	if got := p.readLines(t, 1); got[0] != "new0" {
+		t.Errorf("after the reset it printed %q, want the next record new0", got)
+	}
+	// Before the log start (retention deleted it): from the first record held.
+	if err := cl.Kfake().DeleteRecords("o", 0, 3); err != nil {
+		t.Fatal(err)
+	}
+	res = runBinary(t, nil, "consume", "-b", cl.Addr(), "-t", "o", "-p", "0", "-o", "1", "-e", "-q")
+	if res.code != 0 || strings.Join(outLines(res.stdout), ",") != "v3,v4,new0" ||
+		!strings.Contains(res.stderr, "offset 1 is out of range for o[0] (records before 3 were deleted): starting at the log start, offset 3") {
+		t.Errorf("-o 1 below the log start: exit %d, stdout %q\nstderr: %s", res.code, res.stdout, res.stderr)
+	}
+	// In range, including the end itself: no notice.
+	res = runBinary(t, nil, "consume", "-b", cl.Addr(), "-t", "o", "-p", "0", "-o", "6", "-e")
+	if res.code != 0 || strings.Contains(res.stderr, "out of range") {
+		t.Errorf("-o 6 (the end): exit %d\nstderr: %s", res.code, res.stderr)
+	}
+}
+
+// waitStderr waits up to 30s for the process's stderr to contain want.
+func (p *binProcess) waitStderr(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(p.stderr.String(), want) {
+		select {
+		case <-p.done:
+			if strings.Contains(p.stderr.String(), want) {
+				return
+			}
+			t.Fatalf("exited without printing %q\nstderr:\n%s", want, p.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stderr lacks %q after 30s:\n%s", want, p.stderr.String())
+		}
 	}
 }
