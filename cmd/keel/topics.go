@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -217,10 +218,15 @@ func runTopicsCreate(ctx context.Context, args []string, io stdio) int {
 		return usageError(io, cmd, "which topic? pass -t NAME")
 	case keel.ValidateTopicName(*topic) != nil:
 		return usageError(io, cmd, "%v", keel.ValidateTopicName(*topic))
-	case *partitions == 0 || *partitions < -1 || *partitions > 1<<20:
-		return usageError(io, cmd, "-p %d: use at least 1 partition (or -1 for the broker default)", *partitions)
-	case *replication == 0 || *replication < -1 || *replication > 1<<14:
+	}
+	if msg := checkPartitionCount(*partitions, true); msg != "" {
+		return usageError(io, cmd, "-p %d: %s", *partitions, msg)
+	}
+	switch {
+	case *replication == 0 || *replication < -1:
 		return usageError(io, cmd, "-r %d: use a replication factor of at least 1 (or -1 for the broker default)", *replication)
+	case *replication > math.MaxInt16:
+		return usageError(io, cmd, "-r %d: too high; use at most %d (and no more than the cluster has brokers)", *replication, math.MaxInt16)
 	}
 	return withAdmin(ctx, io, cmd, f, func(ctx context.Context, a *admin.Admin) error {
 		err := a.CreateTopics(ctx, admin.TopicSpec{
@@ -375,6 +381,27 @@ func runTopicsDelete(ctx context.Context, args []string, io stdio) int {
 		fmt.Fprintf(io.out, "deleted topic %s\n", *topic)
 		return nil
 	})
+}
+
+// maxPartitions is the most partitions keel topics create and alter ask
+// for. Kafka has no hard limit below 2^31, but every partition costs each
+// replica's broker memory and file handles; a count past this is a typo.
+const maxPartitions = 1 << 20
+
+// checkPartitionCount returns why n is not a partition count to ask for,
+// or "". brokerDefault allows -1 (create: the broker's default).
+func checkPartitionCount(n int, brokerDefault bool) string {
+	switch {
+	case n == -1 && brokerDefault:
+		return ""
+	case n < 1 && brokerDefault:
+		return "use at least 1 partition (or -1 for the broker default)"
+	case n < 1:
+		return "use at least 1 partition"
+	case n > maxPartitions:
+		return fmt.Sprintf("too many partitions; use at most %d", maxPartitions)
+	}
+	return ""
 }
 
 // orDash prints n, or "-" for Kafka's "none" (-1).
