@@ -174,7 +174,12 @@ func runDLQReplay(ctx context.Context, args []string, io stdio) int {
 
 // dlqHint adds the next step to the errors a replay meets most.
 func dlqHint(err error, dlt, brokers string) error {
+	var pe *keel.ProduceError
 	switch {
+	case errors.As(err, &pe) && errors.Is(pe, keel.ErrUnknownTopic):
+		// Writing back failed: the destination (--to, or the records'
+		// origin) is missing, not the dead-letter topic.
+		return fmt.Errorf("%w\n  the destination topic %q does not exist: create it with 'keel topics create -t %s', or name another with --to", err, pe.Topic, pe.Topic)
 	case errors.Is(err, keel.ErrUnknownTopic):
 		return fmt.Errorf("%w\n  does %s exist? see the topics with 'keel topics list -b %s'", err, dlt, brokers)
 	case errors.Is(err, retry.ErrReplayBusy):

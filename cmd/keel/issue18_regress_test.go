@@ -161,46 +161,6 @@ func TestTopicsCreateTooManyPartitions(t *testing.T) {
 	}
 }
 
-// waitStderr waits up to 30s for the process's stderr to contain want.
-func (p *binProcess) waitStderr(t *testing.T, want string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(p.stderr.String(), want) {
-		select {
-		case <-p.done:
-			if strings.Contains(p.stderr.String(), want) {
-				return
-			}
-			t.Fatalf("exited without printing %q\nstderr:\n%s", want, p.stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stderr lacks %q after 30s:\n%s", want, p.stderr.String())
-		}
-	}
-}
-
-// TestTopicsCreateTooManyPartitions (bug 10): -p 99999999 was answered
-// "use at least 1 partition", which is wrong and no help; the message
-// must say the upper bound. The same for -r.
-func TestTopicsCreateTooManyPartitions(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"-p", "99999999"}, "-p 99999999: too many partitions; use at most 1048576"},
-		{[]string{"-p", "0"}, "-p 0: use at least 1 partition"},
-		{[]string{"-p", "-5"}, "-p -5: use at least 1 partition"},
-		{[]string{"-r", "40000"}, "-r 40000: too high; use at most 32767"},
-		{[]string{"-r", "0"}, "-r 0: use a replication factor of at least 1"},
-	} {
-		res := runBinary(t, nil, append([]string{"topics", "create", "-b", "127.0.0.1:1", "-t", "x"}, tc.args...)...)
-		if res.code != exitUsage || !strings.Contains(res.stderr, tc.want) {
-			t.Errorf("topics create %q: exit %d, want 2 and %q\nstderr: %s", tc.args, res.code, tc.want, res.stderr)
-		}
-	}
-}
-
 // TestDLQReplayHintNamesTheMissingDestination (bug 10): with --to naming
 // a topic that does not exist, the hint asked whether the dead-letter
 // topic existed, which it does; it must name the destination.
