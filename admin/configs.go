@@ -69,13 +69,13 @@ func configsFrom(resp *kmsg.DescribeConfigsResponse, addr string) (map[string][]
 	var failures []error
 	retry := true
 	for _, res := range resp.Resources {
-		if res.ErrorCode != 0 {
+		if res.ErrorCode != errs.CodeNone {
 			detail := fmt.Sprintf("describing the configs of topic %q", res.ResourceName)
-			if res.ErrorCode == 3 {
+			if res.ErrorCode == errs.CodeUnknownTopicOrPartition {
 				detail = fmt.Sprintf("topic %q does not exist (it may have just been deleted)", res.ResourceName)
 			}
 			e := codeErr(res.ErrorCode, addr, res.ErrorMessage, detail)
-			retry = retry && e.Retriable && res.ErrorCode != 3
+			retry = retry && e.Retriable && res.ErrorCode != errs.CodeUnknownTopicOrPartition
 			failures = append(failures, e)
 			continue
 		}

@@ -32,7 +32,7 @@ func (a *Admin) perCoordinator(ctx context.Context, groups []string, send groupS
 		for _, g := range pending {
 			err := round[g]
 			if err != nil && retryCoordinator(ctx, err) {
-				if errs.Code(err) != 14 {
+				if errs.Code(err) != errs.CodeCoordinatorLoadInProgress {
 					// Moved or unreachable: look it up again. A
 					// loading coordinator is the right one; wait.
 					a.meta.InvalidateCoordinator(meta.GroupCoordinator, g)
@@ -105,9 +105,9 @@ func retryCoordinator(ctx context.Context, err error) bool {
 		return false
 	}
 	switch errs.Code(err) {
-	case 14, 15, 16:
+	case errs.CodeCoordinatorLoadInProgress, errs.CodeCoordinatorNotAvailable, errs.CodeNotCoordinator:
 		return true
-	case 0:
+	case errs.CodeNone:
 		return retriable(ctx, err)
 	}
 	return false

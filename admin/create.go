@@ -78,15 +78,15 @@ func (a *Admin) CreateTopics(ctx context.Context, topics ...TopicSpec) error {
 					continue
 				}
 				switch code := rt.ErrorCode; {
-				case code == 0, code == 36 && timedOut[rt.Topic]:
+				case code == errs.CodeNone, code == errs.CodeTopicAlreadyExists && timedOut[rt.Topic]:
 					results[rt.Topic] = nil
 					delete(pending, rt.Topic)
 				case errs.Lookup(code).Retriable:
 					// NOT_CONTROLLER (41): the controller moved;
 					// REQUEST_TIMED_OUT (7): the create may have
 					// happened and may still finish.
-					timedOut[rt.Topic] = timedOut[rt.Topic] || code == 7
-					refresh = refresh || code == 41
+					timedOut[rt.Topic] = timedOut[rt.Topic] || code == errs.CodeRequestTimedOut
+					refresh = refresh || code == errs.CodeNotController
 					last = createErr(a.meta.Current(), spec, code, addr, rt.ErrorMessage)
 				default:
 					results[rt.Topic] = createErr(a.meta.Current(), spec, code, addr, rt.ErrorMessage)
@@ -181,21 +181,21 @@ func createRequest(ctx context.Context, pending map[string]TopicSpec) *kmsg.Crea
 func createErr(s *meta.Snapshot, spec TopicSpec, code int16, broker string, msg *string) error {
 	var detail string
 	switch code {
-	case 36:
+	case errs.CodeTopicAlreadyExists:
 		detail = fmt.Sprintf("cannot create topic %q: it already exists", spec.Name)
-	case 37:
+	case errs.CodeInvalidPartitions:
 		detail = fmt.Sprintf("cannot create topic %q with %d partitions: use at least 1", spec.Name, spec.Partitions)
-	case 38:
+	case errs.CodeInvalidReplicationFactor:
 		n := 0
 		if s != nil {
 			n = len(s.Brokers)
 		}
 		detail = fmt.Sprintf("cannot create topic %q with replication factor %d: the cluster has %d brokers; use at most that many", spec.Name, spec.ReplicationFactor, n)
-	case 40:
+	case errs.CodeInvalidConfig:
 		detail = fmt.Sprintf("cannot create topic %q: a config was rejected (check the names and values of %v)", spec.Name, sortedKeys(spec.Configs))
-	case 17:
+	case errs.CodeInvalidTopicException:
 		detail = fmt.Sprintf("cannot create topic %q: the name is invalid or collides with an existing topic (names may use letters, digits, '.', '_' and '-'; '.' and '_' count as the same)", spec.Name)
-	case 41:
+	case errs.CodeNotController:
 		detail = fmt.Sprintf("cannot create topic %q: the request reached a broker that is no longer the controller", spec.Name)
 	default:
 		detail = fmt.Sprintf("cannot create topic %q", spec.Name)

@@ -60,12 +60,12 @@ func (a *Admin) DeleteTopics(ctx context.Context, names ...string) error {
 				name := *rt.Topic
 				answered[name] = true
 				switch code := rt.ErrorCode; {
-				case code == 0, code == 3 && timedOut[name]:
+				case code == errs.CodeNone, code == errs.CodeUnknownTopicOrPartition && timedOut[name]:
 					results[name] = nil
 					delete(pending, name)
-				case errs.Lookup(code).Retriable && code != 3:
-					timedOut[name] = timedOut[name] || code == 7
-					refresh = refresh || code == 41
+				case errs.Lookup(code).Retriable && code != errs.CodeUnknownTopicOrPartition:
+					timedOut[name] = timedOut[name] || code == errs.CodeRequestTimedOut
+					refresh = refresh || code == errs.CodeNotController
 					last = deleteErr(name, code, addr, rt.ErrorMessage)
 				default:
 					results[name] = deleteErr(name, code, addr, rt.ErrorMessage)
@@ -126,13 +126,13 @@ func deleteRequest(ctx context.Context, pending map[string]bool) *kmsg.DeleteTop
 func deleteErr(name string, code int16, broker string, msg *string) error {
 	var detail string
 	switch code {
-	case 3:
+	case errs.CodeUnknownTopicOrPartition:
 		e := codeErr(code, broker, msg, fmt.Sprintf("cannot delete topic %q: it does not exist", name))
 		e.Err = errs.ErrUnknownTopic
 		return e
-	case 73:
+	case errs.CodeTopicDeletionDisabled:
 		detail = fmt.Sprintf("cannot delete topic %q: the brokers run with delete.topic.enable=false", name)
-	case 17:
+	case errs.CodeInvalidTopicException:
 		detail = fmt.Sprintf("cannot delete topic %q: internal topics cannot be deleted", name)
 	default:
 		detail = fmt.Sprintf("cannot delete topic %q", name)

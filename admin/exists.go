@@ -44,8 +44,8 @@ func (a *Admin) requireTopics(ctx context.Context, names []string) error {
 			var missing []error
 			var gone []string
 			for _, t := range resp.(*kmsg.MetadataResponse).Topics {
-				if t.Topic != nil && t.ErrorCode == 3 {
-					e := codeErr(3, addr, nil, fmt.Sprintf("topic %q does not exist", *t.Topic))
+				if t.Topic != nil && t.ErrorCode == errs.CodeUnknownTopicOrPartition {
+					e := codeErr(errs.CodeUnknownTopicOrPartition, addr, nil, fmt.Sprintf("topic %q does not exist", *t.Topic))
 					e.Err = errs.ErrUnknownTopic
 					missing, gone = append(missing, e), append(gone, *t.Topic)
 				}

@@ -103,7 +103,7 @@ func (a *Admin) listGroupsOf(ctx context.Context, b meta.Broker) ([]GroupListing
 			last = err
 		default:
 			resp := kresp.(*kmsg.ListGroupsResponse)
-			if resp.ErrorCode == 0 {
+			if resp.ErrorCode == errs.CodeNone {
 				out := make([]GroupListing, 0, len(resp.Groups))
 				for _, g := range resp.Groups {
 					out = append(out, GroupListing{Group: g.Group, ProtocolType: g.ProtocolType, State: g.GroupState})
@@ -148,9 +148,9 @@ func (a *Admin) DescribeGroups(ctx context.Context, groups ...string) ([]GroupDe
 		out := make(map[string]error, len(gs))
 		for _, g := range resp.Groups {
 			switch {
-			case g.ErrorCode == 69 || (g.ErrorCode == 0 && g.State == "Dead"):
+			case g.ErrorCode == errs.CodeGroupIdNotFound || (g.ErrorCode == errs.CodeNone && g.State == "Dead"):
 				out[g.Group] = groupNotFound(g.Group, addr)
-			case g.ErrorCode != 0:
+			case g.ErrorCode != errs.CodeNone:
 				out[g.Group] = codeErr(g.ErrorCode, addr, nil, fmt.Sprintf("describing group %q", g.Group))
 			default:
 				out[g.Group] = nil
@@ -221,11 +221,11 @@ func (a *Admin) DeleteGroups(ctx context.Context, groups ...string) error {
 		out := make(map[string]error, len(gs))
 		for _, g := range kresp.(*kmsg.DeleteGroupsResponse).Groups {
 			switch g.ErrorCode {
-			case 0:
+			case errs.CodeNone:
 				out[g.Group] = nil
-			case 68:
-				out[g.Group] = codeErr(68, addr, nil, fmt.Sprintf("cannot delete group %q: it still has active members; stop its consumers (or wait for their sessions to expire) and try again", g.Group))
-			case 69:
+			case errs.CodeNonEmptyGroup:
+				out[g.Group] = codeErr(errs.CodeNonEmptyGroup, addr, nil, fmt.Sprintf("cannot delete group %q: it still has active members; stop its consumers (or wait for their sessions to expire) and try again", g.Group))
+			case errs.CodeGroupIdNotFound:
 				out[g.Group] = groupNotFound(g.Group, addr)
 			default:
 				out[g.Group] = codeErr(g.ErrorCode, addr, nil, fmt.Sprintf("deleting group %q", g.Group))
@@ -243,7 +243,7 @@ func (a *Admin) DeleteGroups(ctx context.Context, groups ...string) error {
 }
 
 func groupNotFound(group, addr string) *errs.Error {
-	return codeErr(69, addr, nil, fmt.Sprintf("group %q does not exist", group))
+	return codeErr(errs.CodeGroupIdNotFound, addr, nil, fmt.Sprintf("group %q does not exist", group))
 }
 
 // brokerID maps an address back to its broker id, -1 if unknown.

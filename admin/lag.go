@@ -45,13 +45,13 @@ func (a *Admin) GroupOffsets(ctx context.Context, group string) (map[keel.TopicP
 			return nil, err
 		}
 		resp := kresp.(*kmsg.OffsetFetchResponse)
-		if resp.ErrorCode != 0 {
+		if resp.ErrorCode != errs.CodeNone {
 			return map[string]error{group: a.offsetFetchErr(group, resp.ErrorCode, addr)}, nil
 		}
 		got := make(map[keel.TopicPartition]int64)
 		for _, t := range resp.Topics {
 			for _, p := range t.Partitions {
-				if p.ErrorCode != 0 {
+				if p.ErrorCode != errs.CodeNone {
 					return map[string]error{group: a.offsetFetchErr(group, p.ErrorCode, addr)}, nil
 				}
 				if p.Offset >= 0 {
@@ -76,7 +76,7 @@ func (a *Admin) GroupOffsets(ctx context.Context, group string) (map[keel.TopicP
 }
 
 func (a *Admin) offsetFetchErr(group string, code int16, addr string) error {
-	if code == 69 {
+	if code == errs.CodeGroupIdNotFound {
 		return groupNotFound(group, addr)
 	}
 	return codeErr(code, addr, nil, fmt.Sprintf("fetching the committed offsets of group %q", group))

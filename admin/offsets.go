@@ -117,7 +117,7 @@ func (a *Admin) ListOffsets(ctx context.Context, spec OffsetSpec, topics ...stri
 			case pr.retriable:
 				last = pr.err
 				refresh = refresh || pr.refresh
-				if errs.Code(pr.err) == 3 {
+				if errs.Code(pr.err) == errs.CodeUnknownTopicOrPartition {
 					unknown[tp.Topic] = true
 				}
 			default:
@@ -172,7 +172,7 @@ func (a *Admin) listOnce(ctx context.Context, spec OffsetSpec, pending map[keel.
 			continue
 		}
 		res[tp] = partResult{
-			err:       &errs.Error{Code: 5, Name: errs.Lookup(5).Name, Retriable: true, Detail: fmt.Sprintf("partition %s[%d] has no leader right now", tp.Topic, tp.Partition)},
+			err:       &errs.Error{Code: errs.CodeLeaderNotAvailable, Name: errs.Lookup(errs.CodeLeaderNotAvailable).Name, Retriable: true, Detail: fmt.Sprintf("partition %s[%d] has no leader right now", tp.Topic, tp.Partition)},
 			retriable: true, refresh: true,
 		}
 	}
@@ -224,10 +224,10 @@ func (a *Admin) listFromLeader(ctx context.Context, spec OffsetSpec, leader int3
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
 			tp := keel.TopicPartition{Topic: t.Topic, Partition: p.Partition}
-			if p.ErrorCode != 0 {
+			if p.ErrorCode != errs.CodeNone {
 				info := errs.Lookup(p.ErrorCode)
 				e := codeErr(p.ErrorCode, addr, nil, fmt.Sprintf("listing the %s offset of %s[%d]", spec, tp.Topic, tp.Partition))
-				out[tp] = partResult{err: e, retriable: info.Retriable, refresh: info.Metadata || p.ErrorCode == 75}
+				out[tp] = partResult{err: e, retriable: info.Retriable, refresh: info.Metadata || p.ErrorCode == errs.CodeUnknownLeaderEpoch}
 				continue
 			}
 			lo := ListedOffset{Offset: p.Offset, LeaderEpoch: p.LeaderEpoch}
