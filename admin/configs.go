@@ -16,9 +16,10 @@ import (
 type ConfigEntry struct {
 	Name  string
 	Value string // empty for a sensitive config (the broker hides it) or an unset one
-	// Default: the topic does not set this config itself; the value comes
-	// from the broker's configuration or Kafka's built-in default (Source
-	// says which).
+	// Default: for a topic, the topic does not set this config itself; the
+	// value comes from the broker's configuration or Kafka's built-in
+	// default (Source says which). For a broker, the value is Kafka's
+	// built-in default (DEFAULT_CONFIG).
 	Default   bool
 	Sensitive bool
 	ReadOnly  bool

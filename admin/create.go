@@ -34,6 +34,22 @@ func (a *Admin) CreateTopics(ctx context.Context, topics ...TopicSpec) error {
 	if ctx == nil {
 		return errs.NilContext("admin.Admin.CreateTopics")
 	}
+	return a.createTopics(ctx, false, topics)
+}
+
+// ValidateCreateTopics asks the controller whether CreateTopics would
+// succeed for topics (CreateTopics with validate_only, as the Java
+// AdminClient's validateOnly) and creates nothing. It returns the errors
+// CreateTopics would: an existing topic, a replication factor above the
+// broker count, a rejected config.
+func (a *Admin) ValidateCreateTopics(ctx context.Context, topics ...TopicSpec) error {
+	if ctx == nil {
+		return errs.NilContext("admin.Admin.ValidateCreateTopics")
+	}
+	return a.createTopics(ctx, true, topics)
+}
+
+func (a *Admin) createTopics(ctx context.Context, validateOnly bool, topics []TopicSpec) error {
 	if err := validateSpecs(topics); err != nil {
 		return err
 	}
@@ -60,7 +76,7 @@ func (a *Admin) CreateTopics(ctx context.Context, topics ...TopicSpec) error {
 					}
 				}
 				var kresp kmsg.Response
-				if kresp, err = c.Request(ctx, createRequest(ctx, pending)); err == nil {
+				if kresp, err = c.Request(ctx, createRequest(ctx, pending, validateOnly)); err == nil {
 					resp = kresp.(*kmsg.CreateTopicsResponse)
 				}
 			}
@@ -78,7 +94,7 @@ func (a *Admin) CreateTopics(ctx context.Context, topics ...TopicSpec) error {
 					continue
 				}
 				switch code := rt.ErrorCode; {
-				case code == errs.CodeNone, code == errs.CodeTopicAlreadyExists && timedOut[rt.Topic]:
+				case code == errs.CodeNone, code == errs.CodeTopicAlreadyExists && timedOut[rt.Topic] && !validateOnly:
 					results[rt.Topic] = nil
 					delete(pending, rt.Topic)
 				case errs.Lookup(code).Retriable:
@@ -117,6 +133,9 @@ func (a *Admin) CreateTopics(ctx context.Context, topics ...TopicSpec) error {
 		} else {
 			created = append(created, t.Name)
 		}
+	}
+	if validateOnly {
+		created = nil // nothing was created: no leaders to wait for
 	}
 	if err := a.awaitLeaders(ctx, created); err != nil {
 		failures = append(failures, err)
@@ -157,9 +176,10 @@ func needsDefaults(pending map[string]TopicSpec, version int16) error {
 	return nil
 }
 
-func createRequest(ctx context.Context, pending map[string]TopicSpec) *kmsg.CreateTopicsRequest {
+func createRequest(ctx context.Context, pending map[string]TopicSpec, validateOnly bool) *kmsg.CreateTopicsRequest {
 	req := kmsg.NewPtrCreateTopicsRequest()
 	req.TimeoutMillis = brokerTimeout(ctx)
+	req.ValidateOnly = validateOnly
 	for _, name := range sortedKeys(pending) {
 		spec := pending[name]
 		rt := kmsg.NewCreateTopicsRequestTopic()

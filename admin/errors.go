@@ -34,3 +34,15 @@ var (
 	// also used when DescribeGroups reports the group as Dead).
 	ErrGroupNotFound = errs.ErrGroupIDNotFound
 )
+
+// ErrGroupSubscribed: the group's offsets on a topic cannot be deleted
+// while a member is subscribed to it (86 GROUP_SUBSCRIBED_TO_TOPIC).
+var ErrGroupSubscribed = errs.ErrGroupSubscribedToTopic
+
+// ErrSecurityDisabled: the cluster has no authorizer, so it keeps no ACLs
+// (54 SECURITY_DISABLED).
+var ErrSecurityDisabled = errs.ErrSecurityDisabled
+
+// ErrClusterAuthorization: the principal may not perform a cluster-level
+// operation such as managing ACLs (31 CLUSTER_AUTHORIZATION_FAILED).
+var ErrClusterAuthorization = errs.ErrClusterAuthorization

@@ -18,9 +18,15 @@ type PartitionLag struct {
 	Topic     string
 	Partition int32
 	Committed int64 // the group's committed offset; -1 when it has none
+	Start     int64 // the log start offset; -1 when the topic no longer exists
 	End       int64 // the high watermark; -1 when the topic no longer exists
-	// Lag is End - Committed (never negative); -1 when either is unknown.
+	// Lag is End - Committed (never negative). Without a committed offset
+	// (NoCommit) it is the whole backlog, End - Start: what the group
+	// reads if it starts at the earliest offset. -1 when the end is
+	// unknown.
 	Lag int64
+	// NoCommit: the group has committed no offset for the partition.
+	NoCommit bool
 	// The member consuming the partition now; empty when no member has it.
 	MemberID, ClientID, Host string
 }
@@ -131,9 +137,13 @@ func (a *Admin) Lag(ctx context.Context, group string) ([]PartitionLag, error) {
 		}
 	}
 	ends := map[keel.TopicPartition]int64{}
+	starts := map[keel.TopicPartition]int64{}
 	if len(live) > 0 {
 		if ends, err = a.EndOffsets(ctx, live...); err != nil {
 			return nil, fmt.Errorf("looking up the end offsets for group %q: %w", group, err)
+		}
+		if starts, err = a.StartOffsets(ctx, live...); err != nil {
+			return nil, fmt.Errorf("looking up the start offsets for group %q: %w", group, err)
 		}
 	}
 	rows := make(map[keel.TopicPartition]*PartitionLag)
@@ -141,7 +151,7 @@ func (a *Admin) Lag(ctx context.Context, group string) ([]PartitionLag, error) {
 		if r, ok := rows[tp]; ok {
 			return r
 		}
-		r := &PartitionLag{Topic: tp.Topic, Partition: tp.Partition, Committed: -1, End: -1, Lag: -1}
+		r := &PartitionLag{Topic: tp.Topic, Partition: tp.Partition, Committed: -1, Start: -1, End: -1, Lag: -1}
 		if m, ok := owner[tp]; ok {
 			r.MemberID, r.ClientID, r.Host = m.MemberID, m.ClientID, m.Host
 		}
@@ -151,6 +161,11 @@ func (a *Admin) Lag(ctx context.Context, group string) ([]PartitionLag, error) {
 	for tp, end := range ends {
 		row(tp).End = end
 	}
+	for tp, start := range starts {
+		if r, ok := rows[tp]; ok {
+			r.Start = start
+		}
+	}
 	for tp, off := range committed {
 		row(tp).Committed = off
 	}
@@ -159,8 +174,13 @@ func (a *Admin) Lag(ctx context.Context, group string) ([]PartitionLag, error) {
 	}
 	out := make([]PartitionLag, 0, len(rows))
 	for _, r := range rows {
-		if r.Committed >= 0 && r.End >= 0 {
+		r.NoCommit = r.Committed < 0
+		switch {
+		case r.End < 0:
+		case r.Committed >= 0:
 			r.Lag = max(r.End-r.Committed, 0)
+		case r.Start >= 0:
+			r.Lag = max(r.End-r.Start, 0)
 		}
 		out = append(out, *r)
 	}

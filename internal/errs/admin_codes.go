@@ -15,4 +15,8 @@ var (
 	ErrNonEmptyGroup            = codeSentinel(68) // NON_EMPTY_GROUP
 	ErrGroupIDNotFound          = codeSentinel(69) // GROUP_ID_NOT_FOUND
 	ErrTopicDeletionDisabled    = codeSentinel(73) // TOPIC_DELETION_DISABLED
+	ErrGroupSubscribedToTopic   = codeSentinel(86) // GROUP_SUBSCRIBED_TO_TOPIC
+	ErrClusterAuthorization     = codeSentinel(31) // CLUSTER_AUTHORIZATION_FAILED
+	ErrSecurityDisabled         = codeSentinel(54) // SECURITY_DISABLED
+	ErrInvalidRequest           = codeSentinel(42) // INVALID_REQUEST
 )
