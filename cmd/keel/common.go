@@ -54,7 +54,10 @@ func brokerFlag(fs *flag.FlagSet, io stdio) *string {
 	if def == "" {
 		def = defaultBrokers
 	}
-	return fs.String("b", def, "bootstrap brokers, comma-separated host:port (default from $KEEL_BROKERS)")
+	b := fs.String("b", def, "bootstrap brokers, comma-separated host:port (default from $KEEL_BROKERS)")
+	fs.Var(stringAlias{b}, "bootstrap-server", "the same as -b, as Apache Kafka's tools name it")
+	addSecurityFlags(fs)
+	return b
 }
 
 // splitBrokers turns "a:1, b:2" into its addresses.
@@ -76,7 +79,12 @@ func connect(ctx context.Context, brokers string, opts ...keel.ClientOption) (*k
 	if len(seeds) == 0 {
 		return nil, fmt.Errorf("no brokers given: pass -b host:port or set $KEEL_BROKERS")
 	}
-	all := append([]keel.ClientOption{keel.SeedBrokers(seeds...), keel.ClientID("keel-cli")}, opts...)
+	sec, err := security.options()
+	if err != nil {
+		return nil, err
+	}
+	all := append([]keel.ClientOption{keel.SeedBrokers(seeds...), keel.ClientID("keel-cli")}, sec...)
+	all = append(all, opts...)
 	client, err := keel.NewClient(all...)
 	if err != nil {
 		return nil, err
@@ -119,4 +127,29 @@ func badTopicNames(io stdio, cmd string, names ...string) (code int, bad bool) {
 		}
 	}
 	return exitOK, false
+}
+
+// stringAlias is a second name for a string flag: setting either sets the
+// same variable (--topic for -t, --bootstrap-server for -b).
+type stringAlias struct{ p *string }
+
+func (a stringAlias) String() string {
+	if a.p == nil {
+		return ""
+	}
+	return *a.p
+}
+func (a stringAlias) Set(s string) error { *a.p = s; return nil }
+
+// aliases gives flags a second, long name, as Apache Kafka's tools spell
+// them (--topic for -t, --group for -G): pairs of short, long. Both names
+// set the same value, so whichever a person types means the same.
+func aliases(fs *flag.FlagSet, pairs ...string) {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		f := fs.Lookup(pairs[i])
+		if f == nil {
+			panic("keel: alias for undefined flag -" + pairs[i]) // a bug in the command's flag setup
+		}
+		fs.Var(f.Value, pairs[i+1], "the same as -"+pairs[i])
+	}
 }

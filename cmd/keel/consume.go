@@ -90,6 +90,8 @@ func runConsume(ctx context.Context, args []string, io stdio) int {
 	fs.Var(&format, "f", "output format with kcat's verbs: %t %p %o %k %s %h %T %S %K (see above)")
 	fs.Var(&keyDelim, "K", "print KEY<DELIM>VALUE (ignored with -f)")
 	quiet := fs.Bool("q", false, "no summary on stderr")
+	aliases(fs, "t", "topic", "p", "partition", "o", "offset", "c", "max-messages", "G", "group", "f", "format", "K", "key-delimiter")
+	fs.BoolFunc("from-beginning", "the same as -o beginning (kafka-console-consumer.sh)", func(string) error { return offset.Set("beginning") })
 	rest, code, ok := parseArgs(fs, args)
 	if !ok {
 		return code

@@ -106,6 +106,7 @@ func runDLQReplay(ctx context.Context, args []string, io stdio) int {
 	failedBy := fs.String("failed-by", "", "only records dead-lettered by this consumer `group`")
 	maxN := fs.Int("max", 0, "stop after replaying `N` records (0: all)")
 	verbose := fs.Bool("v", false, "print each record replayed")
+	aliases(fs, "t", "topic", "G", "group")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}

@@ -90,6 +90,7 @@ func runGroupsDescribe(ctx context.Context, args []string, io stdio) int {
 	fs := newFlagSet(cmd, groupsDescribeUsage, io)
 	f := addAdminFlags(fs, io)
 	group := fs.String("G", "", "consumer `group` (required)")
+	aliases(fs, "G", "group")
 	if code, ok := parseAdminArgs(fs, cmd, args, io); !ok {
 		return code
 	}
@@ -181,6 +182,7 @@ func runGroupsLag(ctx context.Context, args []string, io stdio) int {
 	fs := newFlagSet(cmd, groupsLagUsage, io)
 	f := addAdminFlags(fs, io)
 	group := fs.String("G", "", "consumer `group` (required)")
+	aliases(fs, "G", "group")
 	if code, ok := parseAdminArgs(fs, cmd, args, io); !ok {
 		return code
 	}
@@ -231,6 +233,7 @@ func runGroupsDelete(ctx context.Context, args []string, io stdio) int {
 	fs := newFlagSet(cmd, groupsDeleteUsage, io)
 	f := addAdminFlags(fs, io)
 	group := fs.String("G", "", "consumer `group` (required)")
+	aliases(fs, "G", "group")
 	if code, ok := parseAdminArgs(fs, cmd, args, io); !ok {
 		return code
 	}

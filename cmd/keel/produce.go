@@ -118,6 +118,7 @@ func runProduce(ctx context.Context, args []string, io stdio) int {
 	maxBatch := fs.Int("max-batch-bytes", 1_000_000, "largest batch per partition, and so largest record, the producer sends")
 	count := fs.Int64("c", 0, "stop after this many records (0: all of stdin)")
 	quiet := fs.Bool("q", false, "no delivery reports on stdout (failures and a failed run's summary still go to stderr)")
+	aliases(fs, "t", "topic", "p", "partition", "K", "key-delimiter", "k", "key", "z", "compression-codec", "H", "header", "c", "max-messages", "acks", "request-required-acks")
 	rest, code, ok := parseArgs(fs, args)
 	if !ok {
 		return code

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,16 +16,21 @@ import (
 	"github.com/keel-go/keel/admin"
 )
 
-const topicsUsage = `Usage: keel topics <create|list|describe|delete> [flags]
+const topicsUsage = `Usage: keel topics <create|list|describe|alter|delete> [flags]
 
-Creates, lists, describes and deletes topics.
+Creates, lists, describes, grows and deletes topics.
 
 Subcommands:
   create     create a topic: -t NAME [-p PARTITIONS] [-r REPLICATION] [--config k=v ...]
+             [--validate-only]
   list       list the topics with their partition counts
-  describe   a topic's partitions (leader, epoch, replicas, in-sync replicas)
-             and the configs set on it
+  describe   a topic's partitions (leader, epoch, replicas, in-sync replicas,
+             start and end offsets, size on disk) and the configs set on it
+  alter      add partitions: -t NAME --partitions N
   delete     delete a topic and every record in it
+
+Flags take Apache Kafka's long names too: --topic, --partitions,
+--replication-factor, --bootstrap-server. List and describe take --json.
 
 Run 'keel topics <subcommand> -h' for its flags.
 
@@ -46,6 +50,7 @@ func runTopics(ctx context.Context, args []string, io stdio) int {
 		"create":   runTopicsCreate,
 		"list":     runTopicsList,
 		"describe": runTopicsDescribe,
+		"alter":    runTopicsAlter,
 		"delete":   runTopicsDelete,
 	}, args, io)
 }
@@ -191,14 +196,17 @@ func (c configFlag) Set(s string) error {
 	return nil
 }
 
-const topicsCreateUsage = `Usage: keel topics create -t NAME [-p PARTITIONS] [-r REPLICATION] [--config key=value ...]
+const topicsCreateUsage = `Usage: keel topics create -t NAME [-p PARTITIONS] [-r REPLICATION] [--config key=value ...] [--validate-only]
 
 Creates a topic and waits until every partition has a leader, so producing
-right after works. Without -p or -r the brokers' defaults apply.
+right after works. Without -p or -r the brokers' defaults apply. With
+--validate-only the controller checks the request (name, counts, configs)
+and creates nothing.
 
 Examples:
   keel topics create -t orders -p 6 -r 3
   keel topics create -t audit -p 1 --config retention.ms=604800000 --config cleanup.policy=compact
+  keel topics create --topic orders --partitions 6 --replication-factor 3 --validate-only
 `
 
 func runTopicsCreate(ctx context.Context, args []string, io stdio) int {
@@ -210,6 +218,8 @@ func runTopicsCreate(ctx context.Context, args []string, io stdio) int {
 	replication := fs.Int("r", -1, "replication `factor` (-1: the broker default)")
 	configs := configFlag{}
 	fs.Var(configs, "config", "topic config as `key=value`; repeat for several")
+	validateOnly := fs.Bool("validate-only", false, "only check that the topic could be created; create nothing")
+	aliases(fs, "t", "topic", "p", "partitions", "r", "replication-factor")
 	if code, ok := parseAdminArgs(fs, cmd, args, io); !ok {
 		return code
 	}
@@ -229,10 +239,15 @@ func runTopicsCreate(ctx context.Context, args []string, io stdio) int {
 		return usageError(io, cmd, "-r %d: too high; use at most %d (and no more than the cluster has brokers)", *replication, math.MaxInt16)
 	}
 	return withAdmin(ctx, io, cmd, f, func(ctx context.Context, a *admin.Admin) error {
-		err := a.CreateTopics(ctx, admin.TopicSpec{
-			Name: *topic, Partitions: int32(*partitions), ReplicationFactor: int16(*replication), Configs: configs,
-		})
-		if err != nil {
+		spec := admin.TopicSpec{Name: *topic, Partitions: int32(*partitions), ReplicationFactor: int16(*replication), Configs: configs}
+		if *validateOnly {
+			if err := a.ValidateCreateTopics(ctx, spec); err != nil {
+				return err
+			}
+			fmt.Fprintf(io.out, "topic %s can be created (validated only: nothing was created)\n", *topic)
+			return nil
+		}
+		if err := a.CreateTopics(ctx, spec); err != nil {
 			return err
 		}
 		msg := fmt.Sprintf("created topic %s", *topic)
@@ -244,7 +259,7 @@ func runTopicsCreate(ctx context.Context, args []string, io stdio) int {
 	})
 }
 
-const topicsListUsage = `Usage: keel topics list [flags]
+const topicsListUsage = `Usage: keel topics list [--json] [flags]
 
 Lists the cluster's topics and their partition counts, sorted by name.
 Internal topics (such as __consumer_offsets) are marked.
@@ -258,6 +273,7 @@ func runTopicsList(ctx context.Context, args []string, io stdio) int {
 	const cmd = "topics list"
 	fs := newFlagSet(cmd, topicsListUsage, io)
 	f := addAdminFlags(fs, io)
+	asJSON := jsonFlag(fs)
 	if code, ok := parseAdminArgs(fs, cmd, args, io); !ok {
 		return code
 	}
@@ -265,6 +281,18 @@ func runTopicsList(ctx context.Context, args []string, io stdio) int {
 		list, err := a.ListTopics(ctx)
 		if err != nil {
 			return err
+		}
+		if *asJSON {
+			type topicListJSON struct {
+				Name       string `json:"name"`
+				Partitions int    `json:"partitions"`
+				Internal   bool   `json:"internal"`
+			}
+			out := []topicListJSON{}
+			for _, l := range list {
+				out = append(out, topicListJSON{l.Name, l.Partitions, l.Internal})
+			}
+			return printJSON(io, out)
 		}
 		t := newTextTable("TOPIC", "PARTITIONS", "INTERNAL").alignRight(1)
 		for _, l := range list {
@@ -277,79 +305,6 @@ func runTopicsList(ctx context.Context, args []string, io stdio) int {
 		t.print(io.out)
 		return nil
 	})
-}
-
-const topicsDescribeUsage = `Usage: keel topics describe -t NAME [flags]
-
-Shows a topic's id, the configs set on the topic itself (the others are
-broker defaults), and each partition's leader, leader epoch, replicas and
-in-sync replicas.
-
-Examples:
-  keel topics describe -t orders
-`
-
-func runTopicsDescribe(ctx context.Context, args []string, io stdio) int {
-	const cmd = "topics describe"
-	fs := newFlagSet(cmd, topicsDescribeUsage, io)
-	f := addAdminFlags(fs, io)
-	topic := fs.String("t", "", "topic `name` (required)")
-	if code, ok := parseAdminArgs(fs, cmd, args, io); !ok {
-		return code
-	}
-	if *topic == "" {
-		return usageError(io, cmd, "which topic? pass -t NAME")
-	}
-	if code, bad := badTopicNames(io, cmd, *topic); bad {
-		return code
-	}
-	return withAdmin(ctx, io, cmd, f, func(ctx context.Context, a *admin.Admin) error {
-		descs, err := a.DescribeTopics(ctx, *topic)
-		if err != nil {
-			return err
-		}
-		for _, d := range descs {
-			printTopic(io, d)
-		}
-		return nil
-	})
-}
-
-func printTopic(io stdio, d admin.TopicDescription) {
-	out := io.out
-	fmt.Fprintf(out, "Topic:       %s\n", d.Name)
-	if d.ID != ([16]byte{}) {
-		// Kafka prints topic ids in URL-safe base64, as here.
-		fmt.Fprintf(out, "ID:          %s\n", base64.RawURLEncoding.EncodeToString(d.ID[:]))
-	}
-	fmt.Fprintf(out, "Partitions:  %d\n", len(d.Partitions))
-	if d.Internal {
-		fmt.Fprintln(out, "Internal:    yes")
-	}
-	var set []admin.ConfigEntry
-	for _, c := range d.Configs {
-		if !c.Default {
-			set = append(set, c)
-		}
-	}
-	if len(set) == 0 {
-		fmt.Fprintln(out, "Configs:     none set on the topic (broker defaults apply)")
-	} else {
-		fmt.Fprintln(out, "Configs:")
-		for _, c := range set {
-			v := c.Value
-			if c.Sensitive {
-				v = "(sensitive)"
-			}
-			fmt.Fprintf(out, "  %s=%s\n", c.Name, v)
-		}
-	}
-	fmt.Fprintln(out)
-	t := newTextTable("PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR").alignRight(0, 1, 2)
-	for _, p := range d.Partitions {
-		t.add(p.Partition, orDash(int64(p.Leader)), orDash(int64(p.LeaderEpoch)), joinIDs(p.Replicas), joinIDs(p.ISR))
-	}
-	t.print(out)
 }
 
 const topicsDeleteUsage = `Usage: keel topics delete -t NAME [flags]
@@ -365,6 +320,7 @@ func runTopicsDelete(ctx context.Context, args []string, io stdio) int {
 	fs := newFlagSet(cmd, topicsDeleteUsage, io)
 	f := addAdminFlags(fs, io)
 	topic := fs.String("t", "", "topic `name` (required)")
+	aliases(fs, "t", "topic")
 	if code, ok := parseAdminArgs(fs, cmd, args, io); !ok {
 		return code
 	}
