@@ -61,7 +61,7 @@ Examples:
 `
 
 func init() {
-	register(command{name: "dlq", order: 70, summary: "replay dead-letter topics back to their source topics", run: runDLQ})
+	register(command{name: "dlq", subs: []string{"replay"}, order: 70, summary: "replay dead-letter topics back to their source topics", run: runDLQ})
 }
 
 func runDLQ(ctx context.Context, args []string, io stdio) int {

@@ -10,10 +10,10 @@ import (
 	"github.com/keel-go/keel/admin"
 )
 
-const groupsUsage = `Usage: keel groups <list|describe|lag|delete> [flags]
+const groupsUsage = `Usage: keel groups <list|describe|lag|delete|reset-offsets|delete-offsets> [flags]
 
 Looks at consumer groups: which exist, who is in them, and how far behind
-they are.
+they are; moves or deletes their committed offsets.
 
 Subcommands:
   list       list the groups of every broker, with state and protocol type
@@ -22,6 +22,12 @@ Subcommands:
              the total lag at the bottom
   delete     delete a group and its committed offsets (only when it has no
              members)
+  reset-offsets   move a group's committed offsets (--to-earliest, --to-latest,
+             --to-offset, --to-datetime, --by-duration, --shift-by); prints the
+             plan, applies it with --execute; only while the group is inactive
+  delete-offsets  delete a group's committed offsets on a topic
+
+List, describe and lag take --json; -G is also --group.
 
 Run 'keel groups <subcommand> -h' for its flags.
 
@@ -30,18 +36,21 @@ Examples:
   keel groups describe -G billing
   keel groups lag -G billing
   keel groups delete -G billing
+  keel groups reset-offsets -G billing -t orders --to-earliest --execute
 `
 
 func init() {
-	register(command{name: "groups", order: 50, summary: "list, describe and delete consumer groups; show their lag", run: runGroups})
+	register(command{name: "groups", subs: []string{"list", "describe", "lag", "delete", "reset-offsets", "delete-offsets"}, order: 50, summary: "list, describe and delete consumer groups; their lag; reset offsets", run: runGroups})
 }
 
 func runGroups(ctx context.Context, args []string, io stdio) int {
 	return runSubcommand(ctx, "groups", groupsUsage, map[string]func(context.Context, []string, stdio) int{
-		"list":     runGroupsList,
-		"describe": runGroupsDescribe,
-		"lag":      runGroupsLag,
-		"delete":   runGroupsDelete,
+		"list":           runGroupsList,
+		"describe":       runGroupsDescribe,
+		"lag":            runGroupsLag,
+		"delete":         runGroupsDelete,
+		"reset-offsets":  runGroupsReset,
+		"delete-offsets": runGroupsDeleteOffsets,
 	}, args, io)
 }
 
@@ -59,6 +68,7 @@ func runGroupsList(ctx context.Context, args []string, io stdio) int {
 	const cmd = "groups list"
 	fs := newFlagSet(cmd, groupsListUsage, io)
 	f := addAdminFlags(fs, io)
+	asJSON := jsonFlag(fs)
 	if code, ok := parseAdminArgs(fs, cmd, args, io); !ok {
 		return code
 	}
@@ -66,6 +76,18 @@ func runGroupsList(ctx context.Context, args []string, io stdio) int {
 		list, err := a.ListGroups(ctx)
 		if err != nil {
 			return err
+		}
+		if *asJSON {
+			type groupListJSON struct {
+				Group        string `json:"group"`
+				State        string `json:"state"`
+				ProtocolType string `json:"protocol_type"`
+			}
+			out := []groupListJSON{}
+			for _, g := range list {
+				out = append(out, groupListJSON{g.Group, g.State, g.ProtocolType})
+			}
+			return printJSON(io, out)
 		}
 		t := newTextTable("GROUP", "STATE", "PROTOCOL-TYPE")
 		for _, g := range list {
@@ -89,6 +111,7 @@ func runGroupsDescribe(ctx context.Context, args []string, io stdio) int {
 	const cmd = "groups describe"
 	fs := newFlagSet(cmd, groupsDescribeUsage, io)
 	f := addAdminFlags(fs, io)
+	asJSON := jsonFlag(fs)
 	group := fs.String("G", "", "consumer `group` (required)")
 	aliases(fs, "G", "group")
 	if code, ok := parseAdminArgs(fs, cmd, args, io); !ok {
@@ -101,6 +124,9 @@ func runGroupsDescribe(ctx context.Context, args []string, io stdio) int {
 		ds, err := a.DescribeGroups(ctx, *group)
 		if err != nil {
 			return err
+		}
+		if *asJSON {
+			return printJSON(io, groupsJSON(ds))
 		}
 		for _, d := range ds {
 			printGroup(io, d)
@@ -170,8 +196,10 @@ const groupsLagUsage = `Usage: keel groups lag -G GROUP [flags]
 
 For every partition the group consumes or has committed offsets on: the
 committed offset, the end offset (high watermark), the lag between them and
-the member consuming it now; the total lag at the bottom. "-" means none
-(no committed offset, or no member).
+the member consuming it now; the total lag at the bottom. A partition
+without a committed offset shows "-" as committed and its whole backlog
+(end - log start) as lag, marked "*". "-" as member means no member has
+it now.
 
 Examples:
   keel groups lag -G billing
@@ -181,6 +209,7 @@ func runGroupsLag(ctx context.Context, args []string, io stdio) int {
 	const cmd = "groups lag"
 	fs := newFlagSet(cmd, groupsLagUsage, io)
 	f := addAdminFlags(fs, io)
+	asJSON := jsonFlag(fs)
 	group := fs.String("G", "", "consumer `group` (required)")
 	aliases(fs, "G", "group")
 	if code, ok := parseAdminArgs(fs, cmd, args, io); !ok {
@@ -194,27 +223,38 @@ func runGroupsLag(ctx context.Context, args []string, io stdio) int {
 		if err != nil {
 			return err
 		}
+		if *asJSON {
+			return printJSON(io, lagJSON(*group, rows))
+		}
 		if len(rows) == 0 {
 			fmt.Fprintf(io.out, "group %s has no committed offsets and no assigned partitions\n", *group)
 			return nil
 		}
 		t := newTextTable("TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "MEMBER").alignRight(1, 2, 3, 4)
 		var total int64
-		unknown := 0
+		unknown, noCommit := 0, 0
 		for _, r := range rows {
+			lag := orDash(r.Lag)
 			if r.Lag >= 0 {
 				total += r.Lag
 			} else {
 				unknown++
 			}
-			t.add(r.Topic, r.Partition, orDash(r.Committed), orDash(r.End), orDash(r.Lag), orText(r.MemberID))
+			if r.NoCommit && r.Lag >= 0 {
+				lag += "*" // the whole backlog: no commit to count from
+				noCommit++
+			}
+			t.add(r.Topic, r.Partition, orDash(r.Committed), orDash(r.End), lag, orText(r.MemberID))
 		}
 		t.print(io.out)
 		fmt.Fprintf(io.out, "\nTOTAL LAG: %d", total)
 		if unknown > 0 {
-			fmt.Fprintf(io.out, " (not counting %d partitions without a committed offset or end)", unknown)
+			fmt.Fprintf(io.out, " (not counting %d partitions of deleted topics)", unknown)
 		}
 		fmt.Fprintln(io.out)
+		if noCommit > 0 {
+			fmt.Fprintf(io.out, "* no committed offset: the lag is the partition's whole backlog (end - log start)\n")
+		}
 		return nil
 	})
 }
@@ -254,4 +294,75 @@ func orText(s string) string {
 		return "-"
 	}
 	return s
+}
+
+type memberJSON struct {
+	MemberID   string         `json:"member_id"`
+	InstanceID string         `json:"instance_id,omitempty"`
+	ClientID   string         `json:"client_id"`
+	Host       string         `json:"host"`
+	Assigned   []partitionRef `json:"assigned"`
+}
+
+type partitionRef struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+}
+
+type groupJSON struct {
+	Group        string       `json:"group"`
+	State        string       `json:"state"`
+	ProtocolType string       `json:"protocol_type"`
+	Protocol     string       `json:"protocol"`
+	Coordinator  int32        `json:"coordinator"`
+	Members      []memberJSON `json:"members"`
+}
+
+func groupsJSON(ds []admin.GroupDescription) []groupJSON {
+	out := []groupJSON{}
+	for _, d := range ds {
+		g := groupJSON{Group: d.Group, State: d.State, ProtocolType: d.ProtocolType, Protocol: d.Protocol, Coordinator: d.Coordinator, Members: []memberJSON{}}
+		for _, m := range d.Members {
+			mj := memberJSON{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, Host: m.Host, Assigned: []partitionRef{}}
+			for _, tp := range m.Assigned {
+				mj.Assigned = append(mj.Assigned, partitionRef{tp.Topic, tp.Partition})
+			}
+			g.Members = append(g.Members, mj)
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+type lagRowJSON struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Committed *int64 `json:"committed"` // null: no committed offset
+	Start     int64  `json:"start_offset"`
+	End       int64  `json:"end_offset"`
+	Lag       int64  `json:"lag"` // without a commit: end - start
+	NoCommit  bool   `json:"no_commit"`
+	MemberID  string `json:"member_id,omitempty"`
+}
+
+type lagJSONDoc struct {
+	Group    string       `json:"group"`
+	TotalLag int64        `json:"total_lag"`
+	Rows     []lagRowJSON `json:"partitions"`
+}
+
+func lagJSON(group string, rows []admin.PartitionLag) lagJSONDoc {
+	doc := lagJSONDoc{Group: group, Rows: []lagRowJSON{}}
+	for _, r := range rows {
+		j := lagRowJSON{Topic: r.Topic, Partition: r.Partition, Start: r.Start, End: r.End, Lag: r.Lag, NoCommit: r.NoCommit, MemberID: r.MemberID}
+		if !r.NoCommit {
+			c := r.Committed
+			j.Committed = &c
+		}
+		if r.Lag > 0 {
+			doc.TotalLag += r.Lag
+		}
+		doc.Rows = append(doc.Rows, j)
+	}
+	return doc
 }

@@ -24,6 +24,7 @@ type command struct {
 	name    string
 	summary string // one line for the command list
 	order   int    // position in the command list
+	subs    []string // its subcommands, for completion ("keel topics create")
 	run     func(ctx context.Context, args []string, io stdio) int
 }
 
@@ -108,10 +109,13 @@ Usage:
 Commands:
 `)
 	for _, c := range sortedCommands() {
-		fmt.Fprintf(&b, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
 	}
 	b.WriteString(`
-Brokers come from -b, else $KEEL_BROKERS, else 127.0.0.1:9092.
+Brokers come from -b (or --bootstrap-server), else $KEEL_BROKERS, else
+127.0.0.1:9092. Flags also take Apache Kafka's tool names (--topic,
+--partitions, --group, --from-beginning, ...). SASL and TLS: -X key=value
+as kcat, or --command-config FILE as Kafka's tools (docs/CLI.md).
 
 Examples:
   go run ./cmd/keel demo                          # a guided tour on an embedded cluster

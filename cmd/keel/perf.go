@@ -37,7 +37,7 @@ Examples:
 `
 
 func init() {
-	register(command{name: "perf", order: 60, summary: "measure produce or consume throughput and latency (like kafka-*-perf-test)", run: runPerf})
+	register(command{name: "perf", subs: []string{"produce", "consume"}, order: 60, summary: "measure produce or consume throughput and latency (like kafka-*-perf-test)", run: runPerf})
 }
 
 func runPerf(ctx context.Context, args []string, io stdio) int {

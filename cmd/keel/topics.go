@@ -42,7 +42,7 @@ Examples:
 `
 
 func init() {
-	register(command{name: "topics", order: 40, summary: "create, list, describe and delete topics", run: runTopics})
+	register(command{name: "topics", subs: []string{"create", "list", "describe", "alter", "delete"}, order: 40, summary: "create, list, describe, grow and delete topics", run: runTopics})
 }
 
 func runTopics(ctx context.Context, args []string, io stdio) int {
