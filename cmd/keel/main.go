@@ -22,8 +22,8 @@ import (
 // itself from init, so adding a command never touches this file.
 type command struct {
 	name    string
-	summary string // one line for the command list
-	order   int    // position in the command list
+	summary string   // one line for the command list
+	order   int      // position in the command list
 	subs    []string // its subcommands, for completion ("keel topics create")
 	run     func(ctx context.Context, args []string, io stdio) int
 }
