@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -71,6 +72,7 @@ type consumeOpts struct {
 	count     int64
 	exitAtEnd bool
 	group     string
+	clientID  string // with -G: this member's client id
 	quiet     bool
 	format    *formatter
 }
@@ -159,8 +161,25 @@ func runConsume(ctx context.Context, args []string, io stdio) int {
 		o.format = defaultFormat(nil)
 	}
 
-	client, err := connect(ctx, o.brokers)
+	// The reader of stdout going away ends the run like Ctrl-C: what
+	// was written is committed (with -G), and the exit is clean.
+	ctx, stopOnClose := context.WithCancelCause(ctx)
+	defer stopOnClose(nil)
+	if f, ok := io.out.(*os.File); ok {
+		watchStdout(ctx, f, func() { stopOnClose(errStdoutClosed) })
+	}
+	var clientOpts []keel.ClientOption
+	if o.group != "" {
+		// A name of its own, so that -e can find this member among the
+		// group's (see groupState.gaveNothing).
+		o.clientID = fmt.Sprintf("keel-cli-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
+		clientOpts = append(clientOpts, keel.ClientID(o.clientID))
+	}
+	client, err := connect(ctx, o.brokers, clientOpts...)
 	if err != nil {
+		if errors.Is(context.Cause(ctx), errStdoutClosed) {
+			return exitOK // nobody is reading: nothing to do
+		}
 		return failed(io, "consume", err)
 	}
 	defer closeClient(client)
@@ -175,7 +194,8 @@ func runConsume(ctx context.Context, args []string, io stdio) int {
 	if err != nil {
 		return failed(io, "consume", err)
 	}
-	pr := &printer{w: bufio.NewWriterSize(io.out, 64<<10), errOut: io.err, f: o.format, limit: o.count}
+	out := &countingWriter{w: io.out}
+	pr := &printer{w: bufio.NewWriterSize(out, 64<<10), out: out, errOut: io.err, f: o.format, limit: o.count}
 	var run func(context.Context, *keel.Client, *admin.Admin, *keel.Metadata, consumeOpts, *printer) error
 	if o.group == "" {
 		run = consumeDirect
@@ -186,8 +206,17 @@ func runConsume(ctx context.Context, args []string, io stdio) int {
 	if ferr := pr.w.Flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("writing to stdout: %w", ferr)
 	}
+	closedOut := isClosedPipe(err) || errors.Is(context.Cause(ctx), errStdoutClosed)
+	if closedOut {
+		err = nil // the reader has what it wanted: a clean end
+	}
 	if !o.quiet {
-		fmt.Fprintf(io.err, "keel consume: %d records\n", pr.printed)
+		if closedOut {
+			fmt.Fprintf(io.err, "keel consume: %d records written before stdout was closed", pr.written())
+		} else {
+			fmt.Fprintf(io.err, "keel consume: %d records", pr.printed)
+		}
+		fmt.Fprintln(io.err)
 	}
 	if err != nil {
 		return failed(io, "consume", err)
@@ -198,6 +227,9 @@ func runConsume(ctx context.Context, args []string, io stdio) int {
 // printer writes formatted records to stdout and counts them.
 type printer struct {
 	w       *bufio.Writer
+	out     *countingWriter // under w: how much reached stdout
+	queued  int64           // bytes handed to w so far
+	pending []int64         // where each record since the last good flush ends
 	errOut  io.Writer // notices for the person at the terminal
 	f       *formatter
 	buf     []byte
@@ -207,11 +239,42 @@ type printer struct {
 
 func (p *printer) print(m *keel.Message) error {
 	p.buf = p.f.append(p.buf[:0], m)
+	p.queued += int64(len(p.buf))
+	p.pending = append(p.pending, p.queued)
+	p.printed++
 	if _, err := p.w.Write(p.buf); err != nil {
 		return fmt.Errorf("writing to stdout: %w", err)
 	}
-	p.printed++
 	return nil
+}
+
+// written counts the records that reached stdout whole: all printed ones
+// after a good flush, fewer after a failed write.
+func (p *printer) written() int64 {
+	n := int64(0)
+	for _, end := range p.pending {
+		if end <= p.out.n {
+			n++
+		}
+	}
+	return p.printed - int64(len(p.pending)) + n
+}
+
+// end is the stream position just past the last record printed: that
+// record reached stdout once out.n is at least this.
+func (p *printer) end() int64 { return p.queued }
+
+// countingWriter counts the bytes its writer took, also when a write
+// fails part way (a reader that closed the pipe got those).
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // full says -c was reached.
@@ -223,6 +286,7 @@ func (p *printer) flush() error {
 	if err := p.w.Flush(); err != nil {
 		return fmt.Errorf("writing to stdout: %w", err)
 	}
+	p.pending = p.pending[:0]
 	return nil
 }
 
@@ -473,6 +537,32 @@ func (s *groupState) past(m *keel.Message) bool {
 	return s.track.past(m)
 }
 
+// holdsNothing says the group gave this member no partition, or took
+// back all it gave.
+func (s *groupState) holdsNothing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.assigned) == 0
+}
+
+// gaveNothing asks the coordinator whether the group is stable with this
+// member (found by its client id) holding no partition: a group with
+// more members than partitions leaves some idle, and no callback says so
+// (an empty assignment calls none). With -e such a member is done: it
+// holds nothing that has not reached its end.
+func (s *groupState) gaveNothing(ctx context.Context, clientID string) bool {
+	ds, err := s.adm.DescribeGroups(ctx, s.group)
+	if err != nil || len(ds) != 1 || ds[0].State != "Stable" {
+		return false
+	}
+	for _, m := range ds[0].Members {
+		if m.ClientID == clientID {
+			return len(m.Assigned) == 0 && s.holdsNothing()
+		}
+	}
+	return false // not joined yet
+}
+
 // allDone: the group gave this member partitions and all it holds now
 // reached their ends.
 func (s *groupState) allDone() bool {
@@ -623,24 +713,38 @@ func consumeGroup(ctx context.Context, client *keel.Client, adm *admin.Admin, md
 
 func consumeGroupLoop(ctx context.Context, g *keel.GroupConsumer, o consumeOpts, pr *printer, state *groupState) error {
 	var done []*keel.Message
+	var ends []int64 // where each record of done ends in the output
+	// markWritten marks the records that reached stdout whole: all of
+	// them after a good flush; after a failed write (the reader closed
+	// the pipe) those before the point the output got to, so what the
+	// reader got is committed and the rest is read again next time.
+	markWritten := func() {
+		n := 0
+		for n < len(done) && ends[n] <= pr.out.n {
+			n++
+		}
+		g.MarkProcessed(done[:n]...)
+	}
 	for !pr.full() && !(o.exitAtEnd && state.allDone()) {
 		msgs, err := poll(ctx, o.exitAtEnd, g.Poll)
-		done = done[:0]
+		done, ends = done[:0], ends[:0]
 		for _, m := range msgs {
 			if o.exitAtEnd && state.past(m) {
 				continue // later than the end at start: left for the next run
 			}
 			if perr := pr.print(m); perr != nil {
+				markWritten()
 				return perr
 			}
-			done = append(done, m)
+			done, ends = append(done, m), append(ends, pr.end())
 			state.printed(m)
 			if pr.full() {
 				break
 			}
 		}
 		if ferr := pr.flush(); ferr != nil {
-			return ferr // not written, so not marked
+			markWritten()
+			return ferr
 		}
 		g.MarkProcessed(done...)
 		if ctx.Err() != nil {
@@ -650,6 +754,9 @@ func consumeGroupLoop(ctx context.Context, g *keel.GroupConsumer, o consumeOpts,
 			return err
 		}
 		if o.exitAtEnd && len(msgs) == 0 {
+			if state.holdsNothing() && state.gaveNothing(ctx, o.clientID) {
+				return nil
+			}
 			state.settle(ctx)
 		}
 	}

@@ -59,6 +59,10 @@ func main() {
 	// default handling is back, so a second Ctrl-C ends the process at
 	// once instead of being swallowed.
 	context.AfterFunc(ctx, stop)
+	// With SIGPIPE asked for, a write to a closed stdout returns EPIPE
+	// instead of killing the process: keel consume | head -1 then
+	// commits what it printed and exits cleanly.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	os.Exit(run(ctx, os.Args[1:], stdio{
 		in:            os.Stdin,
 		out:           os.Stdout,
