@@ -230,7 +230,7 @@ type printer struct {
 	out     *countingWriter // under w: how much reached stdout
 	queued  int64           // bytes handed to w so far
 	pending []int64         // where each record since the last good flush ends
-	errOut  io.Writer // notices for the person at the terminal
+	errOut  io.Writer       // notices for the person at the terminal
 	f       *formatter
 	buf     []byte
 	printed int64
