@@ -118,6 +118,7 @@ func Start(opts ...Option) (*Cluster, error) {
 	if len(cfg.brokerConfigs) > 0 {
 		kopts = append(kopts, kfake.BrokerConfigs(cfg.brokerConfigs))
 	}
+	kopts = append(kopts, cfg.kfakeOpts...)
 
 	kc, err := kfake.NewCluster(kopts...)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kversion"
 )
 
@@ -66,6 +67,10 @@ type config struct {
 	sessionSet             bool
 
 	brokerConfigs map[string]string
+
+	// kfakeOpts are kfake options that Options in other files (acl.go)
+	// pass straight through, after those built from the fields above.
+	kfakeOpts []kfake.Opt
 }
 
 func (c *config) fail(format string, args ...any) {
