@@ -47,6 +47,15 @@ func (x ACL) String() string {
 	return fmt.Sprintf("%s %s %s from %s on %s %s (%s)", x.Principal, x.Permission, x.Operation, x.Host, x.ResourceType, x.ResourceName, x.PatternType)
 }
 
+// Validate checks x before anything is sent: as an ACL to create
+// (asFilter false: every field named, in Kafka's words) or as a filter for
+// ListACLs and DeleteACLs. The error says which field is wrong and what
+// it may be.
+func (x ACL) Validate(asFilter bool) error {
+	_, err := x.parse(asFilter)
+	return err
+}
+
 // aclEnums is an ACL in Kafka's wire enums.
 type aclEnums struct {
 	op   kmsg.ACLOperation

@@ -113,6 +113,9 @@ func runACLsCmd(ctx context.Context, sub string, args []string, io stdio) int {
 			return code
 		}
 	}
+	if err := x.Validate(sub != "create"); err != nil {
+		return usageError(io, cmd, "%s", strings.TrimPrefix(err.Error(), "admin: "))
+	}
 	return withAdmin(ctx, io, cmd, f, func(ctx context.Context, a *admin.Admin) error {
 		switch sub {
 		case "create":

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keel-go/keel"
+	"github.com/keel-go/keel/admin"
 )
 
 // defaultBrokers is where keel dev listens and where every command looks
@@ -104,7 +105,9 @@ func explain(err error, brokers string) error {
 	case errors.Is(err, keel.ErrBrokerUnreachable), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("cannot reach the cluster at %s: %w\n  is a cluster running there? start one with 'keel dev', or point -b or $KEEL_BROKERS at yours", brokers, err)
 	case errors.Is(err, keel.ErrAuthentication), errors.Is(err, keel.ErrSASLAuthentication):
-		return fmt.Errorf("the cluster at %s refused our credentials: %w", brokers, err)
+		return fmt.Errorf("the cluster at %s refused our credentials: %w\n  check sasl.mechanism, sasl.username and sasl.password (-X or --command-config)", brokers, err)
+	case errors.Is(err, keel.ErrTopicAuthorization), errors.Is(err, keel.ErrGroupAuthorization), errors.Is(err, admin.ErrClusterAuthorization):
+		return fmt.Errorf("%w\n  the cluster's ACLs do not allow this principal that; see them with 'keel acls list', and grant what is missing with 'keel acls create' as an admin", err)
 	}
 	return err
 }

@@ -219,7 +219,7 @@ func runConsume(ctx context.Context, args []string, io stdio) int {
 		fmt.Fprintln(io.err)
 	}
 	if err != nil {
-		return failed(io, "consume", err)
+		return failed(io, "consume", explain(err, o.brokers))
 	}
 	return exitOK
 }
