@@ -42,7 +42,7 @@ func (a *Admin) LogDirs(ctx context.Context, topics ...string) (map[keel.TopicPa
 	if err := a.requireTopics(ctx, topics); err != nil {
 		return nil, err
 	}
-	req := kmsg.NewPtrDescribeLogDirsRequest()
+	var want []kmsg.DescribeLogDirsRequestTopic
 	for _, name := range topics {
 		t, err := a.refreshedTopic(ctx, name)
 		if err != nil {
@@ -53,7 +53,7 @@ func (a *Admin) LogDirs(ctx context.Context, topics ...string) (map[keel.TopicPa
 		for _, p := range t.Partitions {
 			rt.Partitions = append(rt.Partitions, p.ID)
 		}
-		req.Topics = append(req.Topics, rt)
+		want = append(want, rt)
 	}
 	s := a.meta.Current()
 	var (
@@ -64,6 +64,9 @@ func (a *Admin) LogDirs(ctx context.Context, topics ...string) (map[keel.TopicPa
 	)
 	for _, b := range s.Brokers {
 		wg.Go(func() {
+			// A request of its own per broker: sending sets its version.
+			req := kmsg.NewPtrDescribeLogDirsRequest()
+			req.Topics = want
 			got, err := a.logDirsOf(ctx, b, req, topics)
 			mu.Lock()
 			defer mu.Unlock()

@@ -130,7 +130,7 @@ func TestTopicsUsageErrors(t *testing.T) {
 		}
 	}
 	r := runBinary(t, nil, "help", "topics")
-	if r.code != 0 || !strings.Contains(r.stdout, "keel topics <create|list|describe|delete>") {
+	if r.code != 0 || !strings.Contains(r.stdout, "keel topics <create|list|describe|alter|delete>") {
 		t.Errorf("keel help topics: exit %d\n%s", r.code, r.stdout)
 	}
 	r = runBinary(t, nil, "--help")
