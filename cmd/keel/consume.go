@@ -36,8 +36,18 @@ stdout, and committed at the latest when keel consume exits — so the next
 run of the same group goes on after it.
 
 -e exits once every partition read reached the end offset it had when
-keel consume started (records produced later are left for the next run);
--c exits after COUNT records. Otherwise keel consume runs until Ctrl-C.
+keel consume started (records produced later are left for the next run;
+with -G also when the group gave this member no partition); -c exits after
+COUNT records. Otherwise keel consume runs until Ctrl-C, or until stdout
+is closed (keel consume ... | head -1), which ends it cleanly: with -G the
+records that reached the pipe are committed.
+
+An -o offset outside a partition's log gets a notice on stderr: past the
+end the partition starts at the end, before the log start at the first
+record still held.
+
+Kafka's long flags work too: --bootstrap-server, --topic, --partition,
+--offset, --from-beginning, --max-messages, --group.
 
 -o values: ` + offsetHelp + `.
 
