@@ -3,12 +3,12 @@ package admin
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/keel-go/keel"
 	"github.com/keel-go/keel/internal/errs"
+	"github.com/keel-go/keel/internal/wait"
 )
 
 // CreatePartitions grows topic to total partitions (Kafka's
@@ -123,21 +123,9 @@ func (a *Admin) awaitPartitions(ctx context.Context, topic string, total int32) 
 				return
 			}
 		}
-		if err := sleepCtx(sctx, a.backoff.Delay(attempt)); err != nil {
+		if !wait.Sleep(sctx, a.backoff.Delay(attempt)) {
 			break
 		}
 	}
 	a.logger.Warn("keel admin: partitions added, but metadata does not show them all with leaders yet", "topic", topic, "partitions", total)
-}
-
-// sleepCtx waits d or until ctx ends (then its error).
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
