@@ -248,3 +248,24 @@ func fmtSscanf(s, format string, args ...any) (int, error) {
 	}
 	return 0, fmt.Errorf("no line %q in %q", prefix, s)
 }
+
+// TestPerfKafkaLongFlags: the perf tools take the names of Kafka's perf
+// test scripts for the same things (--topic, --num-records, --messages,
+// --group).
+func TestPerfKafkaLongFlags(t *testing.T) {
+	r := mustRun(t, "perf", "produce", "--embedded", "--topic", "pl", "--num-records", "500", "--json")
+	var res perfProduceJSON
+	perfDecodeJSON(t, r.stdout, &res)
+	if res.Records != 500 || res.Delivered != 500 {
+		t.Errorf("perf produce --num-records 500: %+v", res)
+	}
+	r = mustRun(t, "perf", "consume", "--embedded", "--topic", "pl", "--messages", "500", "--group", "plg", "--json")
+	var got struct {
+		Group   string `json:"group"`
+		Records int64  `json:"records"`
+	}
+	perfDecodeJSON(t, r.stdout, &got)
+	if got.Group != "plg" || got.Records != 500 {
+		t.Errorf("perf consume --messages 500 --group plg: %+v", got)
+	}
+}

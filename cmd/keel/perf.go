@@ -71,6 +71,7 @@ type perfFlags struct {
 }
 
 func addPerfFlags(fs *flag.FlagSet, io stdio) *perfFlags {
+	defer aliases(fs, "t", "topic") // after the flags below exist
 	return &perfFlags{
 		brokers:    brokerFlag(fs, io),
 		topic:      fs.String("t", "", "topic (required)"),

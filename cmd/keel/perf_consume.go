@@ -35,6 +35,7 @@ func runPerfConsume(ctx context.Context, args []string, io stdio) int {
 	group := fs.String("G", "", "consume as a member of this group (committing what was read) instead of directly")
 	idle := fs.Duration("idle-timeout", 10*time.Second, "stop when no record arrived for this long")
 	fill := fs.Int64("fill", 100_000, "records to put in the --embedded topic in --duration mode")
+	aliases(fs, "records", "messages", "G", "group") // kafka-consumer-perf-test.sh
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}

@@ -46,6 +46,7 @@ func runPerfProduce(ctx context.Context, args []string, io stdio) int {
 		batch           = fs.Int("batch-bytes", 1_000_000, "largest batch per partition, in bytes")
 		deliveryTimeout = fs.Duration("delivery-timeout", 2*time.Minute, "time a record has to be delivered before it fails")
 	)
+	aliases(fs, "records", "num-records") // kafka-producer-perf-test.sh
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
