@@ -43,7 +43,9 @@ type PartitionInfo struct {
 
 // Metadata fetches the cluster's brokers and topics. With topic names it
 // describes just those and fails with an error matching ErrUnknownTopic for
-// one the cluster does not have; with none it describes every topic.
+// one the cluster does not have; with none it describes every topic. An
+// illegal topic name is refused (ErrInvalidTopic) before anything is sent,
+// so a lookup never auto-creates it.
 func (c *Client) Metadata(ctx context.Context, topics ...string) (*Metadata, error) {
 	if ctx == nil {
 		return nil, errs.NilContext("Client.Metadata")
@@ -58,6 +60,11 @@ func (c *Client) Metadata(ctx context.Context, topics ...string) (*Metadata, err
 		}
 		snap = s
 	} else {
+		for _, t := range topics {
+			if err := ValidateTopicName(t); err != nil {
+				return nil, err // before a lookup could auto-create it
+			}
+		}
 		for _, t := range topics {
 			if _, err := c.meta.Topic(ctx, t); err != nil {
 				return nil, err

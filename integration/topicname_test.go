@@ -42,6 +42,10 @@ func TestIllegalTopicNamesRefusedBeforeSending(t *testing.T) {
 	if _, err := keel.NewGroupConsumer(c, "g", []string{"bad/topic"}); !errors.Is(err, keel.ErrInvalidConfig) || !strings.Contains(err.Error(), "bad/topic") {
 		t.Errorf("group consumer of an illegal topic: want a config error naming it, got %v", err)
 	}
+	ac := newClient(t, cl, keel.AllowAutoTopicCreation())
+	if _, err := ac.Metadata(ctx, "bad/topic"); !errors.Is(err, keel.ErrInvalidTopic) {
+		t.Errorf("Metadata of an illegal name with auto-creation on: %v, want ErrInvalidTopic", err)
+	}
 	a, err := admin.New(c)
 	if err != nil {
 		t.Fatal(err)
