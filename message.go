@@ -24,7 +24,17 @@ type Message struct {
 	Offset int64
 
 	leaderEpoch int32 // of the batch a consumed message came in
+	// deliveryCount is set on records read through a share group; it
+	// fits in the struct's padding, so ordinary messages pay nothing.
+	deliveryCount int16
 }
+
+// DeliveryCount is how many times a share group has delivered this record,
+// this delivery included: 1 the first time, one more after each release
+// (a handler's retriable error, a member that closed or crashed holding
+// it, an acquisition lock that ran out). It is 0 for records not read
+// through a ShareConsumer.
+func (m *Message) DeliveryCount() int { return int(m.deliveryCount) }
 
 // Header is a record header: a string key and a value (nil is Kafka's
 // null).

@@ -1,0 +1,151 @@
+package share
+
+import "time"
+
+// held is one record this member holds: acquired, not yet acknowledged.
+type held struct {
+	src      *source
+	gen      uint64    // session generation it was acquired in
+	deadline time.Time // when its acquisition lock runs out, as far as we know
+	out      bool      // handed to the user (Take)
+	renewing bool      // a renewal is pending or in flight
+	// noRenew: the broker refused to renew its lock; automatic renewal
+	// gives up on it rather than asking again and again.
+	noRenew bool
+}
+
+// holdLocked records recs, acquired by s in session generation gen with
+// locks running until deadline, and queues them to be handed out.
+func (c *Consumer) holdLocked(s *source, gen uint64, recs []Record, deadline time.Time) {
+	if len(recs) == 0 {
+		return
+	}
+	for i := range recs {
+		r := &recs[i]
+		m := c.held[r.TP]
+		if m == nil {
+			m = make(map[int64]*held)
+			c.held[r.TP] = m
+		}
+		if _, dup := m[r.Offset]; !dup {
+			c.nHeld++
+			s.nHeld++
+		} else {
+			// The record came back in another session (the one it was
+			// held in was reset): the old acquisition is gone.
+			m[r.Offset].src.nHeld--
+			s.nHeld++
+		}
+		m[r.Offset] = &held{src: s, gen: gen, deadline: deadline}
+	}
+	c.ready = append(c.ready, recs...)
+	if due := deadline.Add(-c.LockTimeout() / 2); s.nextRenew.IsZero() || due.Before(s.nextRenew) {
+		s.nextRenew = due
+	}
+	c.wakeTakersLocked()
+}
+
+// dropHeldLocked forgets one held record, freeing room for fetches.
+func (c *Consumer) dropHeldLocked(tp TP, offset int64) {
+	m := c.held[tp]
+	h := m[offset]
+	if h == nil {
+		return
+	}
+	delete(m, offset)
+	if len(m) == 0 {
+		delete(c.held, tp)
+	}
+	c.nHeld--
+	h.src.nHeld--
+	c.wakeSourcesLocked()
+}
+
+// dropAllHeldLocked forgets every record s acquired in a session
+// generation before its current one (every held record, when s is nil):
+// their session ended, so the broker released them.
+func (c *Consumer) dropAllHeldLocked(s *source) {
+	n := 0
+	for tp, m := range c.held {
+		for off, h := range m {
+			if s != nil && (h.src != s || h.gen == s.gen) {
+				continue
+			}
+			delete(m, off)
+			h.src.nHeld--
+			c.nHeld--
+			n++
+		}
+		if len(m) == 0 {
+			delete(c.held, tp)
+		}
+	}
+	if n > 0 {
+		c.log.Info("keel: share records released by a session reset; the broker delivers them again", "records", n)
+		c.wakeSourcesLocked()
+	}
+}
+
+// room is how many more records fetches may acquire.
+func (c *Consumer) roomLocked() int {
+	return c.cfg.MaxRecords - c.nHeld - c.reserved
+}
+
+// dueRenewalsLocked queues a renewal for every record s holds whose lock
+// runs out within half the lock duration, and that is still waiting to be
+// handed out or (with AutoRenew) in the user's hands. It returns when the
+// next one falls due (zero: nothing to watch).
+func (s *source) dueRenewalsLocked(now time.Time) time.Time {
+	c := s.c
+	if s.nHeld == 0 || !s.canRenew() {
+		s.nextRenew = time.Time{}
+		return time.Time{}
+	}
+	if !s.nextRenew.IsZero() && now.Before(s.nextRenew) {
+		return s.nextRenew
+	}
+	half := c.LockTimeout() / 2
+	var next time.Time
+	for tp, m := range c.held {
+		for off, h := range m {
+			if h.src != s || h.gen != s.gen || h.renewing || h.noRenew || (h.out && !c.cfg.AutoRenew) {
+				continue
+			}
+			due := h.deadline.Add(-half)
+			if !now.Before(due) {
+				h.renewing = true
+				s.enqueueLocked(tp, pendingAck{offset: off, typ: Renew, gen: h.gen})
+				continue
+			}
+			if next.IsZero() || due.Before(next) {
+				next = due
+			}
+		}
+	}
+	s.nextRenew = next
+	return next
+}
+
+// renewedLocked applies a renewal's answer: the locks of offsets run
+// again from when the request was sent.
+func (c *Consumer) renewedLocked(s *source, tp TP, offsets []int64, ok bool, sent time.Time) {
+	m := c.held[tp]
+	for _, off := range offsets {
+		h := m[off]
+		if h == nil || h.src != s {
+			continue
+		}
+		h.renewing = false
+		if ok {
+			h.deadline = sent.Add(c.LockTimeout())
+		} else {
+			h.noRenew = true
+		}
+	}
+	if !ok {
+		return
+	}
+	if due := sent.Add(c.LockTimeout() / 2); s.nextRenew.IsZero() || due.Before(s.nextRenew) {
+		s.nextRenew = due
+	}
+}
