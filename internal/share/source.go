@@ -134,13 +134,19 @@ func (s *source) next() (p *plan, sleep time.Duration, exit bool) {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s.resetWanted {
-		s.resetWanted = false
-		if s.epoch != 0 || s.nHeld > 0 {
-			s.resetLocked(errors.New("the member was fenced"))
-		}
-	}
 	s.failStaleLocked()
+	if s.resetWanted && !s.closing {
+		s.resetWanted = false
+		if s.epoch > 0 {
+			// Fenced: close the session explicitly, which makes the
+			// broker release what it still holds for this member (a
+			// broker that dropped the session already answers
+			// SHARE_SESSION_NOT_FOUND, which resets it just the same).
+			// Replacing it with a new one would not reliably do that.
+			return s.takeAcksLocked(planClose, true), 0, false
+		}
+		s.resetLocked(errors.New("the member was fenced"))
+	}
 	now := time.Now()
 	if s.closing {
 		if s.epoch == 0 {
