@@ -19,6 +19,7 @@ const consumeUsage = `
 Usage: keel consume -t TOPIC [-p PARTITION] [-o OFFSET] [-c COUNT] [-e] [-f FORMAT]
        keel consume -G GROUP -t TOPIC [-t TOPIC ...] [-o beginning|end] [-c COUNT] [-e] [-f FORMAT]
        keel consume -G GROUP [flags] TOPIC [TOPIC ...]
+       keel consume --share-group GROUP -t TOPIC ...   (a share group, KIP-932: see keel consume --share-group -h)
 
 Prints records, like kcat -C (or kcat -G with -G). By default each record's
 value on a line of its own; -K DELIM prints KEY<DELIM>VALUE; -f FORMAT
@@ -87,6 +88,9 @@ type consumeOpts struct {
 }
 
 func runConsume(ctx context.Context, args []string, io stdio) int {
+	if wantsShareGroup(args) {
+		return runShareConsume(ctx, args, io) // share.go
+	}
 	fs := newFlagSet("consume", consumeUsage, io)
 	brokers := brokerFlag(fs, io)
 	var topics stringsFlag
