@@ -284,8 +284,12 @@ func (c *Consumer) Ack(tp TP, offset int64, typ AckType) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h := c.held[tp][offset]
-	if h == nil {
-		return &errs.Error{Detail: fmt.Sprintf("acknowledging %s/%d offset %d", tp.Topic, tp.Partition, offset), Err: ErrNotHeld}
+	if h == nil || c.closed {
+		detail := fmt.Sprintf("acknowledging %s/%d offset %d", tp.Topic, tp.Partition, offset)
+		if c.closed {
+			detail += ": the consumer closed, which released its records"
+		}
+		return &errs.Error{Detail: detail, Err: ErrNotHeld}
 	}
 	s := h.src
 	if typ == Renew {
@@ -462,7 +466,7 @@ func (c *Consumer) Close(ctx context.Context) error {
 	}
 	c.pool.CloseOwner(c.owner)
 	c.mu.Lock()
-	c.dropAllHeldLocked(nil)
+	c.dropAllHeldLocked(nil, "the consumer closed")
 	c.mu.Unlock()
 	if c.acked != nil {
 		if err := c.acked.close(ctx); err != nil {

@@ -64,7 +64,7 @@ func (c *Consumer) dropHeldLocked(tp TP, offset int64) {
 // dropAllHeldLocked forgets every record s acquired in a session
 // generation before its current one (every held record, when s is nil):
 // their session ended, so the broker released them.
-func (c *Consumer) dropAllHeldLocked(s *source) {
+func (c *Consumer) dropAllHeldLocked(s *source, why string) {
 	n := 0
 	for tp, m := range c.held {
 		for off, h := range m {
@@ -81,7 +81,7 @@ func (c *Consumer) dropAllHeldLocked(s *source) {
 		}
 	}
 	if n > 0 {
-		c.log.Info("keel: share records released by a session reset; the broker delivers them again", "records", n)
+		c.log.Info("keel: share records no longer held; the broker delivers them again", "records", n, "why", why)
 		c.wakeSourcesLocked()
 	}
 }

@@ -255,7 +255,7 @@ func (c *Consumer) fenced(why error) {
 	c.log.Warn("keel: share group member fenced; rejoining", "err", why)
 	c.epoch = 0
 	c.assigned = make(map[TP][16]byte)
-	c.dropAllHeldLocked(nil)
+	c.dropAllHeldLocked(nil, "the member was fenced")
 	for _, s := range c.sources {
 		s.resetWanted = true
 		s.want = nil

@@ -145,7 +145,7 @@ func (s *source) settledLocked(p *plan) {
 		s.gen++
 		s.epoch = 0
 		s.inSession = nil
-		s.c.dropAllHeldLocked(s)
+		s.c.dropAllHeldLocked(s, "the share session closed")
 		s.failStaleLocked()
 	} else {
 		s.epoch = nextEpoch(p.epoch)

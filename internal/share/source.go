@@ -355,7 +355,7 @@ func (s *source) resetLocked(why error) {
 	s.epoch = 0
 	s.inSession = nil
 	s.nextRenew = time.Time{}
-	s.c.dropAllHeldLocked(s)
+	s.c.dropAllHeldLocked(s, "the share session was reset: "+why.Error())
 	s.failStaleLocked()
 }
 
