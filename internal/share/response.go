@@ -168,7 +168,9 @@ func (s *source) onAck(p *plan, resp *kmsg.ShareAcknowledgeResponse, sent time.T
 		for _, rp := range t.Partitions {
 			tp := TP{names[t.TopicID], rp.Partition}
 			seen[tp] = true
-			codes[tp] = partErr(rp.ErrorCode, rp.ErrorMessage, addr, tp)
+			if codes[tp] == nil { // a partition listed twice: its first error stands
+				codes[tp] = partErr(rp.ErrorCode, rp.ErrorMessage, addr, tp)
+			}
 			if rp.ErrorCode != errs.CodeNone {
 				s.c.meta.HandleError(rp.ErrorCode)
 			}
@@ -206,7 +208,13 @@ func (s *source) onFetch(p *plan, resp *kmsg.ShareFetchResponse, sent time.Time,
 			rp := &t.Partitions[i]
 			tp := TP{name, rp.Partition}
 			seen[tp] = true
-			ackErrs[tp] = partErr(rp.AcknowledgeErrorCode, rp.AcknowledgeErrorMessage, addr, tp)
+			// A broker may list a partition twice (kfake does, once for
+			// the acknowledgements' error and once for the fetch's): an
+			// acknowledgement error in either entry stands, or a failed
+			// acknowledgement would be reported as applied.
+			if ackErrs[tp] == nil {
+				ackErrs[tp] = partErr(rp.AcknowledgeErrorCode, rp.AcknowledgeErrorMessage, addr, tp)
+			}
 			if rp.ErrorCode != errs.CodeNone {
 				partProblems++
 				s.partitionError(tp, rp.ErrorCode, rp.ErrorMessage, addr)
