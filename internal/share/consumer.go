@@ -196,6 +196,9 @@ func cmpString(a, b string) int {
 // returns ErrClosed once Close began, or the member's fatal error.
 func (c *Consumer) Take(ctx context.Context, max int) ([]Record, error) {
 	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err // even with records ready: the caller stopped
+		}
 		c.mu.Lock()
 		switch {
 		case c.fatal != nil:
@@ -255,6 +258,10 @@ func (c *Consumer) takeLocked(max int) []Record {
 func (c *Consumer) ReleaseUntaken() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.releaseUntakenLocked()
+}
+
+func (c *Consumer) releaseUntakenLocked() {
 	for _, r := range c.ready[c.readyAt:] {
 		h := c.held[r.TP][r.Offset]
 		if h == nil || h.out {

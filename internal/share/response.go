@@ -263,6 +263,11 @@ func (s *source) onFetch(p *plan, resp *kmsg.ShareFetchResponse, sent time.Time,
 			}
 		}
 	}
+	if c.stopping && len(got) > 0 {
+		// Fetched after the member stopped fetching (the request was in
+		// flight): nobody will take these; give them back at once.
+		c.releaseUntakenLocked()
+	}
 	if partProblems > 0 && len(got) == 0 {
 		s.backoffLocked() // errors answer at once: do not spin on them
 	}
