@@ -252,3 +252,72 @@ func TestShareGroupAdmin(t *testing.T) {
 		t.Errorf("an unknown group config: %v, want ErrInvalidConfig", err)
 	}
 }
+
+// TestShareLateAcknowledgementsDoNotSpoilOthers: a member accepts, in one
+// go, records whose locks ran out (another member holds them now, so the
+// broker refuses those) and one it kept by renewing. A broker refuses
+// all of a partition's acknowledgements in a request if one is wrong, so
+// keel sends the late ones alone: the kept record is accepted, the late
+// ones fail and are processed by the member that has them.
+func TestShareLateAcknowledgementsDoNotSpoilOthers(t *testing.T) {
+	const lock = time.Second
+	cl := shareCluster(t, lock)
+	c := newClient(t, cl)
+	ctx := testCtx(t, 30*time.Second)
+	adm := startShareGroupAtBeginning(t, ctx, c, "g")
+	l := newShareLedger()
+	sc, err := keel.NewShareConsumer(newClient(t, cl), "g", []string{shareTopic}, keel.OnShareAcknowledged(l.acked), keel.ShareMaxRecords(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close(context.Background())
+	produceIDs(t, ctx, newProducer(t, c), shareTopic, 5, nil)
+	msgs := pollOffsets(t, ctx, sc, 5)
+
+	// The other member takes 0-3 once their locks run out and holds them
+	// (its handlers wait); meanwhile this member keeps 4 by renewing it.
+	entered, release := make(chan int64, 4), make(chan struct{})
+	other := startShareMember(t, cl, "other", "g", l, func(ctx context.Context, m *keel.Message) error {
+		entered <- m.Offset
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}, keel.ShareConcurrency(4), keel.ShareMaxRecords(4))
+	other.waitAssigned(t, ctx)
+	renew := time.NewTicker(lock / 4)
+	defer renew.Stop()
+	for got := 0; got < 4; {
+		select {
+		case o := <-entered:
+			if o == 4 {
+				t.Fatal("the other member got the record that was being renewed")
+			}
+			got++
+		case <-renew.C:
+			if err := sc.Renew(msgs[4]); err != nil {
+				t.Fatal(err)
+			}
+		case <-ctx.Done():
+			t.Fatal("the other member never got the expired records")
+		}
+	}
+	if err := sc.Accept(msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Flush(ctx); err == nil {
+		t.Error("Flush reported no failure for acceptances of records another member holds")
+	}
+	l.waitFor(t, ctx, "the kept record accepted", func() bool { return l.accepted[4] == 1 })
+	close(release)
+	l.waitFor(t, ctx, "every record accepted", func() bool { return len(l.accepted) == 5 })
+	waitDone(t, ctx, adm, "g", 5)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for o := range int64(5) {
+		if l.accepted[o] != 1 {
+			t.Errorf("offset %d accepted %d times", o, l.accepted[o])
+		}
+	}
+}

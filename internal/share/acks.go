@@ -12,6 +12,9 @@ type pendingAck struct {
 	// gen is the session generation the record was acquired in: an
 	// acknowledgement only means something to that session.
 	gen uint64
+	// late: the record's lock had run out when it was acknowledged, so
+	// the broker may have given it to another member and refuse this.
+	late bool
 }
 
 // ackRange is a run of contiguous offsets acknowledged the same way, the

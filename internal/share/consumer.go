@@ -310,7 +310,7 @@ func (c *Consumer) Ack(tp TP, offset int64, typ AckType) error {
 	} else {
 		c.dropHeldLocked(tp, offset)
 	}
-	s.enqueueLocked(tp, pendingAck{offset: offset, typ: typ, gen: h.gen})
+	s.enqueueLocked(tp, pendingAck{offset: offset, typ: typ, gen: h.gen, late: time.Now().After(h.deadline)})
 	return nil
 }
 

@@ -143,7 +143,7 @@ func (s *source) next() (p *plan, sleep time.Duration, exit bool) {
 			// broker that dropped the session already answers
 			// SHARE_SESSION_NOT_FOUND, which resets it just the same).
 			// Replacing it with a new one would not reliably do that.
-			return s.takeAcksLocked(planClose, true), 0, false
+			return s.takeAcksLocked(planClose, true, nil), 0, false
 		}
 		s.resetLocked(errors.New("the member was fenced"))
 	}
@@ -157,7 +157,13 @@ func (s *source) next() (p *plan, sleep time.Duration, exit bool) {
 			s.finishFlushesLocked()
 			return nil, 0, true
 		}
-		p = s.takeAcksLocked(planClose, true)
+		if _, late, _ := s.pendingShapeLocked(); late {
+			// Alone first, so as not to spoil the others' (see below).
+			p = s.takeAcksLocked(planAck, false, isLate)
+			p.ctx = s.closeCtx
+			return p, 0, false
+		}
+		p = s.takeAcksLocked(planClose, true, nil)
 		p.ctx, p.final = s.closeCtx, true
 		return p, 0, false
 	}
@@ -173,15 +179,27 @@ func (s *source) next() (p *plan, sleep time.Duration, exit bool) {
 		sleep = max(time.Until(nextRenew), time.Millisecond)
 	}
 	if s.epoch > 0 && s.nPending > 0 {
-		renew, outside := s.pendingShapeLocked()
+		// A broker checks a partition's acknowledgements in one request
+		// together and refuses them all if one is wrong. Renewals (which
+		// a broker may refuse: Kafka 4.3 unless the group enables them)
+		// and acknowledgements of records whose lock ran out (perhaps
+		// given to another member meanwhile) go alone, so that they can
+		// never take the others down with them.
+		renew, late, outside := s.pendingShapeLocked()
+		switch {
+		case renew:
+			return s.takeAcksLocked(planAck, false, isRenew), 0, false
+		case late:
+			return s.takeAcksLocked(planAck, false, isLate), 0, false
+		}
 		room := c.roomLocked()
 		canFetch := !c.stopping && c.fatal == nil && len(s.want) > 0 && room > 0
-		if renew || outside || len(s.flushes) > 0 || !canFetch {
-			return s.takeAcksLocked(planAck, false), 0, false
+		if outside || len(s.flushes) > 0 || !canFetch {
+			return s.takeAcksLocked(planAck, false, nil), 0, false
 		}
 	}
 	if room := c.roomLocked(); !c.stopping && c.fatal == nil && len(s.want) > 0 && room > 0 {
-		p = s.takeAcksLocked(planFetch, false)
+		p = s.takeAcksLocked(planFetch, false, nil)
 		p.room = room
 		c.reserved += room
 		p.add, p.forget = s.sessionChangesLocked()
@@ -196,16 +214,19 @@ func (s *source) next() (p *plan, sleep time.Duration, exit bool) {
 	if s.epoch > 0 && len(s.want) == 0 && s.nHeld == 0 && s.nPending == 0 {
 		// Nothing assigned here any more: close the session rather
 		// than keep the broker's slot.
-		return s.takeAcksLocked(planClose, true), 0, false
+		return s.takeAcksLocked(planClose, true, nil), 0, false
 	}
 	return nil, sleep, false
 }
+
+func isRenew(a pendingAck) bool { return a.typ == Renew }
+func isLate(a pendingAck) bool  { return a.late && a.typ != Renew }
 
 // pendingShapeLocked says whether the pending acknowledgements hold a
 // renewal (which cannot ride on a fetch), or are for a partition the
 // fetch would not carry (a ShareFetch listing a partition adds it to the
 // session, and the broker would start sending its records).
-func (s *source) pendingShapeLocked() (renew, outside bool) {
+func (s *source) pendingShapeLocked() (renew, late, outside bool) {
 	for tp, as := range s.pending {
 		if _, in := s.inSession[tp]; !in {
 			outside = true
@@ -213,18 +234,21 @@ func (s *source) pendingShapeLocked() (renew, outside bool) {
 			outside = true
 		}
 		for _, a := range as {
-			if a.typ == Renew {
+			switch {
+			case a.typ == Renew:
 				renew = true
+			case a.late:
+				late = true
 			}
 		}
 	}
-	return renew, outside
+	return renew, late, outside
 }
 
-// takeAcksLocked moves the pending acknowledgements into a plan of kind.
-// A closing request drops renewals: closing the session releases the
-// records anyway.
-func (s *source) takeAcksLocked(kind planKind, closing bool) *plan {
+// takeAcksLocked moves the pending acknowledgements that take (nil: all)
+// selects into a plan of kind. A closing request drops renewals: closing
+// the session releases the records anyway.
+func (s *source) takeAcksLocked(kind planKind, closing bool, take func(pendingAck) bool) *plan {
 	p := &plan{kind: kind, gen: s.gen, epoch: s.epoch, ctx: s.c.ctx}
 	if closing {
 		p.epoch = -1
@@ -232,29 +256,46 @@ func (s *source) takeAcksLocked(kind planKind, closing bool) *plan {
 	if s.epoch > 0 && s.nPending > 0 {
 		p.acks = make(map[TP][]ackRange, len(s.pending))
 		for tp, as := range s.pending {
-			rs := ackRanges(as)
-			if closing {
-				kept := rs[:0]
-				for _, r := range rs {
-					if r.typ != Renew {
-						kept = append(kept, r)
+			var chosen []pendingAck
+			if take == nil {
+				chosen = as
+				delete(s.pending, tp)
+			} else {
+				kept := as[:0:0]
+				for _, a := range as {
+					if take(a) {
+						chosen = append(chosen, a)
+					} else {
+						kept = append(kept, a)
 					}
 				}
-				rs = kept
+				if len(kept) == 0 {
+					delete(s.pending, tp)
+				} else {
+					s.pending[tp] = kept
+				}
 			}
-			for _, r := range rs {
+			s.nPending -= len(chosen)
+			var rs []ackRange
+			for _, r := range ackRanges(chosen) {
+				if closing && r.typ == Renew {
+					continue
+				}
 				if r.typ == Renew {
 					p.renew = true
 				}
+				rs = append(rs, r)
 			}
 			if len(rs) > 0 {
 				p.acks[tp] = rs
 			}
 		}
-		clear(s.pending)
-		s.nPending = 0
 	}
-	p.flushes, s.flushes = s.flushes, nil
+	if take == nil {
+		// A Flush waits for everything pending when it was called, so
+		// it rides only on a request that takes everything.
+		p.flushes, s.flushes = s.flushes, nil
+	}
 	return p
 }
 
