@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -84,6 +85,9 @@ func runShareConsume(ctx context.Context, args []string, io stdio) int {
 	fs.Var(&format, "f", "output format with kcat's verbs: %t %p %o %k %s %h %T %S %K")
 	fs.Var(&keyDelim, "K", "print KEY<DELIM>VALUE (ignored with -f)")
 	quiet := fs.Bool("q", false, "no summary on stderr")
+	// The long names Apache Kafka's tools use, as consume.go has them.
+	aliases(fs, "t", "topic", "c", "max-messages", "f", "format", "K", "key-delimiter")
+	fs.BoolFunc("from-beginning", "the same as -o beginning", func(string) error { return offset.Set("beginning") })
 	rest, code, ok := parseArgs(fs, args)
 	if !ok {
 		return code
@@ -140,8 +144,18 @@ func runShareConsume(ctx context.Context, args []string, io stdio) int {
 		o.format = defaultFormat(nil)
 	}
 
+	// As in consume.go: the reader of stdout going away ends the run like
+	// Ctrl-C, cleanly, with what reached it accepted.
+	ctx, stopOnClose := context.WithCancelCause(ctx)
+	defer stopOnClose(nil)
+	if f, ok := io.out.(*os.File); ok {
+		watchStdout(ctx, f, func() { stopOnClose(errStdoutClosed) })
+	}
 	client, err := connect(ctx, o.brokers)
 	if err != nil {
+		if errors.Is(context.Cause(ctx), errStdoutClosed) {
+			return exitOK
+		}
 		return failed(io, "consume", err)
 	}
 	defer closeClient(client)
@@ -155,16 +169,22 @@ func runShareConsume(ctx context.Context, args []string, io stdio) int {
 	if err != nil {
 		return failed(io, "consume", err)
 	}
-	pr := &printer{w: bufio.NewWriterSize(io.out, 64<<10), f: o.format, limit: o.count}
+	out := &countingWriter{w: io.out}
+	pr := &printer{w: bufio.NewWriterSize(out, 64<<10), out: out, errOut: io.err, f: o.format, limit: o.count}
 	err = consumeShare(ctx, client, adm, o, pr, io)
-	if ferr := pr.w.Flush(); err == nil && ferr != nil {
-		err = fmt.Errorf("writing to stdout: %w", ferr)
+	closedOut := isClosedPipe(err) || errors.Is(context.Cause(ctx), errStdoutClosed)
+	if closedOut {
+		err = nil // the reader has what it wanted: a clean end
 	}
 	if !o.quiet {
-		fmt.Fprintf(io.err, "keel consume: %d records\n", pr.printed)
+		if closedOut {
+			fmt.Fprintf(io.err, "keel consume: %d records written before stdout was closed\n", pr.written())
+		} else {
+			fmt.Fprintf(io.err, "keel consume: %d records\n", pr.printed)
+		}
 	}
 	if err != nil {
-		return failed(io, "consume", err)
+		return failed(io, "consume", explain(err, o.brokers))
 	}
 	return exitOK
 }
@@ -212,27 +232,38 @@ func consumeShare(ctx context.Context, client *keel.Client, adm *admin.Admin, o 
 func consumeShareLoop(ctx context.Context, sc *keel.ShareConsumer, adm *admin.Admin, o shareConsumeOpts, pr *printer, ends map[keel.TopicPartition]int64) error {
 	for !pr.full() {
 		msgs, err := poll(ctx, o.exitAtEnd, sc.Poll)
-		var printed, unprinted []*keel.Message
-		for i, m := range msgs {
+		n := 0 // printed, in order
+		var werr error
+		for _, m := range msgs {
 			if pr.full() {
-				unprinted = msgs[i:]
 				break
 			}
-			if perr := pr.print(m); perr != nil {
-				sc.Release(msgs[i:]...)
-				return perr
+			if werr = pr.print(m); werr != nil {
+				n++
+				break
 			}
-			printed = append(printed, m)
+			n++
 		}
-		if ferr := pr.flush(); ferr != nil {
-			sc.Release(msgs...) // not written: another member prints them
-			return ferr
+		if werr == nil {
+			werr = pr.flush()
 		}
-		if aerr := sc.Accept(printed...); aerr != nil {
-			return fmt.Errorf("accepting printed records: %w", aerr)
+		// Accept what reached stdout whole; release the rest (not
+		// printed, or cut off by a failed write) for another member.
+		reached := n
+		if werr != nil {
+			reached = n - len(pr.pending)
+			for _, end := range pr.pending {
+				if end <= pr.out.n {
+					reached++
+				}
+			}
 		}
-		if len(unprinted) > 0 {
-			sc.Release(unprinted...)
+		if aerr := sc.Accept(msgs[:reached]...); aerr != nil && werr == nil {
+			werr = fmt.Errorf("accepting printed records: %w", aerr)
+		}
+		sc.Release(msgs[reached:]...)
+		if werr != nil {
+			return werr
 		}
 		if ctx.Err() != nil {
 			return nil

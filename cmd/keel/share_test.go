@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -45,7 +48,7 @@ func TestConsumeShareGroup(t *testing.T) {
 		t.Errorf("stderr does not say where the group starts and how many records:\n%s", res.stderr)
 	}
 
-	res = runBinary(t, nil, "consume", "-b", cl.Addr(), "--share-group", "workers", "-t", "jobs", "-e", "-q")
+	res = runBinary(t, nil, "consume", "--bootstrap-server", cl.Addr(), "--share-group", "workers", "--topic", "jobs", "-e", "-q")
 	if res.code != 0 || res.stdout != "" {
 		t.Errorf("a second run printed %q (exit %d): the first one's records were not accepted\n%s", res.stdout, res.code, res.stderr)
 	}
@@ -113,5 +116,50 @@ func TestConsumeShareGroupUsageErrors(t *testing.T) {
 	res := runBinary(t, nil, "consume", "--share-group", "-h")
 	if res.code != 0 || !strings.Contains(res.stderr, "share group") {
 		t.Errorf("--share-group -h: exit %d\n%s", res.code, res.stderr)
+	}
+}
+
+// TestConsumeShareGroupClosedStdout: keel consume --share-group ... |
+// head -1 exits 0, accepts exactly the records that reached the pipe and
+// releases the rest, so that the next run prints every other record once.
+func TestConsumeShareGroupClosedStdout(t *testing.T) {
+	cl := testCluster(t, keeltest.Brokers(1), keeltest.Topic("many", 1))
+	const n = 5000
+	sendMessages(t, cl.Addr(), numbered("many", 0, "r", n)...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, keelBinary, "consume", "-b", cl.Addr(), "--share-group", "piped", "-t", "many", "--from-beginning")
+	cmd.Env = filteredEnv("KEEL_BROKERS")
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	first, err := bufio.NewReader(out).ReadString('\n') // head -1
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after stdout closed: %v\nstderr: %s", err, stderr.String())
+	}
+	var wrote int
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		fmt.Sscanf(line, "keel consume: %d records written before stdout was closed", &wrote)
+	}
+	if wrote < 1 || wrote >= n {
+		t.Fatalf("wrote %d of %d", wrote, n)
+	}
+	res := runBinary(t, nil, "consume", "-b", cl.Addr(), "--share-group", "piped", "-t", "many", "-e", "-q")
+	if res.code != 0 {
+		t.Fatalf("second run: exit %d\n%s", res.code, res.stderr)
+	}
+	rest := sortedLines(res.stdout)
+	if len(rest) != n-wrote || slices.Contains(rest, strings.TrimSuffix(first, "\n")) {
+		t.Errorf("second run printed %d records (want %d, without %q): the records that reached the pipe must be accepted, the others released", len(rest), n-wrote, first)
 	}
 }
