@@ -248,6 +248,9 @@ func (c *Consumer) takeLocked(max int) []Record {
 	}
 	if c.readyAt == len(c.ready) {
 		c.ready, c.readyAt = c.ready[:0], 0
+		if len(out) > 0 && c.roomLocked() > 0 {
+			c.wakeSourcesLocked() // nothing left to hand out: fetch more
+		}
 	}
 	return out
 }

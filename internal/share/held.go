@@ -56,9 +56,12 @@ func (c *Consumer) dropHeldLocked(tp TP, offset int64) {
 	if len(m) == 0 {
 		delete(c.held, tp)
 	}
+	before := c.fetchRoomLocked()
 	c.nHeld--
 	h.src.nHeld--
-	c.wakeSourcesLocked()
+	if before == 0 && c.fetchRoomLocked() > 0 {
+		c.wakeSourcesLocked() // a fetch can go now
+	}
 }
 
 // dropAllHeldLocked forgets every record s acquired in a session
@@ -89,6 +92,45 @@ func (c *Consumer) dropAllHeldLocked(s *source, why string) {
 // room is how many more records fetches may acquire.
 func (c *Consumer) roomLocked() int {
 	return c.cfg.MaxRecords - c.nHeld - c.reserved
+}
+
+// returnRoomLocked gives back the room a fetch reserved; what it did not
+// fill may let another session fetch, so they are woken.
+func (c *Consumer) returnRoomLocked(n int) {
+	if n == 0 {
+		return
+	}
+	c.reserved -= n
+	if c.fetchRoomLocked() > 0 {
+		c.wakeSourcesLocked()
+	}
+}
+
+// fetchRoomLocked is how many records the next fetch of a session should
+// ask for, 0 for none yet. Each session asks for at most its share of the
+// room (the room split between the sessions that have partitions): a
+// fetch that parks at a broker with nothing to give holds its room until
+// it returns, and must not hold all of it while another broker has
+// records. And while records wait to be handed out, a fetch waits until
+// half its share is free, so that each brings a batch (refetching as each
+// record was acknowledged made a round trip per record).
+func (c *Consumer) fetchRoomLocked() int {
+	room := c.roomLocked()
+	if room <= 0 {
+		return 0
+	}
+	active := 0
+	for _, s := range c.sources {
+		if len(s.want) > 0 {
+			active++
+		}
+	}
+	share := (c.cfg.MaxRecords + max(active, 1) - 1) / max(active, 1)
+	ask := min(room, share)
+	if waiting := len(c.ready) - c.readyAt; waiting > 0 && ask < (share+1)/2 {
+		return 0
+	}
+	return ask
 }
 
 // dueRenewalsLocked queues a renewal for every record s holds whose lock

@@ -20,7 +20,7 @@ func (s *source) failed(p *plan, err error) {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.reserved -= p.room
+	c.returnRoomLocked(p.room)
 	if c.ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 		c.log.Info("keel: share request failed", "broker", s.id, "err", err)
 	}
@@ -94,7 +94,7 @@ func (s *source) topLevel(p *plan, code int16, msg *string, addr string) bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.reserved -= p.room
+	c.returnRoomLocked(p.room)
 	s.reportLocked(s.results(p, func(TP) error { return e }))
 	s.renewalsDoneLocked(p, func(TP) bool { return false }, time.Time{})
 	s.failFlushes(p, e)
@@ -238,7 +238,7 @@ func (s *source) onFetch(p *plan, resp *kmsg.ShareFetchResponse, sent time.Time,
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.reserved -= p.room
+	c.returnRoomLocked(p.room)
 	s.reportLocked(s.results(p, errOf))
 	s.settledLocked(p)
 	for tp := range p.add {

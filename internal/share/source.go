@@ -30,6 +30,8 @@ type source struct {
 	want      map[TP][16]byte // partitions to fetch here, with topic ids
 	pending   map[TP][]pendingAck
 	nPending  int
+	// pendingSince is when the oldest pending acknowledgement was made.
+	pendingSince time.Time
 	flushes   []*flushWaiter
 	gen       uint64 // session generation; bumped whenever a session ends
 	nHeld     int
@@ -76,10 +78,29 @@ func (s *source) canRenew() bool {
 
 // enqueueLocked queues an acknowledgement for the next request.
 func (s *source) enqueueLocked(tp TP, a pendingAck) {
+	first := s.nPending == 0
+	if first {
+		s.pendingSince = time.Now()
+	}
 	s.pending[tp] = append(s.pending[tp], a)
 	s.nPending++
-	s.wakeLocked()
+	// The loop needs waking for the first one (it may have to send it
+	// after the linger) and for those that go at once; the others wait
+	// with it. Waking it for every acknowledgement cost a context switch
+	// and a lock handover per record.
+	if first || a.typ == Renew || a.late {
+		s.wakeLocked()
+	}
 }
+
+// ackLinger is how long acknowledgements may wait for a fetch to carry
+// them: a request per acknowledgement would make the session's one
+// request at a time a round trip per record, while an acknowledgement
+// left waiting too long lets its record's lock run out. It is kept under
+// a tenth of the lock.
+const ackLinger = 50 * time.Millisecond
+
+func (s *source) lingerLocked() time.Duration { return min(ackLinger, s.c.LockTimeout()/10) }
 
 // planKind is what the next request does.
 type planKind int8
@@ -192,13 +213,23 @@ func (s *source) next() (p *plan, sleep time.Duration, exit bool) {
 		case late:
 			return s.takeAcksLocked(planAck, false, isLate), 0, false
 		}
-		room := c.roomLocked()
+		room := c.fetchRoomLocked()
 		canFetch := !c.stopping && c.fatal == nil && len(s.want) > 0 && room > 0
-		if outside || len(s.flushes) > 0 || !canFetch {
+		if outside || len(s.flushes) > 0 {
 			return s.takeAcksLocked(planAck, false, nil), 0, false
 		}
+		if !canFetch {
+			// A fetch may come soon (room is freeing up as records are
+			// acknowledged): give it a moment to carry these.
+			fetchLater := !c.stopping && c.fatal == nil && len(s.want) > 0 && c.roomLocked() > 0
+			due := s.pendingSince.Add(s.lingerLocked())
+			if !fetchLater || !now.Before(due) {
+				return s.takeAcksLocked(planAck, false, nil), 0, false
+			}
+			return nil, min(sleep, time.Until(due)), false
+		}
 	}
-	if room := c.roomLocked(); !c.stopping && c.fatal == nil && len(s.want) > 0 && room > 0 {
+	if room := c.fetchRoomLocked(); !c.stopping && c.fatal == nil && len(s.want) > 0 && room > 0 {
 		p = s.takeAcksLocked(planFetch, false, nil)
 		p.room = room
 		c.reserved += room
