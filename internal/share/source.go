@@ -27,15 +27,15 @@ type source struct {
 	ackVersion atomic.Int32
 
 	// Guarded by c.mu.
-	want      map[TP][16]byte // partitions to fetch here, with topic ids
-	pending   map[TP][]pendingAck
-	nPending  int
+	want     map[TP][16]byte // partitions to fetch here, with topic ids
+	pending  map[TP][]pendingAck
+	nPending int
 	// pendingSince is when the oldest pending acknowledgement was made.
 	pendingSince time.Time
-	flushes   []*flushWaiter
-	gen       uint64 // session generation; bumped whenever a session ends
-	nHeld     int
-	nextRenew time.Time
+	flushes      []*flushWaiter
+	gen          uint64 // session generation; bumped whenever a session ends
+	nHeld        int
+	nextRenew    time.Time
 	// resetWanted: the member was fenced, so the broker dropped this
 	// session; start a new one before anything else.
 	resetWanted bool
