@@ -34,9 +34,10 @@ func ShareConcurrency(n int) ShareOption { return func(c *shareConfig) { c.concu
 
 // ShareMaxRecords bounds how many records the member holds at once,
 // acquired and not yet acknowledged (default 500): a fetch asks for the
-// room left. Records held but not yet handed out keep their acquisition
-// locks renewed, so a small value shares a backlog more evenly between
-// members when handlers are slow.
+// room left (split between the brokers leading the member's partitions).
+// Records held but not yet handed out keep their acquisition locks
+// renewed, so a small value shares a backlog more evenly between members
+// when handlers are slow.
 func ShareMaxRecords(n int) ShareOption { return func(c *shareConfig) { c.maxRecords = n } }
 
 // ShareFetchMaxWait is how long a broker may hold a fetch that found no
