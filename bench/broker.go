@@ -30,10 +30,10 @@ type brokerStats struct {
 
 // runBroker is the broker role: start kfake on a free loopback port, print
 // "listening <addr>", serve until stdin closes, print brokerStats.
-func runBroker(topic string, partitions int, blackhole bool) error {
+func runBroker(topic string, brokers, partitions int, blackhole bool) error {
 	var in, out atomic.Int64
 	opts := []kfake.Opt{
-		kfake.NumBrokers(1),
+		kfake.NumBrokers(max(1, brokers)),
 		kfake.SeedTopics(int32(partitions), topic),
 		kfake.ListenFn(func(network, addr string) (net.Listener, error) {
 			ln, err := net.Listen(network, addr)
@@ -56,10 +56,10 @@ func runBroker(topic string, partitions int, blackhole bool) error {
 	}
 	defer c.Close()
 	addrs := c.ListenAddrs()
-	if len(addrs) != 1 {
-		return fmt.Errorf("kfake listens on %d addresses, want 1", len(addrs))
+	if len(addrs) != max(1, brokers) {
+		return fmt.Errorf("kfake listens on %d addresses, want %d", len(addrs), max(1, brokers))
 	}
-	fmt.Printf("listening %s\n", addrs[0])
+	fmt.Printf("listening %s\n", strings.Join(addrs, ","))
 	io.Copy(io.Discard, os.Stdin) // until the harness closes our stdin
 	return json.NewEncoder(os.Stdout).Encode(brokerStats{BytesIn: in.Load(), BytesOut: out.Load()})
 }
@@ -99,13 +99,13 @@ type brokerProc struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	out   *bufio.Reader
-	addr  string
+	addr  string // every broker's address, comma-separated
 }
 
 // startBroker starts a broker process with one topic and waits (bounded by
 // ctx) for its address.
-func startBroker(ctx context.Context, self, topic string, partitions int, blackhole bool) (*brokerProc, error) {
-	args := []string{"-role=broker", "-topic=" + topic, fmt.Sprintf("-partitions=%d", partitions)}
+func startBroker(ctx context.Context, self, topic string, brokers, partitions int, blackhole bool) (*brokerProc, error) {
+	args := []string{"-role=broker", "-topic=" + topic, fmt.Sprintf("-partitions=%d", partitions), fmt.Sprintf("-brokers=%d", brokers)}
 	if blackhole {
 		args = append(args, "-blackhole")
 	}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -256,6 +259,40 @@ func prefill(ctx context.Context, s spec) error {
 	}
 	if n != int64(s.Records) {
 		return fmt.Errorf("prefilling %s: %d of %d records acknowledged", s.Topic, n, s.Records)
+	}
+	return nil
+}
+
+// prefillCluster fills the topic of a workload on several brokers, where
+// a replay to one broker would meet partitions it does not lead: it
+// produces with franz-go (unkeyed, the values the consumers check), and
+// waits for every record to be acknowledged.
+func prefillCluster(ctx context.Context, s spec) error {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(strings.Split(s.Broker, ",")...),
+		kgo.ProducerLinger(5*time.Millisecond),
+		kgo.ProducerBatchMaxBytes(int32(s.Settings.MaxBatchBytes)),
+		kgo.MaxBufferedRecords(1<<20),
+	)
+	if err != nil {
+		return fmt.Errorf("prefilling %s: %w", s.Topic, err)
+	}
+	defer cl.Close()
+	values := payloads(s.Settings.Values, s.ValueBytes)
+	var failed atomic.Int64
+	var first atomic.Value
+	for i := range s.Records {
+		cl.Produce(ctx, &kgo.Record{Topic: s.Topic, Value: values[i%len(values)]}, func(_ *kgo.Record, err error) {
+			if err != nil && failed.Add(1) == 1 {
+				first.Store(err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return fmt.Errorf("prefilling %s: %w", s.Topic, err)
+	}
+	if n := failed.Load(); n > 0 {
+		return fmt.Errorf("prefilling %s: %d of %d records failed, first: %v", s.Topic, n, s.Records, first.Load())
 	}
 	return nil
 }

@@ -74,8 +74,8 @@ func newConfluentProducer(_ context.Context, c producerConfig) (producer, string
 	return cp, settings, nil
 }
 
-func (c *confluentProducer) produce(ctx context.Context, i int, value []byte) error {
-	m := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &c.topic, Partition: kafka.PartitionAny}, Value: value}
+func (c *confluentProducer) produce(ctx context.Context, i int, key, value []byte) error {
+	m := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &c.topic, Partition: kafka.PartitionAny}, Key: key, Value: value}
 	if c.track {
 		m.Opaque = i
 	}

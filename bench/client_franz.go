@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -37,7 +38,7 @@ type franzRec struct {
 
 func newFranzProducer(_ context.Context, c producerConfig) (producer, string, error) {
 	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(c.Broker),
+		kgo.SeedBrokers(strings.Split(c.Broker, ",")...),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotent writes are franz-go's default
 		kgo.ProducerLinger(c.Linger),
 		kgo.ProducerBatchMaxBytes(int32(c.Settings.MaxBatchBytes)),
@@ -60,8 +61,8 @@ func newFranzProducer(_ context.Context, c producerConfig) (producer, string, er
 	return fp, settings, nil
 }
 
-func (f *franzProducer) produce(ctx context.Context, i int, value []byte) error {
-	r := &franzRec{Record: kgo.Record{Topic: f.topic, Value: value}, i: i}
+func (f *franzProducer) produce(ctx context.Context, i int, key, value []byte) error {
+	r := &franzRec{Record: kgo.Record{Topic: f.topic, Key: key, Value: value}, i: i}
 	f.cl.Produce(ctx, &r.Record, f.promise)
 	return nil
 }
@@ -75,7 +76,7 @@ type franzConsumer struct{ cl *kgo.Client }
 
 func newFranzConsumer(_ context.Context, s spec) (consumer, string, error) {
 	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(s.Broker),
+		kgo.SeedBrokers(strings.Split(s.Broker, ",")...),
 		kgo.ConsumerGroup(s.Group),
 		kgo.ConsumeTopics(s.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),

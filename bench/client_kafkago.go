@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -43,7 +44,7 @@ func newKafkaGoProducer(_ context.Context, c producerConfig) (producer, string, 
 	batchSize := c.Settings.MaxBatchBytes/c.ValueBytes + 1
 	done := c.done
 	w := &kafka.Writer{
-		Addr:         kafka.TCP(c.Broker),
+		Addr:         kafka.TCP(strings.Split(c.Broker, ",")...),
 		Topic:        c.Topic,
 		RequiredAcks: kafka.RequireAll,
 		Async:        true,
@@ -66,8 +67,8 @@ func newKafkaGoProducer(_ context.Context, c producerConfig) (producer, string, 
 	return &kafkaGoProducer{w: w, track: c.track}, settings, nil
 }
 
-func (k *kafkaGoProducer) produce(ctx context.Context, i int, value []byte) error {
-	m := kafka.Message{Value: value}
+func (k *kafkaGoProducer) produce(ctx context.Context, i int, key, value []byte) error {
+	m := kafka.Message{Key: key, Value: value}
 	if k.track {
 		m.WriterData = i
 	}
@@ -85,7 +86,7 @@ type kafkaGoConsumer struct{ r *kafka.Reader }
 
 func newKafkaGoConsumer(_ context.Context, s spec) (consumer, string, error) {
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:     []string{s.Broker},
+		Brokers:     strings.Split(s.Broker, ","),
 		GroupID:     s.Group,
 		Topic:       s.Topic,
 		StartOffset: kafka.FirstOffset,

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"unsafe"
 
 	"github.com/keel-go/keel"
@@ -45,7 +46,7 @@ type keelMsg struct {
 }
 
 func newKeelProducer(ctx context.Context, c producerConfig) (producer, string, error) {
-	cl, err := keel.NewClient(keel.SeedBrokers(c.Broker))
+	cl, err := keel.NewClient(keel.SeedBrokers(strings.Split(c.Broker, ",")...))
 	if err != nil {
 		return nil, "", err
 	}
@@ -97,8 +98,8 @@ func newKeelProducer(ctx context.Context, c producerConfig) (producer, string, e
 	return kp, settings, nil
 }
 
-func (k *keelProducer) produce(ctx context.Context, i int, value []byte) error {
-	m := &keelMsg{Message: keel.Message{Topic: k.topic, Value: value}, i: i}
+func (k *keelProducer) produce(ctx context.Context, i int, key, value []byte) error {
+	m := &keelMsg{Message: keel.Message{Topic: k.topic, Key: key, Value: value}, i: i}
 	if k.callback != nil {
 		k.p.ProduceFunc(ctx, &m.Message, k.callback)
 		return nil
@@ -125,7 +126,7 @@ type keelConsumer struct {
 }
 
 func newKeelConsumer(ctx context.Context, s spec) (consumer, string, error) {
-	cl, err := keel.NewClient(keel.SeedBrokers(s.Broker))
+	cl, err := keel.NewClient(keel.SeedBrokers(strings.Split(s.Broker, ",")...))
 	if err != nil {
 		return nil, "", err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -60,7 +61,7 @@ func saramaProducerFactory(idempotent bool) func(context.Context, producerConfig
 			cfg.Net.MaxOpenRequests = 1 // sarama refuses idempotence otherwise
 			inFlight = 1
 		}
-		p, err := sarama.NewAsyncProducer([]string{c.Broker}, cfg)
+		p, err := sarama.NewAsyncProducer(strings.Split(c.Broker, ","), cfg)
 		if err != nil {
 			return nil, "", err
 		}
@@ -95,8 +96,11 @@ func saramaProducerFactory(idempotent bool) func(context.Context, producerConfig
 	}
 }
 
-func (s *saramaProducer) produce(ctx context.Context, i int, value []byte) error {
+func (s *saramaProducer) produce(ctx context.Context, i int, key, value []byte) error {
 	m := &saramaMsg{ProducerMessage: sarama.ProducerMessage{Topic: s.topic, Value: sarama.ByteEncoder(value)}, i: i}
+	if key != nil {
+		m.Key = sarama.ByteEncoder(key)
+	}
 	select {
 	case s.p.Input() <- &m.ProducerMessage:
 		return nil
@@ -121,7 +125,7 @@ func newSaramaConsumer(_ context.Context, s spec) (consumer, string, error) {
 	cfg.Version = sarama.DefaultVersion
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	cfg.Consumer.Offsets.AutoCommit.Interval = 5 * time.Second // as the others
-	g, err := sarama.NewConsumerGroup([]string{s.Broker}, s.Group, cfg)
+	g, err := sarama.NewConsumerGroup(strings.Split(s.Broker, ","), s.Group, cfg)
 	if err != nil {
 		return nil, "", err
 	}

@@ -15,8 +15,10 @@ type producer interface {
 	// produce queues one record with this value. It may block while the
 	// library's buffer is full (that is the library's backpressure). The
 	// delivery report must reach the done callback given to the factory,
-	// with i when the factory was asked to track records.
-	produce(ctx context.Context, i int, value []byte) error
+	// with i when the factory was asked to track records. A nil key is
+	// Kafka's null key. It is called from several goroutines at once in
+	// the workloads that produce concurrently.
+	produce(ctx context.Context, i int, key, value []byte) error
 	// close releases the producer once every report arrived.
 	close(ctx context.Context) error
 }

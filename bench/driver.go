@@ -107,10 +107,20 @@ func runProduce(ctx context.Context, s spec, r *result) error {
 	r.Settings = settings
 	defer p.close(context.WithoutCancel(ctx))
 
+	var keys [][]byte
+	if s.Keyed {
+		keys = benchKeys(keyCount)
+	}
+	keyOf := func(i int) []byte {
+		if keys == nil {
+			return nil
+		}
+		return keys[i%len(keys)]
+	}
 	warm := newCounter(warmRecords)
 	cur.Store(warm)
 	for k := range warmRecords {
-		if err := p.produce(ctx, -1, values[k%len(values)]); err != nil {
+		if err := p.produce(ctx, -1, keyOf(k), values[k%len(values)]); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
 	}
@@ -134,14 +144,12 @@ func runProduce(ctx context.Context, s spec, r *result) error {
 	if latency {
 		err = paced(ctx, s.Records, s.Rate, func(i int) error {
 			sent[i] = time.Since(base).Nanoseconds()
-			return p.produce(ctx, i, values[i%len(values)])
+			return p.produce(ctx, i, keyOf(i), values[i%len(values)])
 		})
 	} else {
-		for i := range s.Records {
-			if err = p.produce(ctx, i, values[i%len(values)]); err != nil {
-				break
-			}
-		}
+		err = produceAll(ctx, s.Records, max(1, s.Goroutines), func(i int) error {
+			return p.produce(ctx, i, keyOf(i), values[i%len(values)])
+		})
 	}
 	if err == nil {
 		err = main.wait(ctx, "delivery reports")
@@ -164,6 +172,44 @@ func runProduce(ctx context.Context, s spec, r *result) error {
 		setPercentiles(r, lat)
 	}
 	return nil
+}
+
+// produceAll calls fn(i) for i in [0, n) from g goroutines at once, each
+// taking every g-th index, and returns the first error.
+func produceAll(ctx context.Context, n, g int, fn func(i int) error) error {
+	if g <= 1 {
+		for i := range n {
+			if err := fn(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, g)
+	for k := range g {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := k; i < n; i += g {
+				if err := fn(i); err != nil {
+					errs[k] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// benchKeys are the keys of keyed workloads: n distinct 16-byte keys.
+func benchKeys(n int) [][]byte {
+	keys := make([][]byte, n)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key-%012d", i)
+	}
+	return keys
 }
 
 // paced calls fn(i) for i in [0, n) at rate calls per second: every

@@ -161,6 +161,13 @@ func (h *harness) measure(ctx context.Context, run int, client string, w workloa
 			r.Skipped = "not applicable: the ceiling has no produce call to time"
 			return r
 		}
+		if w.brokers() > 1 || !w.runs(client) {
+			r.Skipped = "not run on this workload (the ceiling replays to one broker)"
+			return r
+		}
+	} else if !w.runs(client) {
+		r.Skipped = "not run on this workload (it compares " + strings.Join(w.Only, " and ") + ")"
+		return r
 	} else {
 		impl, _ := lookupClient(client)
 		switch {
@@ -179,6 +186,9 @@ func (h *harness) measure(ctx context.Context, run int, client string, w workloa
 		Group:      fmt.Sprintf("bench-%s-r%d", client, run),
 		Records:    h.records(w),
 		ValueBytes: w.ValueBytes,
+		Partitions: w.partitions(),
+		Goroutines: w.goroutines(),
+		Keyed:      w.Keyed,
 		Codec:      w.Codec,
 		Rate:       w.Rate,
 		Linger:     benchSettings.Linger,
@@ -196,14 +206,18 @@ func (h *harness) measure(ctx context.Context, run int, client string, w workloa
 
 	bctx, cancel := context.WithTimeout(ctx, h.cfg.timeout+time.Minute)
 	defer cancel()
-	b, err := startBroker(bctx, h.self, s.Topic, benchSettings.Partitions, w.Kind != kindConsume)
+	b, err := startBroker(bctx, h.self, s.Topic, w.brokers(), w.partitions(), w.Kind != kindConsume)
 	if err != nil {
 		r.Failed = err.Error()
 		return r
 	}
 	s.Broker = b.addr
 	if w.Kind == kindConsume {
-		if err := prefill(bctx, s); err != nil {
+		fill := prefill
+		if w.brokers() > 1 {
+			fill = prefillCluster
+		}
+		if err := fill(bctx, s); err != nil {
 			b.kill()
 			r.Failed = err.Error()
 			return r

@@ -32,6 +32,7 @@ func run() int {
 		specJSON   = flag.String("spec", "", "internal (client role): the measurement, as JSON")
 		topic      = flag.String("topic", "", "internal (broker role): the topic to create")
 		partitions = flag.Int("partitions", 0, "internal (broker role): its partition count")
+		brokers    = flag.Int("brokers", 1, "internal (broker role): how many brokers")
 		blackhole  = flag.Bool("blackhole", false, "internal (broker role): accept produce requests without storing records")
 
 		quick      = flag.Bool("quick", false, "small record counts and one run, to check that everything works (about 2 minutes)")
@@ -56,7 +57,7 @@ func run() int {
 
 	switch *role {
 	case "broker":
-		if err := runBroker(*topic, *partitions, *blackhole); err != nil {
+		if err := runBroker(*topic, *brokers, *partitions, *blackhole); err != nil {
 			fmt.Fprintln(os.Stderr, "bench broker:", err)
 			return 1
 		}

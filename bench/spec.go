@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -23,7 +25,27 @@ type workload struct {
 	ValueBytes int
 	Codec      string // none, lz4, zstd
 	Rate       int    // records per second (latency only)
+	// Brokers and Partitions shape the cluster (0: one broker and
+	// benchSettings.Partitions).
+	Brokers    int
+	Partitions int
+	// Goroutines produce at once (0 or 1: one), each an equal share.
+	Goroutines int
+	// Keyed gives every record a 16-byte key from a set of keyCount, so
+	// records spread over every partition by key hash.
+	Keyed bool
+	// Only, when set, lists the clients this workload runs (the others
+	// are reported as skipped).
+	Only []string
 }
+
+// keyCount is how many distinct keys keyed workloads cycle through.
+const keyCount = 1 << 14
+
+// brokers and partitions are the workload's cluster shape.
+func (w workload) brokers() int    { return max(1, w.Brokers) }
+func (w workload) partitions() int { return cmp.Or(w.Partitions, benchSettings.Partitions) }
+func (w workload) goroutines() int { return max(1, w.Goroutines) }
 
 // workloads are the workloads of issue 6, in report order.
 var workloads = []workload{
@@ -34,7 +56,24 @@ var workloads = []workload{
 	{Name: "consume-100B", Kind: kindConsume, Records: 1_000_000, Quick: 300_000, ValueBytes: 100, Codec: "none"},
 	// 20k rec/s for 15 s in full mode, 2 s in quick mode.
 	{Name: "latency-20k", Kind: kindLatency, Records: 300_000, Quick: 40_000, ValueBytes: 100, Codec: "none", Rate: 20_000},
+	// Issue 11: a service's shape — many goroutines producing keyed
+	// records at once into a cluster of several brokers, and a group
+	// consuming many partitions spread over them.
+	{Name: "produce-100B-keyed-16g", Kind: kindProduce, Records: 1_000_000, Quick: 300_000, ValueBytes: 100, Codec: "none",
+		Brokers: 3, Partitions: 64, Goroutines: 16, Keyed: true, Only: bigClusterClients},
+	{Name: "produce-1KB-keyed-64g", Kind: kindProduce, Records: 500_000, Quick: 100_000, ValueBytes: 1000, Codec: "lz4",
+		Brokers: 3, Partitions: 64, Goroutines: 64, Keyed: true, Only: bigClusterClients},
+	{Name: "consume-100B-64p", Kind: kindConsume, Records: 1_000_000, Quick: 300_000, ValueBytes: 100, Codec: "none",
+		Brokers: 3, Partitions: 64, Only: bigClusterClients},
 }
+
+// bigClusterClients run the multi-broker workloads of issue 11, which
+// compare keel with franz-go (the other clients' rows would add a long
+// time to the full run and nothing to those targets).
+var bigClusterClients = []string{"keel", "franz-go"}
+
+// runs says whether the workload runs client c.
+func (w workload) runs(c string) bool { return len(w.Only) == 0 || slices.Contains(w.Only, c) }
 
 func findWorkload(name string) (workload, bool) {
 	for _, w := range workloads {
@@ -74,6 +113,9 @@ type spec struct {
 	Group      string        `json:"group,omitempty"`
 	Records    int           `json:"records"`
 	ValueBytes int           `json:"value_bytes"`
+	Partitions int           `json:"partitions"`
+	Goroutines int           `json:"goroutines,omitempty"`
+	Keyed      bool          `json:"keyed,omitempty"`
 	Codec      string        `json:"codec"`
 	Rate       int           `json:"rate,omitempty"`
 	Linger     time.Duration `json:"linger"`
