@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/keel-go/keel/internal/produce"
 )
 
 // target is where a record's delivery report goes: a channel, a callback,
@@ -27,7 +29,7 @@ type target struct {
 // Goroutines exist only while a backlog does. A report's budget is
 // released once its target has it.
 type dispatcher struct {
-	budget *budget
+	ledger *produce.Ledger // the budget reports give back
 	events chan Event
 
 	mu        sync.Mutex
@@ -59,9 +61,9 @@ type backlog[T any] struct {
 	sizes []int64
 }
 
-func newDispatcher(b *budget, eventsBuffer int, onPanic func(error)) *dispatcher {
+func newDispatcher(l *produce.Ledger, eventsBuffer int, onPanic func(error)) *dispatcher {
 	return &dispatcher{
-		budget:   b,
+		ledger:   l,
 		events:   make(chan Event, eventsBuffer),
 		backlogs: make(map[chan<- Delivery]*backlog[Delivery]),
 		abort:    make(chan struct{}),
@@ -162,7 +164,7 @@ func (d *dispatcher) deliverAll(rs []report) {
 	}
 	d.mu.Unlock()
 	if handed > 0 {
-		d.budget.release(handed, handedBytes)
+		d.ledger.Release(handed, handedBytes)
 	}
 	if startCB {
 		go d.runCallbacks()
@@ -185,7 +187,7 @@ type feeder struct {
 // produced too late): a callback runs on the caller's goroutine, a channel
 // gets it if it has room; otherwise it is counted as unread.
 func (d *dispatcher) deliverAfterClose(t target, dv Delivery, size int64) {
-	defer d.budget.release(1, size)
+	defer d.ledger.Release(1, size)
 	switch {
 	case t.fn != nil:
 		d.call(callbackItem{t.fn, dv, size})
@@ -265,7 +267,7 @@ func feedBacklog[T any](d *dispatcher, ch chan<- T, q *backlog[T], forget func(e
 			// both, and was a tenth of the producer's CPU time.
 			select {
 			case ch <- item:
-				d.budget.release(1, sizes[i])
+				d.ledger.Release(1, sizes[i])
 				continue
 			default:
 			}
@@ -281,7 +283,7 @@ func feedBacklog[T any](d *dispatcher, ch chan<- T, q *backlog[T], forget func(e
 				d.abandon(rest)
 				return
 			}
-			d.budget.release(1, sizes[i])
+			d.ledger.Release(1, sizes[i])
 		}
 		clear(items) // the reports' messages belong to the user now
 		d.inHand.Add(-int64(len(items)))
@@ -296,7 +298,7 @@ func (d *dispatcher) abandon(sizes []int64) {
 	for _, s := range sizes {
 		total += s
 	}
-	d.budget.release(len(sizes), total)
+	d.ledger.Release(len(sizes), total)
 }
 
 // runCallbacks runs the queued callbacks until the queue is empty. It takes
@@ -328,7 +330,7 @@ func (d *dispatcher) runCallbacks() {
 			// The record's budget is released before its callback
 			// runs, so a callback may Produce without waiting on
 			// itself.
-			d.budget.release(1, item.size)
+			d.ledger.Release(1, item.size)
 			select {
 			case <-d.abort:
 				d.unread.Add(1) // Close gave up waiting: the rest are unread

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/keel-go/keel/internal/conn"
 	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/partition"
 	"github.com/keel-go/keel/internal/produce"
 	"github.com/keel-go/keel/internal/record"
+	"github.com/keel-go/keel/internal/wait"
 )
 
 // Producer sends records to Kafka. Every record ends in exactly one
@@ -29,33 +30,17 @@ type Producer struct {
 	client *Client
 	cfg    producerConfig
 	engine *produce.Engine
-	budget *budget
+	// ledger is the engine's account of held records: the buffer budget
+	// Produce takes room from and reports give back (issue 11: one
+	// bookkeeping component, atomics only on the way of a record).
+	ledger *produce.Ledger
 	disp   *dispatcher
-	// spare is written by the response goroutines a chunk at a time:
-	// kept off the cache line of mu, which every Produce takes.
-	spare *outgoingBin
-	// handy is the producers' own share of spare records, guarded by
-	// budget.mu, which every Produce holds anyway while it takes room:
-	// taking bookkeeping from it costs no lock of its own, and it is
-	// refilled from spare a run at a time (the free list's own lock per
-	// record, shared with the response goroutines, was about 6 % of
-	// Produce's CPU time with 100 B records).
-	handy []*outgoing
 
 	stopEvents func()
 
-	mu        sync.RWMutex // held for reading while a Produce is entering the engine
-	closed    bool
+	closed    atomic.Bool // Produce refuses records once set
 	closeOnce sync.Once
 	closeErr  error
-}
-
-// outgoing is a record in flight with what the producer needs to report it.
-type outgoing struct {
-	rec    produce.Rec
-	msg    *Message
-	target target
-	size   int64
 }
 
 // NewProducer returns a producer that sends through client. Options are
@@ -74,29 +59,32 @@ func NewProducer(client *Client, opts ...ProducerOption) (*Producer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	p := &Producer{client: client, cfg: cfg, spare: new(outgoingBin)}
-	p.budget = newBudget(cfg.maxRecords, cfg.maxBytes)
-	p.disp = newDispatcher(p.budget, cfg.eventsBuffer, func(err error) { p.disp.emit(ErrorEvent{Err: err}) })
+	p := &Producer{client: client, cfg: cfg}
+	var disp *dispatcher
 	p.engine = produce.New(produce.Config{
-		Acks:             int16(cfg.acks),
-		Idempotent:       cfg.idempotent,
-		MaxInFlight:      cfg.maxInFlight,
-		DeliveryTimeout:  cfg.deliveryTimeout,
-		RequestTimeout:   cfg.requestTimeout,
-		Linger:           cfg.linger,
-		MaxBatchBytes:    cfg.maxBatchBytes,
-		MaxRequestBytes:  cfg.maxRequestBytes,
-		MaxBufferedBytes: cfg.maxBytes,
-		Compression:      cfg.compression,
-		RetryBackoff:     conn.Backoff{Min: cfg.retryMin, Max: cfg.retryMax},
-		Partitioner:      cfg.partitioner,
-		Complete:         p.complete,
+		Acks:               int16(cfg.acks),
+		Idempotent:         cfg.idempotent,
+		MaxInFlight:        cfg.maxInFlight,
+		DeliveryTimeout:    cfg.deliveryTimeout,
+		RequestTimeout:     cfg.requestTimeout,
+		Linger:             cfg.linger,
+		MaxBatchBytes:      cfg.maxBatchBytes,
+		MaxRequestBytes:    cfg.maxRequestBytes,
+		MaxBufferedRecords: cfg.maxRecords,
+		MaxBufferedBytes:   cfg.maxBytes,
+		Compression:        cfg.compression,
+		RetryBackoff:       wait.Backoff{Min: cfg.retryMin, Max: cfg.retryMax},
+		Partitioner:        cfg.partitioner,
+		Complete:           p.complete,
 		Warn: func(msg string, err error) {
 			client.logger.Warn("keel: "+msg, "err", err)
-			p.disp.emit(Warning{Message: msg, Err: err})
+			disp.emit(Warning{Message: msg, Err: err})
 		},
 		Logger: client.logger,
 	}, client.pool, client.meta)
+	p.ledger = p.engine.Ledger()
+	disp = newDispatcher(p.ledger, cfg.eventsBuffer, func(err error) { p.disp.emit(ErrorEvent{Err: err}) })
+	p.disp = disp
 	p.stopEvents = client.events.add(p.disp.emit)
 	return p, nil
 }
@@ -293,25 +281,19 @@ func (p *Producer) Close(ctx context.Context) error {
 }
 
 func (p *Producer) close(ctx context.Context) error {
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
+	p.closed.Store(true)
 
 	var problems []error
 	if err := p.engine.Flush(ctx); err != nil {
 		problems = append(problems, fmt.Errorf("flush: %w", err))
 	}
+	// Close returns promptly: requests in flight are abandoned and a
+	// write stuck on a broker that stopped reading is cut off.
 	p.engine.Close()
 	p.stopEvents()
 
 	// Give readers until ctx ends to take the reports still queued.
-	for p.disp.pendingReports() > 0 && ctx.Err() == nil {
-		t := time.NewTimer(2 * time.Millisecond)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
+	for p.disp.pendingReports() > 0 && wait.Sleep(ctx, 2*time.Millisecond) {
 	}
 	p.disp.stop(ctx)
 	if n := p.disp.unread.Load(); n > 0 {
@@ -323,7 +305,7 @@ func (p *Producer) close(ctx context.Context) error {
 	return nil
 }
 
-func (p *Producer) produce(ctx context.Context, msg *Message, t target, wait bool) error {
+func (p *Producer) produce(ctx context.Context, msg *Message, t target, waitRoom bool) error {
 	if msg == nil || msg.Topic == "" {
 		why := "nil message"
 		if msg != nil {
@@ -333,45 +315,42 @@ func (p *Producer) produce(ctx context.Context, msg *Message, t target, wait boo
 			Err: &ProduceError{Partition: -1, Outcome: NotWritten, Err: errs.With(ErrInvalidMessage, errors.New("keel: "+why))}})
 		return nil
 	}
+	if p.closed.Load() {
+		p.reportUnheld(t, Delivery{Message: msg, Partition: -1, Offset: -1,
+			Err: &ProduceError{Topic: msg.Topic, Partition: -1, Outcome: NotWritten, Err: ErrProducerClosed}})
+		return nil
+	}
 	size := messageSize(msg)
-	if wait {
-		if err := p.budget.acquireHeld(ctx, size); err != nil {
+	if waitRoom {
+		if err := p.ledger.Acquire(ctx, size); err != nil {
 			p.reportUnheld(t, Delivery{Message: msg, Partition: -1, Offset: -1,
 				Err: &ProduceError{Topic: msg.Topic, Partition: -1, Outcome: NotWritten, Err: fmt.Errorf("waiting for room in the producer's buffer: %w", err)}})
 			return nil
 		}
-	} else if !p.budget.tryAcquireHeld(size) {
+	} else if !p.ledger.TryAcquire(size) {
 		return ErrBufferFull
 	}
-	o := p.takeOutgoingLocked()
-	p.budget.mu.Unlock()
-
-	o.msg, o.target, o.size = msg, t, size
-	o.rec.Topic = msg.Topic
-	o.rec.Partition = partition.Unassigned
+	rec := produce.Rec{Partition: partition.Unassigned, Owner: msg, Held: size}
+	switch {
+	case t.fn != nil:
+		rec.Notify = t.fn
+	case t.ch != nil:
+		rec.Notify = t.ch
+	}
 	if p.cfg.manual {
-		o.rec.Partition = msg.Partition
+		rec.Partition = msg.Partition
 	}
 	ts := msg.Timestamp
 	if ts.IsZero() {
 		ts = time.Now()
 	}
-	o.rec.Record = record.Record{Key: msg.Key, Value: msg.Value, Headers: msg.Headers, Timestamp: ts.UnixMilli()}
-	o.rec.Ctx = nil
+	rec.Record = record.Record{Key: msg.Key, Value: msg.Value, Headers: msg.Headers, Timestamp: ts.UnixMilli()}
 	if ctx.Done() != nil {
-		o.rec.Ctx = ctx
+		rec.Ctx = ctx
 	}
-	o.rec.Owner = o
-
-	p.mu.RLock()
-	if p.closed {
-		p.mu.RUnlock()
-		p.report(t, Delivery{Message: msg, Partition: -1, Offset: -1,
-			Err: &ProduceError{Topic: msg.Topic, Partition: -1, Outcome: NotWritten, Err: ErrProducerClosed}}, size)
-		return nil
-	}
-	p.engine.Add(&o.rec)
-	p.mu.RUnlock()
+	// A record racing with Close is refused by the engine (ErrClosed,
+	// which is ErrProducerClosed) and reported all the same.
+	p.engine.Add(msg.Topic, &rec)
 	return nil
 }
 
@@ -379,26 +358,23 @@ func (p *Producer) produce(ctx context.Context, msg *Message, t target, wait boo
 // them to the dispatcher a chunk at a time (one lock per chunk, not per
 // record). The chunk lives on the stack; its size bounds how long the
 // dispatcher's lock is held at once.
-func (p *Producer) complete(recs []*produce.Rec, res func(int, *produce.Rec) produce.Result) {
+func (p *Producer) complete(rep *produce.Report) {
 	var buf [64]report
-	var done [len(buf)]*outgoing
-	for start := 0; start < len(recs); start += len(buf) {
-		chunk := buf[:min(len(buf), len(recs)-start)]
+	for start := 0; start < len(rep.Recs); start += len(buf) {
+		chunk := buf[:min(len(buf), len(rep.Recs)-start)]
 		for i := range chunk {
-			r := recs[start+i]
-			done[i] = r.Owner.(*outgoing)
-			chunk[i] = p.toReport(r, res(start+i, r))
+			chunk[i] = p.toReport(rep, start+i)
 		}
 		p.disp.deliverAll(chunk)
-		p.spare.putAll(done[:len(chunk)])
 	}
 }
 
-// toReport makes r's delivery report; the engine is done with r once it
-// reported it.
-func (p *Producer) toReport(r *produce.Rec, res produce.Result) report {
-	o := r.Owner.(*outgoing)
-	d := Delivery{Message: o.msg, Partition: res.Partition, Offset: res.Offset}
+// toReport makes the delivery report of rep.Recs[i].
+func (p *Producer) toReport(rep *produce.Report, i int) report {
+	r := &rep.Recs[i]
+	res := rep.Result(i)
+	msg, _ := r.Owner.(*Message)
+	d := Delivery{Message: msg, Partition: res.Partition, Offset: res.Offset}
 	if res.Timestamp >= 0 {
 		d.Timestamp = time.UnixMilli(res.Timestamp)
 	}
@@ -407,76 +383,17 @@ func (p *Producer) toReport(r *produce.Rec, res produce.Result) report {
 		if res.MaybeWritten {
 			outcome = OutcomeUnknown
 		}
-		d.Err = &ProduceError{Topic: o.msg.Topic, Partition: res.Partition, Outcome: outcome, Err: res.Err}
+		d.Err = &ProduceError{Topic: rep.Topic, Partition: res.Partition, Outcome: outcome, Err: res.Err}
 		d.Offset = -1
 	}
-	rep := report{t: o.target, d: d, size: o.size}
-	*o = outgoing{}
-	return rep
-}
-
-// takeOutgoingLocked returns spare bookkeeping for one record. Callers
-// hold budget.mu.
-func (p *Producer) takeOutgoingLocked() *outgoing {
-	if len(p.handy) == 0 {
-		p.handy = p.spare.takeRun(p.handy)
-		if len(p.handy) == 0 {
-			return new(outgoing)
-		}
+	var t target
+	switch n := r.Notify.(type) {
+	case func(Delivery):
+		t.fn = n
+	case chan<- Delivery:
+		t.ch = n
 	}
-	n := len(p.handy) - 1
-	o := p.handy[n]
-	p.handy[n] = nil
-	p.handy = p.handy[:n]
-	return o
-}
-
-// outgoingBin recycles the per-record bookkeeping. Produce takes records
-// a run at a time (into Producer.handy) and the response path gives them
-// back a chunk at a time, each under one short hold of mu. A sync.Pool
-// cost a tenth of the CPU time with 100 B records (issue 6): records are
-// taken on the producing goroutine's P and given back on a response
-// goroutine's, so every Get stole from another P and every Put grew the
-// other P's ring. (Slabs of fresh records cost more still, in garbage
-// collection.) The bin keeps at most keepOutgoing records; beyond that
-// they are left to the garbage collector, and Produce allocates.
-type outgoingBin struct {
-	mu   sync.Mutex
-	free []*outgoing
-}
-
-// keepOutgoing bounds the spare records the bin keeps: about 7 MB at
-// most, and never more than the producer had in flight at once (its
-// record budget bounds that). A response settling several 1 MB batches
-// of 100 B records hands back tens of thousands of records at once; with
-// room for only 8192 most went to the garbage collector and Produce
-// allocated again for about a fifth of its records (produce 100 B in the
-// cross-client benchmark: 1.27 allocations per record, 1.11 with 32768).
-const keepOutgoing = 32768
-
-// outgoingRun is how many spare records takeRun hands over at once.
-const outgoingRun = 64
-
-// takeRun appends up to outgoingRun spare records to dst (the caller's
-// empty cache) under one hold of mu.
-func (b *outgoingBin) takeRun(dst []*outgoing) []*outgoing {
-	b.mu.Lock()
-	n := len(b.free)
-	from := max(n-outgoingRun, 0)
-	dst = append(dst, b.free[from:]...)
-	clear(b.free[from:])
-	b.free = b.free[:from]
-	b.mu.Unlock()
-	return dst
-}
-
-// putAll takes back records the engine is done with, already cleared.
-func (b *outgoingBin) putAll(os []*outgoing) {
-	b.mu.Lock()
-	if room := keepOutgoing - len(b.free); room > 0 {
-		b.free = append(b.free, os[:min(room, len(os))]...)
-	}
-	b.mu.Unlock()
+	return report{t: t, d: d, size: r.Held}
 }
 
 // report hands a report to its target; size is the budget it holds.
@@ -484,14 +401,16 @@ func (p *Producer) report(t target, d Delivery, size int64) { p.disp.deliver(t, 
 
 // reportUnheld reports a record that never got budget.
 func (p *Producer) reportUnheld(t target, d Delivery) {
-	p.budget.holdUnbudgeted()
+	p.ledger.HoldUnbudgeted()
 	p.disp.deliver(t, d, 0)
 }
 
 // messageSize is what a message holds of the buffer budget: its bytes plus
-// a fixed overhead for the record's bookkeeping.
+// the engine's bookkeeping for it (produce.RecordOverhead), so that
+// MaxBufferedBytes bounds what keel keeps for its records, not only their
+// payloads.
 func messageSize(m *Message) int64 {
-	n := int64(len(m.Key)+len(m.Value)) + 64
+	n := int64(len(m.Key)+len(m.Value)) + produce.RecordOverhead
 	for _, h := range m.Headers {
 		n += int64(len(h.Key)+len(h.Value)) + 8
 	}

@@ -37,6 +37,15 @@ type Conn struct {
 	// large wbuf (see keepOrDropWriteBuffer).
 	smallWrites int
 
+	// cutMu guards the write deadline and which write may be cut off
+	// (writeSeq, writing): a write whose ctx ends while the socket does
+	// not take its bytes (a broker that stopped reading) is cut off by
+	// moving the deadline into the past, and a late cut must not hit the
+	// next write. It is never held during a write.
+	cutMu    sync.Mutex
+	writeSeq uint64
+	writing  bool
+
 	mu      sync.Mutex
 	pending map[int32]*call
 	closed  bool
@@ -377,7 +386,7 @@ func (c *Conn) send(ctx context.Context, req kmsg.Request) (*Pending, error) {
 		enqueue: time.Now(),
 	}
 	wantResp := expectsResponse(req)
-	err := c.write(req, cl, wantResp)
+	err := c.write(ctx, req, cl, wantResp)
 	if err != nil || !wantResp {
 		c.finished()
 		return nil, err
@@ -437,7 +446,7 @@ func (c *Conn) waitThrottle(ctx context.Context) error {
 	}
 }
 
-func (c *Conn) write(req kmsg.Request, cl *call, wantResp bool) error {
+func (c *Conn) write(ctx context.Context, req kmsg.Request, cl *call, wantResp bool) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 
@@ -459,7 +468,7 @@ func (c *Conn) write(req kmsg.Request, cl *call, wantResp bool) error {
 		return err
 	}
 
-	c.nc.SetWriteDeadline(time.Now().Add(c.cfg.RequestTimeout))
+	stop := c.beginWrite(ctx)
 	var err error
 	if sr, ok := req.(Segmented); ok {
 		vec := c.appendSegmented(sr, corr)
@@ -470,13 +479,54 @@ func (c *Conn) write(req kmsg.Request, cl *call, wantResp bool) error {
 		c.wbuf = c.format.AppendRequest(c.wbuf[:0], req, corr)
 		_, err = c.nc.Write(c.wbuf)
 	}
+	stop()
 	c.keepOrDropWriteBuffer()
 	if err != nil {
 		werr := c.connErr("writing "+kmsg.NameForKey(req.Key()), err)
+		if ctx.Err() != nil {
+			// Cut off because ctx ended: the request went out partly at
+			// most, which leaves the connection unusable, and the broker
+			// cannot have taken it.
+			werr = &errs.Error{Broker: c.addr, Retriable: true,
+				Detail: "writing " + kmsg.NameForKey(req.Key()) + " abandoned: its ctx ended while the broker was not reading",
+				Err:    fmt.Errorf("%w (%w)", ctx.Err(), werr)}
+		}
 		c.close(werr)
 		return werr
 	}
 	return nil
+}
+
+// beginWrite sets the deadline of the write about to start and arranges
+// for ctx's end to cut it off (issue 18: a write blocked on a broker that
+// stopped reading held Producer.Close past its ctx for up to the request
+// timeout). The returned func ends the write's watch. Callers hold
+// writeMu.
+func (c *Conn) beginWrite(ctx context.Context) (stop func()) {
+	c.cutMu.Lock()
+	c.writeSeq++
+	seq := c.writeSeq
+	c.writing = true
+	c.nc.SetWriteDeadline(time.Now().Add(c.cfg.RequestTimeout))
+	c.cutMu.Unlock()
+	var unwatch func() bool
+	if ctx.Done() != nil {
+		unwatch = context.AfterFunc(ctx, func() {
+			c.cutMu.Lock()
+			if c.writing && c.writeSeq == seq {
+				c.nc.SetWriteDeadline(time.Unix(1, 0))
+			}
+			c.cutMu.Unlock()
+		})
+	}
+	return func() {
+		c.cutMu.Lock()
+		c.writing = false
+		c.cutMu.Unlock()
+		if unwatch != nil {
+			unwatch()
+		}
+	}
 }
 
 // keepOrDropWriteBuffer keeps the write buffer for the next request, and

@@ -2,6 +2,8 @@ package conn
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -101,7 +103,7 @@ func TestSegmentedRequestWrittenAsOnePiece(t *testing.T) {
 		}
 		got <- buf
 	}()
-	if err := c.write(seg, &call{}, false); err != nil {
+	if err := c.write(context.Background(), seg, &call{}, false); err != nil {
 		t.Fatal(err)
 	}
 	if b := <-got; !bytes.Equal(b, want) {
@@ -111,5 +113,42 @@ func TestSegmentedRequestWrittenAsOnePiece(t *testing.T) {
 		if v != nil {
 			t.Fatal("the connection kept a reference to a written request's bytes")
 		}
+	}
+}
+
+// A write that the broker does not take (it stopped reading) ends when the
+// request's ctx ends, not at the request timeout (issue 18: Producer.Close
+// overran its ctx that way); the connection is closed, since the request
+// may have gone out in part. A later write's deadline is its own.
+func TestBlockedWriteCutOffByCtx(t *testing.T) {
+	client, server := net.Pipe() // nothing reads server: every write blocks
+	defer client.Close()
+	defer server.Close()
+	c := &Conn{
+		addr:    "pipe",
+		cfg:     &Config{RequestTimeout: time.Minute},
+		nc:      client,
+		format:  kmsg.NewRequestFormatter(kmsg.FormatterClientID("test")),
+		pending: make(map[int32]*call),
+		dead:    make(chan struct{}),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	seg := fakeSegmented{kmsg.NewPtrMetadataRequest(), make([]byte, 1<<20)}
+	seg.Version = 4
+	done := make(chan error, 1)
+	go func() { done <- c.write(ctx, seg, &call{}, false) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("the cut-off write says %v; want it to match the ctx's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a blocked write outlived its ctx by 10s (the request timeout is 1m)")
+	}
+	select {
+	case <-c.dead:
+	default:
+		t.Fatal("the connection stayed usable after a write was cut off midway")
 	}
 }

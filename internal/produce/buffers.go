@@ -2,52 +2,58 @@ package produce
 
 import (
 	"sync"
+	"unsafe"
 
 	"github.com/keel-go/keel/internal/record"
 )
 
-// Every batch needs a builder (whose buffer grows to the batch's size) and
-// a wire buffer (the finished batch, kept until the broker acknowledges
-// it). Both are up to MaxBatchBytes, so making them anew per batch costs a
-// large zeroed allocation, a buffer grown by doubling, and the garbage
-// collection of both: at full speed that was a quarter of the producer's
-// CPU time (cross-client benchmark, issue 6). The engine keeps a few of
-// each for the next batches. sync.Pool alone was not enough: at the
-// allocation rate of a busy producer the garbage collector empties it
-// every few dozen batches.
-
-// How many of each the engine keeps: enough for the batches its buffer
-// budget can hold at once (Config.MaxBufferedBytes / MaxBatchBytes), so
-// that a producer running at its budget, with dozens of batches queued and
-// in flight, reuses its buffers instead of cycling them through the
-// garbage collector (with 8 of each, a sixth of the batches of 10 KB
-// records grew a new builder from 4 KiB by doubling: issue 6). The memory
-// kept is what the producer just used at its busiest, within its budget,
-// and is dropped when the producer goes idle.
+// The engine keeps a little memory for its next batches rather than
+// leaving it to the garbage collector: making a megabyte-sized buffer anew
+// per batch costs a large zeroed allocation, a buffer grown by doubling
+// and the collection of both, which at full speed was a quarter of the
+// producer's CPU time (issue 6).
+//
+// What is kept, and so the memory keel holds beyond MaxBufferedBytes (the
+// documented constant of issue 11):
+//
+//   - wire buffers of acknowledged batches: at most keptWireBatches
+//     batches' worth (4 × MaxBatchBytes, 4 MB by default);
+//   - record slices of reported batches: at most keptRecBytes (4 MiB);
+//   - builders (one is in use per sink while it encodes): at most
+//     keptBuilders, each with a buffer of at most 2 × MaxBatchBytes.
+//
+// Since issue 11 a batch is encoded when it is sent, so only batches in
+// flight (or waiting to be resent) have a wire buffer: that memory is
+// bounded by the records' own budget (a wire holds the records' encoded
+// bytes, which MaxBufferedBytes counts) and is not kept per open batch as
+// before (64 builders of up to a megabyte each: the 2.3-2.9× franz-go's
+// peak RSS of issue 11). Everything kept is dropped when the producer
+// goes idle.
 const (
-	minKeep = 8
-	maxKeep = 64
+	keptWireBatches = 4
+	keptRecBytes    = 4 << 20
+	keptBuilders    = 4
 )
 
-// keepFor is how many builders (and wires) an engine configured with cfg
-// keeps.
-func keepFor(cfg *Config) int {
-	if cfg.MaxBatchBytes <= 0 {
-		return minKeep
-	}
-	return int(min(max(cfg.MaxBufferedBytes/int64(cfg.MaxBatchBytes), minKeep), maxKeep))
-}
+// recSize is the memory one buffered record takes in its batch.
+const recSize = int(unsafe.Sizeof(Rec{}))
 
-// builders backs the engine's own small cache.
+// builders backs builders beyond keptBuilders between batches.
 var builders = sync.Pool{New: func() any { return record.NewBatchBuilder(record.Compression{}) }}
 
-// recycler is an engine's cache of builders and wire buffers.
+// recycler is an engine's free lists.
 type recycler struct {
-	keep     int // builders and wires kept, each
-	mu       sync.Mutex
-	builders []*record.BatchBuilder
-	wires    [][]byte
+	maxBatch int // MaxBatchBytes
+
+	mu        sync.Mutex
+	builders  []*record.BatchBuilder
+	wires     [][]byte
+	wireBytes int
+	batches   []*batch
+	recBytes  int
 }
+
+func (r *recycler) init(cfg *Config) { r.maxBatch = max(cfg.MaxBatchBytes, 1) }
 
 // builder returns an empty builder compressing with c.
 func (r *recycler) builder(c record.Compression) *record.BatchBuilder {
@@ -70,7 +76,7 @@ func (r *recycler) builder(c record.Compression) *record.BatchBuilder {
 // putBuilder takes back a builder nothing refers to any more.
 func (r *recycler) putBuilder(b *record.BatchBuilder) {
 	r.mu.Lock()
-	if len(r.builders) < r.keep {
+	if len(r.builders) < keptBuilders {
 		r.builders = append(r.builders, b)
 		b = nil
 	}
@@ -83,37 +89,82 @@ func (r *recycler) putBuilder(b *record.BatchBuilder) {
 // wire returns an empty buffer with room for n bytes.
 func (r *recycler) wire(n int) []byte {
 	r.mu.Lock()
-	for i := len(r.wires) - 1; i >= 0; i-- {
-		if w := r.wires[i]; cap(w) >= n {
-			last := len(r.wires) - 1
-			r.wires[i] = r.wires[last]
-			r.wires[last] = nil
-			r.wires = r.wires[:last]
-			r.mu.Unlock()
-			return w[:0]
+	best := -1
+	for i, w := range r.wires {
+		if cap(w) >= n && (best < 0 || cap(w) < cap(r.wires[best])) {
+			best = i
 		}
+	}
+	if best >= 0 {
+		w := r.wires[best]
+		last := len(r.wires) - 1
+		r.wires[best] = r.wires[last]
+		r.wires[last] = nil
+		r.wires = r.wires[:last]
+		r.wireBytes -= cap(w)
+		r.mu.Unlock()
+		return w[:0]
 	}
 	r.mu.Unlock()
 	return make([]byte, 0, n)
 }
 
-// putWire takes back the wire buffer of an acknowledged batch. Only a
-// batch that is done for good may give its buffer back: one that can
-// still be retried must keep its exact bytes.
-func (r *recycler) putWire(w []byte, maxBytes int) {
-	if cap(w) == 0 || cap(w) > 2*maxBytes {
+// putWire takes back the wire buffer of a batch that is done for good: one
+// that can still be resent must keep its exact bytes.
+func (r *recycler) putWire(w []byte) {
+	if cap(w) == 0 || cap(w) > 2*r.maxBatch {
 		return
 	}
 	r.mu.Lock()
-	if len(r.wires) < r.keep {
+	if r.wireBytes+cap(w) <= keptWireBatches*r.maxBatch {
 		r.wires = append(r.wires, w)
+		r.wireBytes += cap(w)
 	}
 	r.mu.Unlock()
 }
 
-// release drops everything (the engine is closed).
-func (r *recycler) release() {
+// batch returns an empty open batch for p, with a recycled record slice
+// when one is kept.
+func (r *recycler) batch(p *partState) *batch {
 	r.mu.Lock()
-	r.builders, r.wires = nil, nil
+	var b *batch
+	if n := len(r.batches); n > 0 {
+		b = r.batches[n-1]
+		r.batches[n-1] = nil
+		r.batches = r.batches[:n-1]
+		r.recBytes -= cap(b.recs) * recSize
+	}
+	r.mu.Unlock()
+	if b == nil {
+		return &batch{p: p, size: record.BatchHeaderLen, recs: make([]Rec, 0, 16)}
+	}
+	*b = batch{p: p, size: record.BatchHeaderLen, recs: b.recs[:0]}
+	return b
+}
+
+// putRecs takes back batch b once it is reported and nothing refers to
+// it. Its records are cleared first: a kept slice must not keep the
+// callers' values alive.
+func (r *recycler) putRecs(b *batch) {
+	clear(b.recs)
+	bytes := cap(b.recs) * recSize
+	r.mu.Lock()
+	if r.recBytes+bytes <= keptRecBytes {
+		r.batches = append(r.batches, b)
+		r.recBytes += bytes
+	}
 	r.mu.Unlock()
 }
+
+// release drops everything (the engine is idle or closed).
+func (r *recycler) release() {
+	r.mu.Lock()
+	r.builders, r.wires, r.batches = nil, nil, nil
+	r.wireBytes, r.recBytes = 0, 0
+	r.mu.Unlock()
+}
+
+// RecordOverhead is what the producer counts against MaxBufferedBytes for
+// each record beyond its key, value and headers: the record's place in its
+// batch.
+const RecordOverhead = int64(recSize)

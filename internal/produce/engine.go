@@ -1,15 +1,41 @@
 // Package produce is keel's produce pipeline:
 //
-//	record → partitioner → per-partition batches (in order)
-//	       → per-broker sink: drains ready batches into one ProduceRequest,
-//	         at most MaxInFlight requests outstanding per broker
-//	       → response → one Result per record
+//	record → partitioner → its partition's queue of batches (in order)
+//	       → per-broker sink: seals ready batches (encodes them then, from
+//	         the caller's values) into one ProduceRequest, at most
+//	         MaxInFlight requests outstanding per broker
+//	       → response → one report per batch, in order per partition
 //
 // Goroutines exist only while there is work: a sink drains on its own
-// goroutine while it has ready batches, each request in flight has one
-// goroutine waiting for its answer, and a timer goroutine expires records
-// while any are buffered. Per-partition state lives in plain structs guarded
-// by the partition's mutex.
+// goroutine while it has ready batches, a responder per sink waits for the
+// answers in order, and a timer goroutine expires records while any are
+// buffered.
+//
+// # What a record costs
+//
+// A record touches its partition's mutex (to join the open batch) and
+// atomics (Ledger: budget and flush generation). No lock shared by all
+// partitions is taken per record: topics, partition lists and sinks are
+// published as immutable views read with an atomic load, wake-ups are per
+// batch, and reports are handed on a batch at a time. Records are kept by
+// value in their batch (no allocation per record) and hold the caller's
+// key and value until their report: a batch is encoded when it is sent,
+// not when its records are produced (see docs/BENCHMARKS.md, "copy at
+// Produce or encode at send", for the measurements behind that choice).
+//
+// # Lock order
+//
+// A goroutine holding a lock may take only locks below it, never above:
+//
+//	topicState.mu   metadata wait queue, the topic's partition list
+//	partState.mu    batches, sequence state, the report queue (outbox)
+//	Engine.mu, sink.mu, idempotence.mu, recycler.mu, Ledger.mu
+//	                leaves: none of them is held while taking another
+//
+// No lock is held while Config.Complete or Config.Warn runs: reports are
+// queued under partState.mu and handed over after it is released, by one
+// goroutine at a time per partition (partState.deliver), which keeps them
+// in the order they were decided.
 package produce
 
 import (
@@ -17,6 +43,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keel-go/keel/internal/conn"
@@ -24,23 +51,29 @@ import (
 	"github.com/keel-go/keel/internal/meta"
 	"github.com/keel-go/keel/internal/partition"
 	"github.com/keel-go/keel/internal/record"
+	"github.com/keel-go/keel/internal/wait"
 )
 
-// Rec is one record on its way through the pipeline.
+// Rec is one record on its way through the pipeline. The engine keeps it
+// by value in its batch; Record's key, value and headers stay the caller's
+// until the record is reported (they are encoded when the batch is sent).
 type Rec struct {
-	Topic     string
-	Partition int32         // explicit partition, or partition.Unassigned
 	Record    record.Record // a nil Key is Kafka's null key
+	Partition int32         // explicit partition, or partition.Unassigned
 	// Ctx cancels the record while it is unsent; nil means never.
 	Ctx context.Context
-	// Owner is the caller's handle, returned untouched in Complete.
-	Owner any
+	// Owner and Notify are the caller's, returned untouched in reports
+	// (the producer keeps the message and its report target there).
+	Owner  any
+	Notify any
+	// Held is the budget the record holds, returned untouched.
+	Held int64
 
-	size int // encoded size, for batch accounting
-	// deadline: Add time plus the delivery timeout, bounded by its
-	// batch's. Zero until the record is placed (see partState.append).
-	deadline time.Time
-	gen      uint64 // flush generation it was added in
+	size int32 // encoded size in its batch
+	// deadline (engine clock, ns): Add time plus the delivery timeout,
+	// bounded by its batch's. Zero until the record is placed.
+	deadline int64
+	gen      *generation // flush generation it was added in
 }
 
 // Result is the outcome of one record.
@@ -54,6 +87,56 @@ type Result struct {
 	MaybeWritten bool
 }
 
+// Report is the outcome of a run of records of one partition (usually a
+// batch), handed to Config.Complete. Result(i) is the outcome of Recs[i].
+type Report struct {
+	Topic     string
+	Partition int32
+	Recs      []Rec
+
+	base       int64 // offset of the first delivered record; -1 unknown
+	appendTime int64 // the broker's timestamp (LogAppendTime), or -1
+	err        error // the failure of every record, nil if delivered
+	maybe      bool  // failures may have been written
+	// preset holds, for a batch some of whose records had already failed
+	// (INVALID_RECORD named them), each record's own failure; nil for
+	// most reports. Records with a preset failure took no offset.
+	preset []error
+
+	recycle *batch // returned to the engine's free list once reported
+}
+
+// Result returns the outcome of r.Recs[i].
+func (r *Report) Result(i int) Result {
+	res := Result{Partition: r.Partition, Offset: -1, Timestamp: r.Recs[i].Record.Timestamp}
+	if r.preset != nil {
+		if err := r.preset[i]; err != nil {
+			res.Err, res.Timestamp = err, -1
+			return res
+		}
+	}
+	if r.err != nil {
+		res.Err, res.MaybeWritten, res.Timestamp = r.err, r.maybe, -1
+		return res
+	}
+	if r.base >= 0 {
+		delta := int64(i)
+		if r.preset != nil {
+			delta = 0
+			for _, e := range r.preset[:i] {
+				if e == nil {
+					delta++
+				}
+			}
+		}
+		res.Offset = r.base + delta
+	}
+	if r.appendTime >= 0 {
+		res.Timestamp = r.appendTime
+	}
+	return res
+}
+
 // Config configures an Engine. Durations and sizes must be validated by
 // the caller.
 type Config struct {
@@ -65,18 +148,18 @@ type Config struct {
 	Linger          time.Duration
 	MaxBatchBytes   int
 	MaxRequestBytes int
-	// MaxBufferedBytes is the producer's buffer budget; it sizes the
-	// engine's cache of batch buffers.
-	MaxBufferedBytes int64
-	Compression      record.Compression
-	RetryBackoff     conn.Backoff
-	Partitioner      partition.Partitioner
-	// Complete receives each record's outcome exactly once: res(i, recs[i])
-	// is the outcome of recs[i]. It is called from keel's goroutines, in
-	// order per partition, and must not block. Records come a batch at a
-	// time so that the caller can hand their reports on with one lock per
-	// batch rather than per record.
-	Complete func(recs []*Rec, res func(i int, r *Rec) Result)
+	// MaxBufferedRecords and MaxBufferedBytes are the producer's buffer
+	// budget (the Ledger's).
+	MaxBufferedRecords int
+	MaxBufferedBytes   int64
+	Compression        record.Compression
+	RetryBackoff       wait.Backoff
+	Partitioner        partition.Partitioner
+	// Complete receives each record's outcome exactly once, a run of
+	// records at a time: it is called from keel's goroutines, in order
+	// per partition, never with a lock of the engine held, and must not
+	// block. It must not keep rep or rep.Recs after it returns.
+	Complete func(rep *Report)
 	// Warn reports trouble keel is working around (retries, epoch bumps).
 	Warn   func(msg string, err error)
 	Logger *slog.Logger
@@ -84,29 +167,26 @@ type Config struct {
 
 // Engine runs the produce pipeline of one producer.
 type Engine struct {
-	cfg  Config
-	pool *conn.Pool
-	meta *meta.Meta
+	cfg    Config
+	pool   *conn.Pool
+	meta   *meta.Meta
+	ledger *Ledger
+	start  time.Time // the engine clock's origin (monotonic)
 
 	ctx    context.Context // ended by Close: abandons requests in flight
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
 	idem *idempotence
-	bufs recycler // builders and wire buffers for the next batches
+	bufs recycler // wire buffers and record slices for the next batches
 
-	mu       sync.Mutex
-	topics   map[string]*topicState
-	sinks    map[int32]*sink
-	pending  int            // records added and not yet completed
-	gen      uint64         // flush generation of records added now
-	genCount int            // records of generation gen not yet completed
-	perGen   map[uint64]int // the same for older generations (Flush moves genCount here)
-	last     *topicState    // the topic of the last Add: most producers write one
-	drained  chan struct{}  // closed and replaced when a generation empties
-	flushing int
-	closed   bool
-	reaping  bool
+	closed  atomic.Bool
+	reaping atomic.Bool
+	last    atomic.Pointer[topicState]             // the topic of the last Add: most producers write one
+	topics  atomic.Pointer[map[string]*topicState] // read without a lock; copied on write under mu
+	sinks   atomic.Pointer[map[int32]*sink]
+
+	mu sync.Mutex // serialises adding topics and sinks, and Close
 
 	unsubscribe func()
 }
@@ -122,287 +202,269 @@ func New(cfg Config, pool *conn.Pool, m *meta.Meta) *Engine {
 	if cfg.Warn == nil {
 		cfg.Warn = func(string, error) {}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	e := &Engine{
-		cfg:     cfg,
-		pool:    pool,
-		meta:    m,
-		ctx:     ctx,
-		cancel:  cancel,
-		topics:  make(map[string]*topicState),
-		sinks:   make(map[int32]*sink),
-		perGen:  make(map[uint64]int),
-		drained: make(chan struct{}),
-	}
-	e.bufs.keep = keepFor(&cfg)
-	if cfg.Idempotent {
-		e.idem = newIdempotence(e)
-	}
+	e := newEngine(cfg)
+	e.pool, e.meta = pool, m
 	e.unsubscribe = m.Subscribe(e.onMetadata)
 	return e
 }
 
-// Add takes a record into the pipeline. Its outcome arrives through
-// Config.Complete, possibly before Add returns.
-func (e *Engine) Add(r *Rec) {
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		e.cfg.Complete([]*Rec{r}, func(int, *Rec) Result {
-			return Result{Partition: r.Partition, Offset: -1, Err: ErrClosed}
-		})
-		return
+func newEngine(cfg Config) *Engine {
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{cfg: cfg, ctx: ctx, cancel: cancel, start: time.Now(),
+		ledger: NewLedger(max(cfg.MaxBufferedRecords, 1), max(cfg.MaxBufferedBytes, 1))}
+	e.topics.Store(&map[string]*topicState{})
+	e.sinks.Store(&map[int32]*sink{})
+	e.bufs.init(&cfg)
+	if cfg.Idempotent {
+		e.idem = newIdempotence(e)
 	}
-	e.pending++
-	r.gen = e.gen
-	e.genCount++
+	e.unsubscribe = func() {}
+	return e
+}
+
+// Ledger returns the engine's account of held records (the producer's
+// buffer budget).
+func (e *Engine) Ledger() *Ledger { return e.ledger }
+
+// now is the engine clock: nanoseconds since the engine started.
+func (e *Engine) now() int64 { return int64(time.Since(e.start)) }
+
+// at converts an engine clock reading to a time.
+func (e *Engine) at(ns int64) time.Time { return e.start.Add(time.Duration(ns)) }
+
+// Add takes a record into the pipeline; the engine copies *r. Its outcome
+// arrives through Config.Complete, possibly before Add returns.
+func (e *Engine) Add(topic string, r *Rec) {
 	// No clock read here: a record that joins an open batch takes the
 	// batch's deadline, which is earlier; the clock is read when a
 	// record opens a batch or waits for metadata. (Two clock reads per
 	// record were a tenth of the producer's CPU time, issue 6.)
-	r.deadline = time.Time{}
-	startReaper := !e.reaping
-	e.reaping = true
-	t := e.last
-	if t == nil || t.name != r.Topic {
-		if t = e.topics[r.Topic]; t == nil {
-			t = newTopicState(e, r.Topic)
-			e.topics[r.Topic] = t
-		}
-		e.last = t
+	r.deadline = 0
+	r.gen = e.ledger.enter()
+	if !e.reaping.Load() {
+		e.startReaper()
 	}
-	e.mu.Unlock()
-	if startReaper {
-		e.wg.Add(1)
-		go e.reap()
+	t := e.last.Load()
+	if t == nil || t.name != topic {
+		t = e.topic(topic)
+		if t == nil { // closed
+			e.failNow(topic, r, ErrClosed)
+			return
+		}
+		e.last.Store(t)
 	}
 	t.add(r)
 }
 
-// complete reports the outcome of records and updates the pending count.
-func (e *Engine) complete(recs []*Rec, res func(i int, r *Rec) Result) {
-	// Complete may recycle a record, so count the generations first.
-	// Almost always every record is of one generation (unless a Flush
-	// began while they were buffered): then no map is needed.
-	var gen uint64
-	mixed := false
-	if len(recs) > 0 {
-		gen = recs[0].gen
-	}
-	for _, r := range recs {
-		if r.gen != gen {
-			mixed = true
-			break
-		}
-	}
-	var counts map[uint64]int
-	if mixed {
-		counts = make(map[uint64]int, 2)
-		for _, r := range recs {
-			counts[r.gen]++
-		}
-	}
-	e.cfg.Complete(recs, res)
-	e.mu.Lock()
-	e.pending -= len(recs)
-	emptied := false
-	settle := func(g uint64, n int) {
-		if g == e.gen {
-			e.genCount -= n // no Flush waits for the current generation
-			return
-		}
-		if e.perGen[g] -= n; e.perGen[g] == 0 {
-			delete(e.perGen, g)
-			emptied = true
-		}
-	}
-	if !mixed {
-		if len(recs) > 0 {
-			settle(gen, len(recs))
-		}
-	} else {
-		for g, n := range counts {
-			settle(g, n)
-		}
-	}
-	if emptied {
-		close(e.drained)
-		e.drained = make(chan struct{})
-	}
-	e.mu.Unlock()
+// failNow reports one record that never reached a partition.
+func (e *Engine) failNow(topic string, r *Rec, err error) {
+	e.report(&Report{Topic: topic, Partition: r.Partition, Recs: []Rec{*r}, base: -1, appendTime: -1, err: err})
 }
 
-func (e *Engine) fail(recs []*Rec, partition int32, maybeWritten bool, err error) {
-	e.complete(recs, func(int, *Rec) Result {
-		return Result{Partition: partition, Offset: -1, Err: err, MaybeWritten: maybeWritten}
-	})
+// topic returns the state of topic name, creating it; nil once closed.
+func (e *Engine) topic(name string) *topicState {
+	if t := (*e.topics.Load())[name]; t != nil {
+		return t
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed.Load() {
+		return nil
+	}
+	old := *e.topics.Load()
+	if t := old[name]; t != nil {
+		return t
+	}
+	next := make(map[string]*topicState, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	t := newTopicState(e, name)
+	next[name] = t
+	e.topics.Store(&next)
+	return t
+}
+
+func (e *Engine) allTopics() []*topicState {
+	m := *e.topics.Load()
+	out := make([]*topicState, 0, len(m))
+	for _, t := range m {
+		out = append(out, t)
+	}
+	return out
+}
+
+func (e *Engine) allSinks() []*sink {
+	m := *e.sinks.Load()
+	out := make([]*sink, 0, len(m))
+	for _, s := range m {
+		out = append(out, s)
+	}
+	return out
+}
+
+// sinkFor returns the sink of broker id, creating it.
+func (e *Engine) sinkFor(id int32) *sink {
+	if s := (*e.sinks.Load())[id]; s != nil {
+		return s
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	old := *e.sinks.Load()
+	if s := old[id]; s != nil {
+		return s
+	}
+	next := make(map[int32]*sink, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	s := newSink(e, id)
+	next[id] = s
+	e.sinks.Store(&next)
+	return s
+}
+
+// report hands rep to the producer and settles its records' generations;
+// then its batch's memory may carry the next batch.
+func (e *Engine) report(rep *Report) {
+	if len(rep.Recs) == 0 {
+		return
+	}
+	e.cfg.Complete(rep)
+	e.ledger.settleAll(rep.Recs)
+	if rep.recycle != nil {
+		e.bufs.putRecs(rep.recycle)
+	}
 }
 
 // Flush makes every buffered record ready to send at once and waits until
 // all records added before it have an outcome, or ctx ends. Records added
 // while it waits do not hold it up: they belong to a later generation.
 func (e *Engine) Flush(ctx context.Context) error {
-	e.mu.Lock()
-	if e.pending == 0 {
-		e.mu.Unlock()
+	g := e.ledger.startFlush()
+	select {
+	case <-g.done:
 		return nil
+	default:
 	}
-	upTo := e.gen
-	if e.genCount > 0 {
-		e.perGen[upTo] += e.genCount
-		e.genCount = 0
-	}
-	e.gen++
-	e.flushing++
-	sinks := e.allSinksLocked()
-	topics := e.allTopicsLocked()
-	e.mu.Unlock()
-	defer func() {
-		e.mu.Lock()
-		e.flushing--
-		e.mu.Unlock()
-	}()
-	for _, t := range topics {
+	e.ledger.flushing.Add(1)
+	defer e.ledger.flushing.Add(-1)
+	for _, t := range e.allTopics() {
 		t.wakeAll()
 	}
-	for _, s := range sinks {
-		s.maybeDrain()
-	}
-	for {
-		e.mu.Lock()
-		left := false
-		for g := range e.perGen {
-			if g <= upTo {
-				left = true
-				break
-			}
-		}
-		ch := e.drained
-		e.mu.Unlock()
-		if !left {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	select {
+	case <-g.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
-func (e *Engine) isFlushing() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.flushing > 0
-}
-
-func (e *Engine) allSinksLocked() []*sink {
-	out := make([]*sink, 0, len(e.sinks))
-	for _, s := range e.sinks {
-		out = append(out, s)
-	}
-	return out
-}
-
-func (e *Engine) allTopicsLocked() []*topicState {
-	out := make([]*topicState, 0, len(e.topics))
-	for _, t := range e.topics {
-		out = append(out, t)
-	}
-	return out
-}
+func (e *Engine) isFlushing() bool { return e.ledger.flushing.Load() > 0 }
 
 // Close stops the engine: records still buffered or in flight fail with
 // ErrClosed (outcome unknown for those already sent). Call Flush first to
-// deliver what can be delivered. Close waits for the engine's goroutines.
+// deliver what can be delivered. Close waits for the engine's goroutines,
+// which end promptly: requests in flight are abandoned and a request
+// stuck in a socket write is cut off.
 func (e *Engine) Close() {
 	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		e.wg.Wait()
-		return
-	}
-	e.closed = true
-	topics := e.allTopicsLocked()
+	already := e.closed.Swap(true)
 	e.mu.Unlock()
-	e.unsubscribe()
-	e.cancel() // requests in flight return at once, abandoned
-	for _, t := range topics {
-		t.failAll(ErrClosed)
+	if !already {
+		e.unsubscribe()
+		e.cancel() // requests in flight return at once, abandoned
+		// A record that was entering a partition when closed was set
+		// either is there now (failAll takes the partition's lock) or
+		// sees closed under that lock and fails itself.
+		for _, t := range e.allTopics() {
+			t.failAll(ErrClosed)
+		}
 	}
 	e.wg.Wait()
 	// Requests that were in flight returned with ctx errors and their
 	// batches were failed by failAll or by their own handlers; anything
 	// that raced in is failed here.
-	for _, t := range topics {
+	for _, t := range e.allTopics() {
 		t.failAll(ErrClosed)
 	}
 	e.bufs.release()
 }
 
-// sinkFor returns the sink of broker id, creating it.
-func (e *Engine) sinkFor(id int32) *sink {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	s := e.sinks[id]
-	if s == nil {
-		s = newSink(e, id)
-		e.sinks[id] = s
-	}
-	return s
-}
-
-// onMetadata moves partitions whose leader changed and wakes partitions
-// that were waiting for a leader.
+// onMetadata moves partitions whose leader changed, wakes partitions that
+// were waiting for a leader, and checks topics the cluster no longer knows.
 func (e *Engine) onMetadata(s *meta.Snapshot) {
-	e.mu.Lock()
-	topics := e.allTopicsLocked()
-	e.mu.Unlock()
-	for _, t := range topics {
+	for _, t := range e.allTopics() {
 		t.onMetadata(s)
 	}
 }
 
+// goStart runs f on a goroutine of the engine's (Close waits for it),
+// unless the engine is closed.
+func (e *Engine) goStart(f func()) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed.Load() {
+		return false
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// startReaper starts the goroutine that expires records, unless it runs.
+func (e *Engine) startReaper() {
+	if e.reaping.CompareAndSwap(false, true) && !e.goStart(e.reap) {
+		e.reaping.Store(false)
+	}
+}
+
 // reap expires records past their delivery timeout. It runs while records
-// are buffered.
+// are held.
 func (e *Engine) reap() {
-	defer e.wg.Done()
 	every := min(max(e.cfg.DeliveryTimeout/20, 5*time.Millisecond), 100*time.Millisecond)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-e.ctx.Done():
-			return
-		case now := <-t.C:
-			e.mu.Lock()
-			if e.pending == 0 {
-				e.reaping = false
-				e.mu.Unlock()
+	for wait.Sleep(e.ctx, every) {
+		if e.idle() {
+			e.reaping.Store(false)
+			// A record added between the check and the store saw the
+			// reaper running and started none: look again.
+			if e.idle() {
 				e.bufs.release() // idle: hold no batch memory
 				return
 			}
-			topics := e.allTopicsLocked()
-			e.mu.Unlock()
-			for _, tp := range topics {
-				tp.expire(now)
+			if !e.reaping.CompareAndSwap(false, true) {
+				return // another reaper started meanwhile
 			}
+			continue
+		}
+		now := e.now()
+		for _, t := range e.allTopics() {
+			t.expire(now)
 		}
 	}
 }
 
+// idle reports whether no record is in the engine.
+func (e *Engine) idle() bool { return e.ledger.Held() == 0 && !e.ledger.unsettled() }
+
 // DropCancelled fails now, as not written, every record whose ctx ended
 // before it was sent (the reaper would on its next tick): Send and SendAll
 // call it when their ctx ends, so that the reports they return say what
-// happened to each record rather than guess.
+// happened to each record rather than guess. When it returns, every such
+// record has been reported.
 func (e *Engine) DropCancelled() {
-	e.mu.Lock()
-	topics := e.allTopicsLocked()
-	e.mu.Unlock()
-	now := time.Now()
-	for _, t := range topics {
+	now := e.now()
+	for _, t := range e.allTopics() {
 		t.dropCancelledWaiting()
 		t.expire(now)
+		// Reports another goroutine is handing on for these partitions
+		// came first; wait for them too, so that ours have arrived.
+		for _, p := range t.partitions() {
+			p.awaitDelivered()
+		}
 	}
 }
 

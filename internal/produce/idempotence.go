@@ -2,16 +2,36 @@ package produce
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/keel-go/keel/internal/conn"
 	"github.com/keel-go/keel/internal/errs"
+	"github.com/keel-go/keel/internal/record"
+	"github.com/keel-go/keel/internal/wait"
 )
+
+// Idempotence has two halves: the producer id and epoch, shared by every
+// partition (idempotence), and each partition's sequence numbers under
+// that epoch (seqState, guarded by its partition's lock). The rules below
+// were learned the hard way (docs/STATUS.md, "Design decisions"):
+//
+//   - A failed batch is resent byte for byte, alone, until it is
+//     acknowledged: pipelining the batches behind it let them be
+//     acknowledged first and pushed it out of the broker's five-batch
+//     duplicate window.
+//   - Epoch bumps (KIP-360) are producer-wide; a partition adopts the new
+//     epoch only when nothing of it is in flight, and its sequences then
+//     restart at 0.
+//   - A batch whose outcome is unknown is never resent under other
+//     (epoch, sequence) numbers: that would duplicate it if it was
+//     written. It is settled under its own numbers when the broker still
+//     accepts them (another partition bumped the epoch), and otherwise
+//     fails as OutcomeUnknown.
 
 // idempotence holds the producer id and epoch. The id comes from
 // InitProducerId on first use; the epoch is bumped locally (KIP-360) when
@@ -26,7 +46,6 @@ type idempotence struct {
 	epoch   int16
 	ready   bool
 	loading bool
-	err     error // a permanent failure of InitProducerId
 }
 
 func newIdempotence(e *Engine) *idempotence { return &idempotence{e: e, pid: -1, epoch: -1} }
@@ -46,9 +65,12 @@ func (i *idempotence) ensure() {
 		return
 	}
 	i.loading = true
-	i.e.wg.Add(1)
 	i.mu.Unlock()
-	go i.load()
+	if !i.e.goStart(i.load) {
+		i.mu.Lock()
+		i.loading = false
+		i.mu.Unlock()
+	}
 }
 
 // bump moves the producer to the next epoch unless another partition has
@@ -73,37 +95,56 @@ func (i *idempotence) bump(from int16, why string) {
 	i.e.cfg.Warn(fmt.Sprintf("bumping producer epoch to %d: %s", epoch, why), nil)
 }
 
+// load asks for a producer id, retrying what may pass (no broker answers,
+// the coordinator moves) with backoff. A refusal that retrying cannot
+// change — the principal may not write idempotently
+// (CLUSTER_AUTHORIZATION_FAILED), the broker does not support it — fails
+// every record waiting to be sent with that cause at once (issue 18: it
+// was retried until the records' delivery timeout, which then hid the
+// cause); records produced later ask again.
 func (i *idempotence) load() {
-	defer i.e.wg.Done()
 	e := i.e
-	for attempt := 1; ; attempt++ {
-		pid, epoch, err := i.initProducerID(e.ctx)
-		if err == nil {
-			i.mu.Lock()
-			i.pid, i.epoch, i.ready, i.loading, i.err = pid, epoch, true, false, nil
-			i.mu.Unlock()
-			e.mu.Lock()
-			sinks := e.allSinksLocked()
-			e.mu.Unlock()
-			for _, s := range sinks {
-				s.maybeDrain()
-			}
-			return
-		}
-		if e.isClosing() {
-			i.mu.Lock()
-			i.loading = false
-			i.mu.Unlock()
-			return
+	var pid int64
+	var epoch int16
+	err := wait.Retry(e.ctx, e.cfg.RetryBackoff, 0, func(attempt int) (bool, error) {
+		var err error
+		pid, epoch, err = i.initProducerID(e.ctx)
+		switch {
+		case err == nil:
+			return true, nil
+		case e.isClosing() || permanent(err):
+			return true, err
 		}
 		e.cfg.Warn("InitProducerId failed; retrying", err)
-		t := time.NewTimer(e.cfg.RetryBackoff.Delay(attempt))
-		select {
-		case <-t.C:
-		case <-e.ctx.Done():
-			t.Stop()
+		return false, err
+	})
+	i.mu.Lock()
+	i.loading = false
+	if err == nil {
+		i.pid, i.epoch, i.ready = pid, epoch, true
+	}
+	i.mu.Unlock()
+	switch {
+	case err == nil:
+		for _, s := range e.allSinks() {
+			s.maybeDrain()
+		}
+	case !e.isClosing():
+		e.cfg.Warn("InitProducerId refused; failing the records waiting to be sent", err)
+		for _, t := range e.allTopics() {
+			for _, p := range t.partitions() {
+				p.failUnsent(err)
+			}
 		}
 	}
+}
+
+// permanent reports whether err is a refusal no retry can change.
+func permanent(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	return !errs.IsRetriable(err)
 }
 
 func (i *idempotence) initProducerID(ctx context.Context) (int64, int16, error) {
@@ -129,7 +170,7 @@ func (i *idempotence) initProducerID(ctx context.Context) (int64, int16, error) 
 			continue
 		}
 		r := resp.(*kmsg.InitProducerIDResponse)
-		if r.ErrorCode != 0 {
+		if r.ErrorCode != errs.CodeNone {
 			e := errs.FromCode(r.ErrorCode, b.Addr(), "").(*errs.Error)
 			e.Detail = "InitProducerId for the idempotent producer"
 			return 0, 0, e
@@ -137,4 +178,123 @@ func (i *idempotence) initProducerID(ctx context.Context) (int64, int16, error) 
 		return r.ProducerID, r.ProducerEpoch, nil
 	}
 	return 0, 0, lastErr
+}
+
+// seqState is one partition's idempotence state: the epoch its sequences
+// belong to, the next sequence to assign and the last one the broker
+// acknowledged. Guarded by the partition's lock.
+type seqState struct {
+	epoch     int16
+	nextSeq   int32
+	lastAcked int32
+	reset     bool // resequence the queue before sending more
+}
+
+func newSeqState() seqState { return seqState{epoch: -1, lastAcked: -1} }
+
+// sequenceLocked gives batch b, sealed on its way out, the next sequence
+// numbers and returns the producer state to encode it with.
+func (p *partState) sequenceLocked(b *batch, pid int64) record.ProducerState {
+	b.epoch, b.seq = p.seq.epoch, p.seq.nextSeq
+	p.seq.nextSeq = addSeq(p.seq.nextSeq, b.count())
+	return record.ProducerState{ID: pid, Epoch: b.epoch, BaseSequence: b.seq}
+}
+
+// ackedLocked records that the broker acknowledged batch b.
+func (p *partState) ackedLocked(b *batch) {
+	if b.epoch == p.seq.epoch {
+		p.seq.lastAcked = addSeq(b.seq, b.count()-1)
+	}
+}
+
+// settlingUnknownLocked reports whether the partition keeps its current
+// epoch for now although the producer moved to a newer one: a batch of
+// this epoch may already be written (its answer was lost), and only a
+// resend under its own numbers can settle that without a duplicate.
+// Another partition's trouble bumped the epoch, not this one's (reset is
+// false), so the broker still accepts this epoch here: the broker keeps
+// producer state per partition. Once those batches are answered the
+// partition adopts the new epoch. If the broker refuses the old epoch
+// after all, the answer sets reset and the batch fails as OutcomeUnknown.
+func (p *partState) settlingUnknownLocked() bool {
+	if p.seq.reset || p.seq.epoch < 0 {
+		return false
+	}
+	for _, b := range p.batches {
+		if b.state == batchSealed && b.unknown && b.epoch == p.seq.epoch {
+			return true
+		}
+	}
+	return false
+}
+
+// addSeq advances a sequence number; sequences wrap to 0 after MaxInt32.
+func addSeq(seq int32, n int) int32 {
+	return int32((int64(seq) + int64(n)) % (1 << 31))
+}
+
+// seqAtOrBefore reports whether sequence a is at or before b, allowing for
+// wrap-around (sequences are compared within half the range).
+func seqAtOrBefore(a, b int32) bool {
+	d := (int64(b) - int64(a) + (1 << 31)) % (1 << 31)
+	return d < 1<<30
+}
+
+// resequenceLocked gives the queued batches new sequence numbers, in queue
+// order. It runs with nothing in flight, after an epoch bump (sequences
+// restart at 0) or after a batch failed for good and left a gap (sequences
+// continue after the last acknowledged one). A batch that may already be
+// written (its last attempt's outcome is unknown) must never go out again
+// under other numbers — the broker would store it twice — so unless its
+// numbers stay the same it fails now with its outcome unknown.
+func (p *partState) resequenceLocked(pid int64, epoch int16) {
+	if p.seq.epoch != epoch {
+		p.seq.epoch = epoch
+		p.seq.lastAcked = -1
+	}
+	seq := int32(0)
+	if p.seq.lastAcked >= 0 {
+		seq = addSeq(p.seq.lastAcked, 1)
+	}
+	kept := p.batches[:0]
+	for _, b := range p.batches {
+		if b.state == batchOpen {
+			kept = append(kept, b) // sequenced when sealed, in queue order
+			continue
+		}
+		if b.unknown && (b.epoch != epoch || b.seq != seq) {
+			p.queueBatchFailureLocked(b, &errs.Error{
+				Detail: fmt.Sprintf("%s/%d: an attempt may have been written and the producer had to move to new sequence numbers; not resending, to avoid a duplicate", p.t.name, p.id),
+				Err:    b.lastErr,
+			}, true)
+			continue
+		}
+		b.epoch, b.seq = epoch, seq
+		record.SetProducer(b.wire, pid, epoch, seq)
+		seq = addSeq(seq, b.count())
+		kept = append(kept, b)
+	}
+	clear(p.batches[len(kept):])
+	p.batches = kept
+	p.seq.nextSeq = seq
+	p.seq.reset = false
+}
+
+// failUnsent fails the batches not in flight: InitProducerId was refused,
+// so nothing can be sent (a batch sent before under another producer id
+// may have been written: its outcome is unknown).
+func (p *partState) failUnsent(err error) {
+	p.mu.Lock()
+	kept := p.batches[:0]
+	for _, b := range p.batches {
+		if b.state == batchInFlight {
+			kept = append(kept, b)
+			continue
+		}
+		p.queueBatchFailureLocked(b, err, b.unknown)
+	}
+	clear(p.batches[len(kept):])
+	p.batches = kept
+	p.mu.Unlock()
+	p.deliver()
 }

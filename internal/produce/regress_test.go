@@ -13,13 +13,10 @@ import (
 )
 
 func testEngine() (*Engine, *partState, *sink) {
-	e := &Engine{cfg: Config{Idempotent: true, MaxInFlight: 5, DeliveryTimeout: time.Hour, Linger: 0,
-		MaxBatchBytes: 1 << 20, MaxRequestBytes: 16 << 20,
+	e := newEngine(Config{Idempotent: true, MaxInFlight: 5, DeliveryTimeout: time.Hour, Linger: 0,
+		MaxBatchBytes: 1 << 20, MaxRequestBytes: 16 << 20, MaxBufferedRecords: 1 << 20, MaxBufferedBytes: 1 << 30,
 		RetryBackoff: conn.Backoff{Min: time.Millisecond, Max: time.Millisecond},
-		Complete:     func([]*Rec, func(int, *Rec) Result) {}, Warn: func(string, error) {}},
-		topics: map[string]*topicState{}, sinks: map[int32]*sink{}, perGen: map[uint64]int{}, drained: make(chan struct{})}
-	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.idem = newIdempotence(e)
+		Complete:     func(*Report) {}, Warn: func(string, error) {}})
 	e.idem.pid, e.idem.epoch, e.idem.ready = 7, 0, true
 	t := newTopicState(e, "t")
 	p := newPartState(t, 0)
@@ -28,14 +25,28 @@ func testEngine() (*Engine, *partState, *sink) {
 	return e, p, s
 }
 
+// testBatch returns an open batch of n records, past its linger.
 func testBatch(p *partState, n int) *batch {
-	b := builders.Get().(*record.BatchBuilder)
-	b.Reset()
-	nb := &batch{p: p, b: b, created: time.Now().Add(-time.Minute), deadline: time.Now().Add(time.Hour)}
+	e := p.e()
+	nb := e.bufs.batch(p)
+	nb.created, nb.deadline = e.now()-int64(time.Minute), e.now()+int64(time.Hour)
 	for range n {
-		nb.add(&Rec{Record: record.Record{Value: []byte("v")}}, 0)
+		r := Rec{Record: record.Record{Value: []byte("v")}}
+		nb.add(&r, nb.recordSize(&r.Record))
 	}
 	return nb
+}
+
+// send is what a sink does with partition p at engine time now: take the
+// next batch and encode it if it was sealed on its way out.
+func send(e *Engine, p *partState, s *sink, now int64) *batch {
+	b, ps := p.nextBatch(s, now, false, 1<<20, 7, curEpoch(e))
+	if b != nil && b.wire == nil {
+		if err := b.encode(ps); err != nil {
+			panic(err)
+		}
+	}
+	return b
 }
 
 func curEpoch(e *Engine) int16 {
@@ -51,14 +62,14 @@ func TestRegressionEpochBumpResequencesInFlight(t *testing.T) {
 	e, p, s := testEngine()
 	b1, b2, b3 := testBatch(p, 10), testBatch(p, 10), testBatch(p, 10)
 	p.batches = []*batch{b1, b2, b3}
-	now := time.Now()
-	if p.nextBatch(s, now, false, 1<<20, 7, curEpoch(e)) != b1 || p.nextBatch(s, now, false, 1<<20, 7, curEpoch(e)) != b2 {
+	now := e.now()
+	if send(e, p, s, now) != b1 || send(e, p, s, now) != b2 {
 		t.Fatal("setup")
 	}
 	ep, sq := wireEpochSeq(b1.wire)
 	t.Logf("b1 in flight: wire epoch %d seq %d", ep, sq)
 	e.idem.bump(0, "another partition")
-	if b := p.nextBatch(s, now, false, 1<<20, 7, curEpoch(e)); b != nil {
+	if b := send(e, p, s, now); b != nil {
 		t.Fatalf("sent a batch at the new epoch while epoch-0 batches are in flight (seq %d)", b.seq)
 	}
 	for _, b := range []*batch{b1, b2} {
@@ -67,7 +78,7 @@ func TestRegressionEpochBumpResequencesInFlight(t *testing.T) {
 		}
 		p.resolve(b, "b", kmsg.ProduceResponseTopicPartition{})
 	}
-	b := p.nextBatch(s, now, false, 1<<20, 7, curEpoch(e))
+	b := send(e, p, s, now)
 	if b != b3 {
 		t.Fatal("b3 not sent once the epoch-0 batches were answered")
 	}
@@ -80,15 +91,15 @@ func TestRegressionSplitResequenceOrder(t *testing.T) {
 	e, p, s := testEngine()
 	b1, b2 := testBatch(p, 10), testBatch(p, 10)
 	p.batches = []*batch{b1, b2}
-	now := time.Now()
-	p.nextBatch(s, now, false, 1<<20, 7, curEpoch(e))
-	p.nextBatch(s, now, false, 1<<20, 7, curEpoch(e))
+	now := e.now()
+	send(e, p, s, now)
+	send(e, p, s, now)
 	p.resolve(b1, "b", kmsg.ProduceResponseTopicPartition{ErrorCode: 10})
 	p.resolve(b2, "b", kmsg.ProduceResponseTopicPartition{ErrorCode: 45})
-	later := time.Now().Add(time.Hour)
+	later := e.now() + int64(time.Hour)
 	var order []*batch
 	for range 3 {
-		b := p.nextBatch(s, later, false, 1<<20, 7, curEpoch(e))
+		b := send(e, p, s, later)
 		if b == nil {
 			break
 		}
@@ -119,21 +130,21 @@ func indexOf(bs []*batch, b *batch) int {
 func TestRegressionUnknownBatchResequencedAfterExpiry(t *testing.T) {
 	e, p, s := testEngine()
 	b1, b2 := testBatch(p, 10), testBatch(p, 10)
-	b1.deadline = time.Now().Add(time.Second)
+	b1.deadline = e.now() + int64(time.Second)
 	p.batches = []*batch{b1, b2}
-	now := time.Now()
-	p.nextBatch(s, now, false, 1<<20, 7, curEpoch(e))
-	p.nextBatch(s, now, false, 1<<20, 7, curEpoch(e))
+	now := e.now()
+	send(e, p, s, now)
+	send(e, p, s, now)
 	// the request timed out: both may have been written at epoch 0
 	p.retry(b1, context.DeadlineExceeded, true)
 	p.retry(b2, context.DeadlineExceeded, true)
-	later := time.Now().Add(time.Minute)
-	if p.nextBatch(s, later, false, 1<<20, 7, curEpoch(e)) != b1 { // b1 resent alone
+	later := e.now() + int64(time.Minute)
+	if send(e, p, s, later) != b1 { // b1 resent alone
 		t.Fatal("b1 not resent")
 	}
-	p.expire(time.Now().Add(2 * time.Second))   // b1's delivery timeout hits while in flight
+	p.expire(e.now() + int64(2*time.Second))    // b1's delivery timeout hits while in flight
 	p.retry(b1, context.DeadlineExceeded, true) // its abandoned answer
-	b := p.nextBatch(s, later, false, 1<<20, 7, curEpoch(e))
+	b := send(e, p, s, later)
 	if b == b2 && b2.epoch != 0 {
 		t.Errorf("b2 may have been written at epoch 0 seq 10, and is resent as epoch %d seq %d: a duplicate if it was", b2.epoch, b2.seq)
 	}
@@ -155,8 +166,8 @@ func TestRegressionUnknownBatchSettledUnderOldEpochAfterForeignBump(t *testing.T
 	e, p, s := testEngine()
 	b1 := testBatch(p, 10)
 	p.batches = []*batch{b1}
-	now := time.Now()
-	if p.nextBatch(s, now, false, 1<<20, 7, curEpoch(e)) != b1 {
+	now := e.now()
+	if send(e, p, s, now) != b1 {
 		t.Fatal("setup")
 	}
 	p.retry(b1, context.DeadlineExceeded, true) // connection lost after the write
@@ -164,19 +175,19 @@ func TestRegressionUnknownBatchSettledUnderOldEpochAfterForeignBump(t *testing.T
 	b2 := testBatch(p, 5)
 	p.batches = append(p.batches, b2)
 
-	later := time.Now().Add(time.Minute)
-	got := p.nextBatch(s, later, false, 1<<20, 7, curEpoch(e))
+	later := e.now() + int64(time.Minute)
+	got := send(e, p, s, later)
 	if got != b1 {
 		t.Fatalf("the maybe-written batch was not resent (got %v, %d batches queued)", got, len(p.batches))
 	}
 	if ep, sq := wireEpochSeq(b1.wire); ep != 0 || sq != 0 {
 		t.Fatalf("the maybe-written batch went out as epoch %d seq %d, want its own epoch 0 seq 0", ep, sq)
 	}
-	if b := p.nextBatch(s, later, false, 1<<20, 7, curEpoch(e)); b != nil {
+	if b := send(e, p, s, later); b != nil {
 		t.Fatal("a new batch went out while the old epoch's batch was unsettled")
 	}
 	p.resolve(b1, "b", kmsg.ProduceResponseTopicPartition{})
-	got = p.nextBatch(s, later, false, 1<<20, 7, curEpoch(e))
+	got = send(e, p, s, later)
 	if got != b2 {
 		t.Fatal("the next batch was not sent once the old one was settled")
 	}

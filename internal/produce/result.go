@@ -2,7 +2,6 @@ package produce
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -10,108 +9,138 @@ import (
 	"github.com/keel-go/keel/internal/record"
 )
 
-// Codes that need more than "retry" or "fail".
+// An answer for a batch is handled in two steps under the partition's
+// lock: classify says what the answer means (one action and its facts),
+// apply carries the action out. What must happen without the lock — the
+// reports, an epoch bump, a metadata refresh, a topic check — follows, in
+// that order, from the verdict.
+
+// action is what an answer asks of the partition.
+type action uint8
+
 const (
-	codeMessageTooLarge     = 10
-	codeNotEnoughAfter      = 20 // NOT_ENOUGH_REPLICAS_AFTER_APPEND: written
-	codeRequestTimedOut     = 7  // may have been written
-	codeOutOfOrderSequence  = 45
-	codeDuplicateSequence   = 46
-	codeInvalidProducerEpch = 47
-	codeUnknownProducerID   = 59
-	codeInvalidRecord       = 87
+	// actDeliver: acknowledged, or already written (a duplicate).
+	actDeliver action = iota
+	// actRetry: resend the batch unchanged after a backoff.
+	actRetry
+	// actResequence: refused, not written, because of our numbers (an
+	// earlier batch failed, or another partition moved the epoch):
+	// resequence, then resend.
+	actResequence
+	// actBump: the broker lost our sequence state: move the producer to a
+	// new epoch, resequence, resend.
+	actBump
+	// actSplit: over the topic's size limit: split the batch in two and
+	// resend both (it was not written).
+	actSplit
+	// actFail: refused for good; records an INVALID_RECORD answer did not
+	// name go back in, in their place.
+	actFail
 )
 
-// takeAnswerLocked marks b as answered. It reports false when b was
-// abandoned (expired or closed while in flight): its answer no longer
-// matters except for the count of batches in flight.
+// verdict is an answer classified.
+type verdict struct {
+	act     action
+	err     error
+	unknown bool   // the attempt may have been written
+	dup     bool   // delivered as a duplicate outside the broker's window: offsets unknown
+	why     string // actBump: why the epoch moves
+	refresh bool   // ask for fresh metadata
+	check   bool   // make sure the topic still exists
+}
+
+// takeAnswerLocked takes b out of flight. It reports false when b was
+// abandoned (reported while in flight): its answer no longer matters
+// except for the count of batches in flight, and its buffer is free.
 func (p *partState) takeAnswerLocked(b *batch) bool {
-	b.inflight = false
 	p.inflight--
-	return !b.abandoned
+	if b.state == batchAbandoned {
+		p.e().bufs.putWire(b.wire)
+		b.wire = nil
+		return false
+	}
+	b.state = batchSealed
+	return true
 }
 
 // abandonAnswer drops b's answer (the producer is closing). written says
 // whether its request went out, which leaves its outcome unknown.
 func (p *partState) abandonAnswer(b *batch, written bool) {
 	p.mu.Lock()
-	b.inflight = false
-	p.inflight--
-	if written {
+	if p.takeAnswerLocked(b) && written {
 		b.unknown = true
 	}
 	p.mu.Unlock()
 }
 
-// retry puts b back to be sent again, unchanged, after a backoff. written
-// says whether the request reached the wire, in which case the outcome of
-// this attempt is unknown.
+// retry handles a request that failed as a whole (not written, or no
+// answer): b is resent unchanged after a backoff. written says whether the
+// request reached the wire, in which case this attempt's outcome is
+// unknown.
 func (p *partState) retry(b *batch, cause error, written bool) {
-	p.mu.Lock()
-	if !p.takeAnswerLocked(b) {
-		p.mu.Unlock()
-		return
-	}
-	if written {
-		b.unknown = true
-	}
-	p.backoffLocked(b, cause)
-	p.mu.Unlock()
+	p.settle(b, func() verdict { return verdict{act: actRetry, err: cause, unknown: written} })
 }
 
-func (p *partState) backoffLocked(b *batch, cause error) {
-	b.lastErr = cause
-	p.failing = true
-	p.attempts++
-	d := p.e().cfg.RetryBackoff.Delay(p.attempts)
-	p.retryAt = time.Now().Add(d)
-	p.armLocked(d)
+// encodeFailed fails b, which could not be encoded on its way out.
+func (p *partState) encodeFailed(b *batch, err error) {
+	p.settle(b, func() verdict {
+		return verdict{act: actFail, err: &errs.Error{Detail: fmt.Sprintf("%s/%d: encoding the batch", p.t.name, p.id), Err: err}}
+	})
 }
 
 // resolve applies the broker's answer for b.
 func (p *partState) resolve(b *batch, broker string, pr kmsg.ProduceResponseTopicPartition) {
+	p.settle(b, func() verdict { return p.classifyLocked(b, broker, pr) }, pr)
+}
+
+// settle takes b's answer, classified by classify under the lock, and
+// applies it.
+func (p *partState) settle(b *batch, classify func() verdict, answer ...kmsg.ProduceResponseTopicPartition) {
 	e := p.e()
-	code := pr.ErrorCode
 	p.mu.Lock()
 	if !p.takeAnswerLocked(b) {
 		p.mu.Unlock()
 		return
 	}
+	v := classify()
+	if p.gone != nil && v.act != actDeliver {
+		// The topic was deleted: no retry can succeed.
+		v = verdict{act: actFail, err: p.gone, unknown: b.unknown || v.unknown}
+	}
+	var pr kmsg.ProduceResponseTopicPartition
+	if len(answer) > 0 {
+		pr = answer[0]
+	}
+	epoch := p.applyLocked(b, v, pr)
+	p.mu.Unlock()
+
+	p.deliver()
+	if v.act == actBump {
+		e.idem.bump(epoch, v.why)
+	}
+	if v.refresh {
+		e.meta.RefreshSoon()
+	}
+	if v.check {
+		p.t.checkGone()
+	}
+}
+
+// classifyLocked says what the broker's answer for b means.
+func (p *partState) classifyLocked(b *batch, broker string, pr kmsg.ProduceResponseTopicPartition) verdict {
+	idem := p.e().idem != nil
+	code := pr.ErrorCode
 	// A retry of a batch whose sequences the broker already acknowledged
 	// (it accepted later ones, so this one was written) that fell out of
 	// the broker's duplicate window comes back out of order: it is a
 	// duplicate, delivered with its offset unknown.
-	dupOutsideWindow := code == codeOutOfOrderSequence && e.idem != nil && b.unknown &&
-		b.epoch == p.epoch && p.lastAcked >= 0 && seqAtOrBefore(addSeq(b.seq, len(b.recs)-1), p.lastAcked)
-	if code == 0 || code == codeDuplicateSequence || dupOutsideWindow {
-		if len(p.batches) > 0 && p.batches[0] == b {
-			p.failing = false // the oldest batch is through: pipeline again
-		}
-		p.removeLocked(b)
-		p.attempts = 0
-		if e.idem != nil && b.epoch == p.epoch && !dupOutsideWindow {
-			p.lastAcked = addSeq(b.seq, len(b.recs)-1)
-		}
-		// Nothing sends b again: its buffer can carry the next batch.
-		wire := b.wire
-		b.wire = nil
-		p.mu.Unlock()
-		e.bufs.putWire(wire, e.cfg.MaxBatchBytes)
-		base, appendTime := pr.BaseOffset, pr.LogAppendTime
-		if code != 0 {
-			base, appendTime = -1, -1
-		}
-		e.complete(b.recs, func(i int, r *Rec) Result {
-			res := Result{Partition: p.id, Offset: -1, Timestamp: r.Record.Timestamp}
-			if base >= 0 {
-				res.Offset = base + int64(i)
-			}
-			if appendTime >= 0 {
-				res.Timestamp = appendTime
-			}
-			return res
-		})
-		return
+	dupOutsideWindow := code == errs.CodeOutOfOrderSequenceNumber && idem && b.unknown &&
+		b.epoch == p.seq.epoch && p.seq.lastAcked >= 0 && seqAtOrBefore(addSeq(b.seq, b.count()-1), p.seq.lastAcked)
+	switch {
+	case code == errs.CodeNone:
+		return verdict{act: actDeliver}
+	case code == errs.CodeDuplicateSequenceNumber || dupOutsideWindow:
+		return verdict{act: actDeliver, dup: true}
 	}
 
 	msg := ""
@@ -121,84 +150,112 @@ func (p *partState) resolve(b *batch, broker string, pr kmsg.ProduceResponseTopi
 	err := errs.FromCode(code, broker, msg).(*errs.Error)
 	err.Detail = fmt.Sprintf("producing to %s/%d", p.t.name, p.id)
 	info := errs.Lookup(code)
-
 	switch {
-	case code == codeOutOfOrderSequence && e.idem != nil:
+	case code == errs.CodeOutOfOrderSequenceNumber && idem:
 		// The broker expected another sequence. If b is the first batch
 		// after the last one acknowledged, the gap is real (the broker
 		// lost data): start a new epoch. Otherwise an earlier batch
 		// failed and b follows it back.
-		if len(p.batches) > 0 && p.batches[0] == b && b.epoch == p.epoch && b.seq == addSeq(p.lastAcked, 1) && p.lastAcked >= 0 {
-			p.reset = true
-			epoch := p.epoch
-			p.backoffLocked(b, err)
-			p.mu.Unlock()
-			e.idem.bump(epoch, fmt.Sprintf("%s/%d reported a sequence gap", p.t.name, p.id))
-			return
+		if len(p.batches) > 0 && p.batches[0] == b && b.epoch == p.seq.epoch && p.seq.lastAcked >= 0 && b.seq == addSeq(p.seq.lastAcked, 1) {
+			return verdict{act: actBump, err: err, why: fmt.Sprintf("%s/%d reported a sequence gap", p.t.name, p.id)}
 		}
-		p.backoffLocked(b, err)
-	case code == codeUnknownProducerID && e.idem != nil:
-		p.reset = true
-		epoch := p.epoch
-		p.backoffLocked(b, err)
-		p.mu.Unlock()
-		e.idem.bump(epoch, fmt.Sprintf("%s/%d no longer knows the producer id", p.t.name, p.id))
-		return
-	case code == codeInvalidProducerEpch && e.idem != nil:
+		return verdict{act: actRetry, err: err}
+	case code == errs.CodeUnknownProducerId && idem:
+		return verdict{act: actBump, err: err, why: fmt.Sprintf("%s/%d no longer knows the producer id", p.t.name, p.id)}
+	case code == errs.CodeInvalidProducerEpoch && idem:
 		// Another partition moved the producer to a newer epoch first;
 		// this one follows (the batch was refused, so not written).
-		p.reset = true
-		p.backoffLocked(b, err)
-	case code == codeMessageTooLarge && len(b.recs) > 1:
-		// The topic's limit is below our batch size: split the batch in
-		// two and resend both (it was not written).
-		p.splitLocked(b)
-		p.reset = e.idem != nil
-		p.backoffLocked(b, err)
+		return verdict{act: actResequence, err: err}
+	case code == errs.CodeMessageTooLarge && b.count() > 1:
+		return verdict{act: actSplit, err: err}
 	case info.Retriable:
-		if code == codeRequestTimedOut || code == codeNotEnoughAfter {
+		return verdict{act: actRetry, err: err,
+			unknown: code == errs.CodeRequestTimedOut || code == errs.CodeNotEnoughReplicasAfterAppend,
+			refresh: info.Metadata,
+			check:   code == errs.CodeUnknownTopicOrPartition}
+	}
+	return verdict{act: actFail, err: err}
+}
+
+// applyLocked carries out verdict v for b, whose answer (if any) is pr. It
+// returns the epoch an actBump moves on from.
+func (p *partState) applyLocked(b *batch, v verdict, pr kmsg.ProduceResponseTopicPartition) int16 {
+	e := p.e()
+	idem := e.idem != nil
+	switch v.act {
+	case actDeliver:
+		if len(p.batches) > 0 && p.batches[0] == b {
+			p.failing = false // the oldest batch is through: pipeline again
+		}
+		p.removeLocked(b)
+		p.attempts = 0
+		if idem && !v.dup {
+			p.ackedLocked(b)
+		}
+		// Nothing sends b again: its buffer can carry the next batch.
+		e.bufs.putWire(b.wire)
+		b.wire = nil
+		base, appendTime := pr.BaseOffset, pr.LogAppendTime
+		if v.dup || e.cfg.Acks == 0 {
+			base, appendTime = -1, -1
+		}
+		p.queueDeliveredLocked(b, base, appendTime)
+	case actRetry:
+		if v.unknown {
 			b.unknown = true
 		}
-		if info.Metadata {
-			e.meta.RefreshSoon()
-		}
-		p.backoffLocked(b, err)
-	default:
-		// A permanent refusal: these records were not written. The
-		// batches behind b, if any, were sequenced after it and must be
-		// renumbered to close the gap.
+		p.backoffLocked(b, v.err)
+	case actResequence, actBump:
+		p.seq.reset = true
+		p.backoffLocked(b, v.err)
+	case actSplit:
+		p.splitLocked(b)
+		p.seq.reset = idem
+		p.backoffLocked(b, v.err)
+	case actFail:
+		// These records were not written (or, with unknown, may have
+		// been). The batches behind b, if any, were sequenced after it
+		// and must be renumbered to close the gap.
+		at := p.indexLocked(b)
 		p.removeLocked(b)
-		p.reset = e.idem != nil
-		failed, requeue := p.recordErrorsLocked(b, pr, err)
-		p.mu.Unlock()
-		for _, f := range failed {
-			e.fail([]*Rec{f.r}, p.id, false, f.err)
+		p.seq.reset = idem
+		if v.unknown {
+			b.unknown = true
 		}
-		for _, r := range requeue {
-			// Records of an INVALID_RECORD batch that were not at fault
-			// go back in, behind what is queued (a new batch).
-			p.requeue(r)
-		}
-		return
+		p.failOrRequeueLocked(b, at, pr, v.err)
 	}
-	p.mu.Unlock()
+	return p.seq.epoch
 }
 
-type recFailure struct {
-	r   *Rec
-	err error
+func (p *partState) backoffLocked(b *batch, cause error) {
+	b.lastErr = cause
+	p.failing = true
+	p.attempts++
+	d := p.e().cfg.RetryBackoff.Delay(p.attempts)
+	p.retryAt = p.e().now() + int64(d)
+	p.armLocked(d)
 }
 
-// recordErrorsLocked splits a refused batch into records that failed and
-// records to send again: with KIP-467 (INVALID_RECORD naming the bad
-// records) only those fail; otherwise all do.
-func (p *partState) recordErrorsLocked(b *batch, pr kmsg.ProduceResponseTopicPartition, err *errs.Error) ([]recFailure, []*Rec) {
-	if pr.ErrorCode != codeInvalidRecord || len(pr.ErrorRecords) == 0 {
-		out := make([]recFailure, len(b.recs))
-		for i, r := range b.recs {
-			out[i] = recFailure{r, err}
+func (p *partState) indexLocked(b *batch) int {
+	for i, x := range p.batches {
+		if x == b {
+			return i
 		}
-		return out, nil
+	}
+	return len(p.batches)
+}
+
+// failOrRequeueLocked fails batch b, refused for good, which was at index
+// at of the queue. With KIP-467 (INVALID_RECORD naming the bad records)
+// only those fail: the others go back in at b's place, ahead of the
+// records produced after them (issue 18: they used to join the end of
+// the queue), carrying the failures along so that every record is
+// reported in produce order.
+func (p *partState) failOrRequeueLocked(b *batch, at int, pr kmsg.ProduceResponseTopicPartition, err error) {
+	ke, _ := err.(*errs.Error)
+	if pr.ErrorCode != errs.CodeInvalidRecord || len(pr.ErrorRecords) == 0 || ke == nil {
+		p.queueBatchFailureLocked(b, err, b.unknown)
+		return
 	}
 	bad := make(map[int32]string, len(pr.ErrorRecords))
 	for _, re := range pr.ErrorRecords {
@@ -208,23 +265,66 @@ func (p *partState) recordErrorsLocked(b *batch, pr kmsg.ProduceResponseTopicPar
 		}
 		bad[re.RelativeOffset] = m
 	}
-	var failed []recFailure
-	var again []*Rec
-	for i, r := range b.recs {
-		if m, ok := bad[int32(i)]; ok {
-			e := *err
-			e.Message = m
-			failed = append(failed, recFailure{r, &e})
-		} else {
-			again = append(again, r)
+	preset := make([]error, len(b.recs))
+	again := 0
+	encoded := int32(0) // the relative offset of the next encoded record
+	for i := range b.recs {
+		if b.preset != nil && b.preset[i] != nil {
+			preset[i] = b.preset[i]
+			continue
 		}
+		if m, ok := bad[encoded]; ok {
+			e := *ke
+			e.Message = m
+			preset[i] = &e
+		} else {
+			again++
+		}
+		encoded++
 	}
-	return failed, again
+	b.preset = preset
+	if again == 0 {
+		p.queueBatchFailureLocked(b, err, false)
+		return
+	}
+	nb := p.rebuildLocked(b.recs, preset, b)
+	if nb == nil {
+		p.queueBatchFailureLocked(b, err, false)
+		return
+	}
+	p.batches = append(p.batches[:at], append([]*batch{nb}, p.batches[at:]...)...)
+	p.e().bufs.putWire(b.wire)
+	b.wire = nil
 }
 
-// requeue appends r again as a new record of this partition.
-func (p *partState) requeue(r *Rec) {
-	p.append(r, true)
+// rebuildLocked makes a sealed batch of recs (with their preset failures,
+// if any), encoded now without producer numbers: it is resequenced in its
+// queue position before it is sent. like gives its creation time and
+// deadline. It returns nil if the records cannot be encoded.
+func (p *partState) rebuildLocked(recs []Rec, preset []error, like *batch) *batch {
+	nb := &batch{p: p, created: like.created, deadline: like.deadline, preset: preset, epoch: -1, seq: -1}
+	nb.size = record.BatchHeaderLen
+	encoded := int32(0)
+	for i := range recs {
+		r := recs[i]
+		if preset == nil || preset[i] == nil {
+			if encoded == 0 {
+				nb.firstTS = r.Record.Timestamp // the builder's base timestamp
+			}
+			r.size = int32(record.EncodedRecordLen(&r.Record, r.Record.Timestamp-nb.firstTS, encoded))
+			nb.size += int(r.size)
+			encoded++
+		}
+		nb.recs = append(nb.recs, r)
+	}
+	if encoded == 0 {
+		return nil
+	}
+	if err := nb.encode(record.NoProducer); err != nil {
+		return nil
+	}
+	nb.state = batchSealed
+	return nb
 }
 
 // splitLocked replaces b (refused as too large, so not written) by two
@@ -232,33 +332,20 @@ func (p *partState) requeue(r *Rec) {
 // place in the sequence when the partition is resequenced.
 func (p *partState) splitLocked(b *batch) {
 	half := len(b.recs) / 2
-	mk := func(recs []*Rec) *batch {
-		nb := &batch{p: p, created: b.created, deadline: b.deadline}
-		nb.b = p.e().bufs.builder(p.e().cfg.Compression)
-		for _, r := range recs {
-			nb.add(r, 0)
-		}
-		nb.epoch, nb.seq = -1, -1
-		if err := nb.finish(record.NoProducer); err != nil {
-			return nil
-		}
-		return nb
+	var p1, p2 []error
+	if b.preset != nil {
+		p1, p2 = b.preset[:half], b.preset[half:]
 	}
-	first, second := mk(b.recs[:half]), mk(b.recs[half:])
+	first, second := p.rebuildLocked(b.recs[:half], p1, b), p.rebuildLocked(b.recs[half:], p2, b)
 	if first == nil || second == nil {
-		return // cannot happen for records that encoded once; b then fails as too large on retry
+		return // only preset failures on one side: b fails as too large on its retry
 	}
 	for i, x := range p.batches {
 		if x == b {
 			p.batches = append(p.batches[:i], append([]*batch{first, second}, p.batches[i+1:]...)...)
+			p.e().bufs.putWire(b.wire)
+			b.wire = nil
 			return
 		}
 	}
-}
-
-// seqAtOrBefore reports whether sequence a is at or before b, allowing for
-// wrap-around (sequences are compared within half the range).
-func seqAtOrBefore(a, b int32) bool {
-	d := (int64(b) - int64(a) + (1 << 31)) % (1 << 31)
-	return d < 1<<30
 }

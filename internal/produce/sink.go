@@ -27,6 +27,10 @@ type sink struct {
 	again     bool
 	inflight  []*request // written, answer not handled yet (FIFO)
 	answering bool
+	scratch   []*partState // drainOnce's copy of parts (only the drain goroutine uses it)
+	// partsScratch is the responder's list of the partitions of the
+	// request it handles (only the responder goroutine uses it).
+	partsScratch []*partState
 }
 
 type request struct {
@@ -69,19 +73,17 @@ func (s *sink) maybeDrain() {
 		s.mu.Unlock()
 		return
 	}
-	if s.e.isClosing() {
-		s.mu.Unlock()
-		return
-	}
 	s.draining = true
 	s.again = false
-	s.e.wg.Add(1)
 	s.mu.Unlock()
-	go s.drain()
+	if !s.e.goStart(s.drain) {
+		s.mu.Lock()
+		s.draining = false
+		s.mu.Unlock()
+	}
 }
 
 func (s *sink) drain() {
-	defer s.e.wg.Done()
 	for {
 		sent := s.drainOnce()
 		s.mu.Lock()
@@ -104,7 +106,8 @@ func (s *sink) drainOnce() bool {
 		s.mu.Unlock()
 		return false // the responder drains again when an answer arrives
 	}
-	parts := append([]*partState(nil), s.parts...)
+	s.scratch = append(s.scratch[:0], s.parts...)
+	parts := s.scratch
 	start := s.next
 	s.next++
 	s.mu.Unlock()
@@ -127,15 +130,23 @@ func (s *sink) drainOnce() bool {
 		}
 	}
 
-	now := time.Now()
+	now := e.now()
 	flushing := e.isFlushing()
 	room := e.cfg.MaxRequestBytes - 256 // request header and framing
 	var batches []*batch
 	for i := range parts {
 		p := parts[(start+i)%len(parts)]
-		b := p.nextBatch(s, now, flushing, room, pid, epoch)
+		b, ps := p.nextBatch(s, now, flushing, room, pid, epoch)
 		if b == nil {
 			continue
+		}
+		if b.wire == nil {
+			// Sealed on its way out: encoded now, from the records'
+			// own values, without the partition's lock.
+			if err := b.encode(ps); err != nil {
+				p.encodeFailed(b, err)
+				continue
+			}
 		}
 		batches = append(batches, b)
 		room -= len(b.wire) + len(p.t.name) + 16
@@ -143,6 +154,7 @@ func (s *sink) drainOnce() bool {
 			break
 		}
 	}
+	clear(parts)
 	if len(batches) == 0 {
 		return false
 	}
@@ -188,18 +200,24 @@ func (s *sink) write(addr string, batches []*batch) {
 	s.inflight = append(s.inflight, r)
 	start := !s.answering
 	s.answering = true
-	if start {
-		e.wg.Add(1)
-	}
 	s.mu.Unlock()
-	if start {
-		go s.answer()
+	if start && !e.goStart(s.answer) {
+		// Closing: nobody will wait for these answers.
+		s.mu.Lock()
+		s.answering = false
+		pending := s.inflight
+		s.inflight = nil
+		s.mu.Unlock()
+		for _, r := range pending {
+			for _, b := range r.batches {
+				b.p.abandonAnswer(b, r.pending != nil)
+			}
+		}
 	}
 }
 
 // answer handles answers in the order the requests were written.
 func (s *sink) answer() {
-	defer s.e.wg.Done()
 	for {
 		s.mu.Lock()
 		if len(s.inflight) == 0 {
@@ -219,14 +237,23 @@ func (s *sink) answer() {
 				resp = kr.(*kmsg.ProduceResponse)
 			}
 		}
+		// A reported batch goes back to the engine's free list and may
+		// carry another partition's records at once: take its partition
+		// first.
+		parts := s.partsScratch[:0]
+		for _, b := range r.batches {
+			parts = append(parts, b.p)
+		}
 		s.handle(r, resp, err)
 		// A partition that moved to another broker while these batches
 		// were in flight waits for their answers; now tell its new sink.
-		for _, b := range r.batches {
-			if b.p.currentSink() != s {
-				b.p.wake()
+		for _, p := range parts {
+			if p.currentSink() != s {
+				p.wake()
 			}
 		}
+		clear(parts)
+		s.partsScratch = parts[:0]
 
 		s.mu.Lock()
 		s.inflight = s.inflight[1:]
@@ -237,22 +264,9 @@ func (s *sink) answer() {
 
 func (s *sink) finishUnacked(batches []*batch) {
 	for _, b := range batches {
-		p := b.p
-		p.mu.Lock()
-		current := p.takeAnswerLocked(b)
-		var wire []byte
-		if current {
-			p.removeLocked(b)
-			wire, b.wire = b.wire, nil // written, never sent again
-		}
-		p.mu.Unlock()
-		if !current {
-			continue // expired while it was being written: already reported
-		}
-		s.e.complete(b.recs, func(int, *Rec) Result {
-			return Result{Partition: p.id, Offset: -1, Timestamp: -1}
-		})
-		s.e.bufs.putWire(wire, s.e.cfg.MaxBatchBytes)
+		// Written is all Kafka tells with acks=0: delivered, offset
+		// unknown, never sent again.
+		b.p.resolve(b, "", kmsg.ProduceResponseTopicPartition{})
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/meta"
@@ -26,13 +25,15 @@ type topicState struct {
 	mu        sync.Mutex
 	parts     []*partState
 	available []int32 // partitions with a known leader
-	waiting   []*Rec
+	waiting   []Rec
 	loading   bool // a goroutine loads metadata or replays `waiting`
 
 	// ready is parts and available as add uses them, set once the
-	// metadata is loaded and no record waits for it (it then stays set):
-	// add reads it without taking mu, one lock less per record (issue 6).
+	// metadata is loaded and no record waits for it: add reads it
+	// without taking mu (issue 6). Cleared when the topic is gone.
 	ready atomic.Pointer[topicView]
+
+	checking atomic.Bool // a goroutine checks whether the topic still exists
 }
 
 type topicView struct {
@@ -60,22 +61,25 @@ func (t *topicState) add(r *Rec) {
 		return
 	}
 	if t.invalid != nil {
-		t.e.fail([]*Rec{r}, r.Partition, false, t.invalid)
+		t.e.failNow(t.name, r, t.invalid)
 		return
 	}
 	t.mu.Lock()
+	if t.e.closed.Load() {
+		t.mu.Unlock()
+		t.e.failNow(t.name, r, ErrClosed)
+		return
+	}
 	// While earlier records wait (for metadata, or to be replayed after
 	// it came), later ones queue behind them to keep produce order.
 	if t.parts == nil || t.loading {
-		if r.deadline.IsZero() {
+		if r.deadline == 0 {
 			// Its delivery timeout runs while it waits.
-			r.deadline = time.Now().Add(t.e.cfg.DeliveryTimeout)
+			r.deadline = t.e.now() + int64(t.e.cfg.DeliveryTimeout)
 		}
-		t.waiting = append(t.waiting, r)
+		t.waiting = append(t.waiting, *r)
 		if !t.loading {
-			t.loading = true
-			t.e.wg.Add(1)
-			go t.load()
+			t.loading = t.e.goStart(t.load)
 		}
 		t.mu.Unlock()
 		return
@@ -87,12 +91,11 @@ func (t *topicState) add(r *Rec) {
 
 // place partitions r and appends it to its partition.
 func (t *topicState) place(r *Rec, parts []*partState, avail []int32) {
-
 	hasKey := r.Record.Key != nil
 	n := int32(len(parts))
 	p, err := partition.Pick(t.e.cfg.Partitioner, t.name, r.Partition, r.Record.Key, hasKey, n, avail)
 	if err != nil {
-		t.e.fail([]*Rec{r}, r.Partition, false, err)
+		t.e.failNow(t.name, r, err)
 		return
 	}
 	if parts[p].append(r, false) {
@@ -112,7 +115,6 @@ func (t *topicState) place(r *Rec, parts []*partState, avail []int32) {
 // load fetches the topic's metadata for the records waiting on it. A topic
 // that does not exist fails them with the client's ErrUnknownTopic error.
 func (t *topicState) load() {
-	defer t.e.wg.Done()
 	ctx, cancel := context.WithTimeout(t.e.ctx, t.e.cfg.DeliveryTimeout)
 	defer cancel()
 	_, err := t.e.meta.Topic(ctx, t.name)
@@ -133,7 +135,7 @@ func (t *topicState) load() {
 		case errors.Is(err, context.DeadlineExceeded):
 			err = &errs.Error{Detail: fmt.Sprintf("no metadata for topic %q within the delivery timeout (%v)", t.name, t.e.cfg.DeliveryTimeout), Err: ErrDeliveryTimeout}
 		}
-		t.e.fail(waiting, partition.Unassigned, false, err)
+		t.e.report(&Report{Topic: t.name, Partition: partition.Unassigned, Recs: waiting, base: -1, appendTime: -1, err: err})
 		return
 	}
 	t.mu.Lock()
@@ -145,16 +147,19 @@ func (t *topicState) load() {
 		t.mu.Lock()
 		waiting := t.waiting
 		t.waiting = nil
-		if len(waiting) == 0 {
+		if len(waiting) == 0 || t.parts == nil {
 			t.loading = false
 			t.publishLocked()
 			t.mu.Unlock()
+			if len(waiting) > 0 { // the topic went away again meanwhile
+				t.e.report(&Report{Topic: t.name, Partition: partition.Unassigned, Recs: waiting, base: -1, appendTime: -1, err: topicGoneErr(t.name)})
+			}
 			return
 		}
 		parts, avail := t.parts, t.available
 		t.mu.Unlock()
-		for _, r := range waiting {
-			t.place(r, parts, avail)
+		for i := range waiting {
+			t.place(&waiting[i], parts, avail)
 		}
 	}
 }
@@ -163,9 +168,9 @@ func (t *topicState) load() {
 // topic can only grow, so existing partition states are kept.
 func (t *topicState) applyLocked(s *meta.Snapshot) {
 	mt := s.Topics[t.name]
-	if mt == nil || mt.ErrCode != 0 {
-		// Deleted, or unreadable for now: keep what we know; records
-		// fail by their delivery timeout if it does not come back.
+	if mt == nil || mt.ErrCode != errs.CodeNone {
+		// Deleted, or unreadable for now: keep what we know. A topic the
+		// cluster says it does not know is checked (checkGone).
 		return
 	}
 	for len(t.parts) < len(mt.Partitions) {
@@ -189,9 +194,62 @@ func (t *topicState) applyLocked(s *meta.Snapshot) {
 
 func (t *topicState) onMetadata(s *meta.Snapshot) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.parts != nil {
+	known := t.parts != nil
+	if known {
 		t.applyLocked(s)
+	}
+	t.mu.Unlock()
+	if mt := s.Topics[t.name]; known && mt != nil && mt.ErrCode == errs.CodeUnknownTopicOrPartition {
+		t.checkGone()
+	}
+}
+
+// checkGone makes sure the topic still exists after the cluster said it
+// does not (a produce answer or a metadata answer of
+// UNKNOWN_TOPIC_OR_PARTITION): the same check as for a topic's first use,
+// bounded by the client's UnknownTopicRetries. A topic confirmed gone
+// (deleted) fails its records with ErrUnknownTopic instead of retrying
+// them until their delivery timeout (issue 18); records produced to it
+// later look it up again, and fail the same way unless it was re-created.
+func (t *topicState) checkGone() {
+	if t.e.isClosing() || !t.checking.CompareAndSwap(false, true) {
+		return
+	}
+	started := t.e.goStart(func() {
+		defer t.checking.Store(false)
+		ctx, cancel := context.WithTimeout(t.e.ctx, t.e.cfg.DeliveryTimeout)
+		defer cancel()
+		_, err := t.e.meta.Topic(ctx, t.name)
+		if err == nil || !errors.Is(err, errs.ErrUnknownTopic) {
+			return // still there (leaders moving), or no answer: retries go on
+		}
+		t.gone(err)
+	})
+	if !started {
+		t.checking.Store(false)
+	}
+}
+
+// topicGoneErr is the failure of records for a topic deleted while they
+// waited.
+func topicGoneErr(name string) error {
+	return &errs.Error{
+		Code:   errs.CodeUnknownTopicOrPartition,
+		Name:   errs.Lookup(errs.CodeUnknownTopicOrPartition).Name,
+		Detail: fmt.Sprintf("topic %q was deleted while records waited for it", name),
+		Err:    errs.ErrUnknownTopic,
+	}
+}
+
+// gone forgets the topic's partitions and fails what they hold.
+func (t *topicState) gone(err error) {
+	t.mu.Lock()
+	parts := t.parts
+	t.parts, t.available = nil, nil
+	t.ready.Store(nil)
+	t.mu.Unlock()
+	for _, p := range parts {
+		p.topicGone(err)
 	}
 }
 
@@ -207,17 +265,38 @@ func (t *topicState) wakeAll() {
 	}
 }
 
-func (t *topicState) expire(now timeNow) {
+func (t *topicState) expire(now int64) {
+	t.expireWaiting(now)
 	for _, p := range t.partitions() {
 		p.expire(now)
 	}
+}
+
+// expireWaiting fails records that waited for metadata past their
+// delivery timeout. (The metadata lookup itself is bounded by the delivery
+// timeout too; this covers records queued behind a replay.)
+func (t *topicState) expireWaiting(now int64) {
+	t.mu.Lock()
+	if len(t.waiting) == 0 || t.waiting[0].deadline > now {
+		t.mu.Unlock()
+		return
+	}
+	n := 0
+	for n < len(t.waiting) && t.waiting[n].deadline <= now {
+		n++
+	}
+	expired := append([]Rec(nil), t.waiting[:n]...)
+	t.waiting = append(t.waiting[:0], t.waiting[n:]...)
+	t.mu.Unlock()
+	t.e.report(&Report{Topic: t.name, Partition: partition.Unassigned, Recs: expired, base: -1, appendTime: -1,
+		err: &errs.Error{Detail: fmt.Sprintf("no metadata for topic %q within the delivery timeout (%v)", t.name, t.e.cfg.DeliveryTimeout), Err: ErrDeliveryTimeout}})
 }
 
 // dropCancelledWaiting fails the records waiting for metadata whose ctx
 // ended: they were never sent.
 func (t *topicState) dropCancelledWaiting() {
 	t.mu.Lock()
-	var cancelled []*Rec
+	var cancelled []Rec
 	kept := t.waiting[:0]
 	for _, r := range t.waiting {
 		if r.Ctx != nil && r.Ctx.Err() != nil {
@@ -229,9 +308,13 @@ func (t *topicState) dropCancelledWaiting() {
 	clear(t.waiting[len(kept):])
 	t.waiting = kept
 	t.mu.Unlock()
-	for _, r := range cancelled {
-		t.e.fail([]*Rec{r}, partition.Unassigned, false, fmt.Errorf("record cancelled before it was sent: %w", context.Cause(r.Ctx)))
+	for i := range cancelled {
+		t.e.failNow(t.name, &cancelled[i], cancelledErr(cancelled[i].Ctx))
 	}
+}
+
+func cancelledErr(ctx context.Context) error {
+	return fmt.Errorf("record cancelled before it was sent: %w", context.Cause(ctx))
 }
 
 // failAll fails every record of the topic: those waiting for metadata and
@@ -242,7 +325,7 @@ func (t *topicState) failAll(err error) {
 	t.waiting = nil
 	parts := t.parts
 	t.mu.Unlock()
-	t.e.fail(waiting, partition.Unassigned, false, err)
+	t.e.report(&Report{Topic: t.name, Partition: partition.Unassigned, Recs: waiting, base: -1, appendTime: -1, err: err})
 	for _, p := range parts {
 		p.failAll(err)
 	}
