@@ -123,22 +123,32 @@ func (r *recycler) putWire(w []byte) {
 	r.mu.Unlock()
 }
 
-// batch returns an empty open batch for p, with a recycled record slice
-// when one is kept.
-func (r *recycler) batch(p *partState) *batch {
+// batch returns an empty open batch for p with room for want records,
+// with a recycled record slice when one that large is kept.
+func (r *recycler) batch(p *partState, want int) *batch {
+	want = max(want, 16)
 	r.mu.Lock()
 	var b *batch
-	if n := len(r.batches); n > 0 {
-		b = r.batches[n-1]
-		r.batches[n-1] = nil
-		r.batches = r.batches[:n-1]
-		r.recBytes -= cap(b.recs) * recSize
+	for i := len(r.batches) - 1; i >= 0; i-- {
+		if cap(r.batches[i].recs) >= want {
+			b = r.batches[i]
+			last := len(r.batches) - 1
+			r.batches[i] = r.batches[last]
+			r.batches[last] = nil
+			r.batches = r.batches[:last]
+			r.recBytes -= cap(b.recs) * recSize
+			break
+		}
 	}
 	r.mu.Unlock()
 	if b == nil {
-		return &batch{p: p, size: record.BatchHeaderLen, recs: make([]Rec, 0, 16)}
+		// Sized like the partition's previous batch: growing the slice
+		// by doubling to thousands of records copied it a dozen times
+		// per batch, with a write barrier per pointer, and was most of
+		// the producer's allocations with small records.
+		return &batch{p: p, size: record.BatchHeaderLen, recs: make([]Rec, 0, want), pid: -1, epoch: -1, seq: -1}
 	}
-	*b = batch{p: p, size: record.BatchHeaderLen, recs: b.recs[:0]}
+	*b = batch{p: p, size: record.BatchHeaderLen, recs: b.recs[:0], pid: -1, epoch: -1, seq: -1}
 	return b
 }
 
@@ -146,6 +156,10 @@ func (r *recycler) batch(p *partState) *batch {
 // it. Its records are cleared first: a kept slice must not keep the
 // callers' values alive.
 func (r *recycler) putRecs(b *batch) {
+	if b.bb != nil {
+		r.putBuilder(b.bb)
+		b.bb = nil
+	}
 	clear(b.recs)
 	bytes := cap(b.recs) * recSize
 	r.mu.Lock()

@@ -195,9 +195,9 @@ func newSeqState() seqState { return seqState{epoch: -1, lastAcked: -1} }
 // sequenceLocked gives batch b, sealed on its way out, the next sequence
 // numbers and returns the producer state to encode it with.
 func (p *partState) sequenceLocked(b *batch, pid int64) record.ProducerState {
-	b.epoch, b.seq = p.seq.epoch, p.seq.nextSeq
+	b.pid, b.epoch, b.seq = pid, p.seq.epoch, p.seq.nextSeq
 	p.seq.nextSeq = addSeq(p.seq.nextSeq, b.count())
-	return record.ProducerState{ID: pid, Epoch: b.epoch, BaseSequence: b.seq}
+	return b.producerState()
 }
 
 // ackedLocked records that the broker acknowledged batch b.
@@ -269,8 +269,10 @@ func (p *partState) resequenceLocked(pid int64, epoch int16) {
 			}, true)
 			continue
 		}
-		b.epoch, b.seq = epoch, seq
-		record.SetProducer(b.wire, pid, epoch, seq)
+		b.pid, b.epoch, b.seq = pid, epoch, seq
+		if b.wire != nil { // else encoded, with these numbers, when sent
+			record.SetProducer(b.wire, pid, epoch, seq)
+		}
 		seq = addSeq(seq, b.count())
 		kept = append(kept, b)
 	}

@@ -1,6 +1,7 @@
 package produce
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"time"
@@ -43,6 +44,9 @@ type partState struct {
 	seq seqState // idempotence: epoch and sequence numbers (idempotence.go)
 
 	timer *time.Timer // linger and retry-backoff wake-ups
+
+	lastCount int // records in the last batch sealed: the next one's size
+	lastBytes int // and its encoded size (builds that copy at Produce)
 
 	outbox     []*Report  // decided, not yet handed on (deliver)
 	spare      []*Report  // the emptied outbox, reused
@@ -97,6 +101,7 @@ type batch struct {
 	ctxDone  <-chan struct{}
 	ctxMixed bool
 
+	pid   int64 // the producer state it is sent under (-1 when not idempotent)
 	epoch int16
 	seq   int32
 
@@ -105,6 +110,10 @@ type batch struct {
 	lastErr  error // why the last attempt failed
 
 	rep Report // its report, queued in the partition's outbox
+
+	// bb holds the open batch's records encoded as they come, only in
+	// builds that copy at Produce (encodeAtAppend); nil otherwise.
+	bb *record.BatchBuilder
 }
 
 func newPartState(t *topicState, id int32) *partState {
@@ -221,8 +230,12 @@ func (p *partState) append(r *Rec, newBatch bool) bool {
 	if deadline == 0 {
 		deadline = now + int64(e.cfg.DeliveryTimeout)
 	}
-	nb := e.bufs.batch(p)
+	nb := e.bufs.batch(p, p.lastCount)
 	nb.created, nb.deadline, nb.firstTS = now, deadline, r.Record.Timestamp
+	if encodeAtAppend {
+		nb.bb = e.bufs.builder(e.cfg.Compression)
+		nb.bb.Reserve(p.lastBytes)
+	}
 	nb.add(r, size)
 	p.batches = append(p.batches, nb)
 	wakeNow := open != nil || e.cfg.Linger <= 0 // the previous batch is full
@@ -267,6 +280,9 @@ func (b *batch) add(r *Rec, size int) {
 	r.size = int32(size)
 	b.recs = append(b.recs, *r)
 	b.size += size
+	if b.bb != nil {
+		b.bb.Append(&r.Record)
+	}
 }
 
 // armLocked schedules a wake-up after d.
@@ -362,10 +378,12 @@ func (p *partState) nextBatch(s *sink, now int64, flushing bool, room int, pid i
 			if b.size > room {
 				return nil, record.NoProducer
 			}
+			p.lastCount = len(b.recs)
+			p.lastBytes = b.size
 			if e.idem != nil {
 				ps = p.sequenceLocked(b, pid)
 			}
-		} else if len(b.wire) > room {
+		} else if b.wireLen() > room {
 			return nil, record.NoProducer
 		}
 		b.state = batchInFlight
@@ -376,18 +394,44 @@ func (p *partState) nextBatch(s *sink, now int64, flushing bool, room int, pid i
 	}
 }
 
-// encode writes the batch's records in their final form, under producer
-// state ps. The sink calls it for a batch on its way out, without the
-// partition's lock: the batch is in flight, so nothing else changes its
-// records meanwhile.
-func (b *batch) encode(ps record.ProducerState) error {
-	e := b.p.e()
-	bb := e.bufs.builder(e.cfg.Compression)
-	bb.Reserve(b.size)
+// producerState is what the batch is sent under.
+func (b *batch) producerState() record.ProducerState {
+	return record.ProducerState{ID: b.pid, Epoch: b.epoch, BaseSequence: b.seq}
+}
+
+// wireLen is the batch's size on the wire (an upper bound until a
+// compressed batch is encoded).
+func (b *batch) wireLen() int {
+	if b.wire != nil {
+		return len(b.wire)
+	}
+	return b.size
+}
+
+// appendTo appends the batch's records (those without a preset failure)
+// to bb.
+func (b *batch) appendTo(bb *record.BatchBuilder) {
 	for i := range b.recs {
 		if b.preset == nil || b.preset[i] == nil {
 			bb.Append(&b.recs[i].Record)
 		}
+	}
+}
+
+// encode writes the batch's records in their final form into a buffer of
+// its own, under producer state ps: for a compressed batch (whose size the
+// request must know before it is written) and for batches rebuilt after a
+// refusal. The sink calls it for a batch on its way out, without the
+// partition's lock: the batch is in flight, so nothing else changes its
+// records meanwhile.
+func (b *batch) encode(ps record.ProducerState) error {
+	e := b.p.e()
+	bb := b.bb
+	b.bb = nil
+	if bb == nil {
+		bb = e.bufs.builder(e.cfg.Compression)
+		bb.Reserve(b.size + binary.MaxVarintLen32) // Append wants room for a length varint at its widest
+		b.appendTo(bb)
 	}
 	// The spare becomes the builder's buffer (uncompressed) or holds the
 	// compressed batch; either way Size() bytes fit.
@@ -435,6 +479,12 @@ func (p *partState) dropCancelledLocked(b *batch) {
 	}
 	clear(b.recs[len(kept):])
 	b.recs = kept
+	if b.bb != nil {
+		b.bb.Reset()
+		for i := range b.recs {
+			b.bb.Append(&b.recs[i].Record)
+		}
+	}
 }
 
 func (p *partState) removeLocked(b *batch) {
@@ -561,6 +611,10 @@ func (p *partState) queueFailureLocked(recs []Rec, err error, maybe bool) {
 // refers to it).
 func (p *partState) queueBatchFailureLocked(b *batch, err error, maybe bool) {
 	b.rep = Report{Topic: p.t.name, Partition: p.id, Recs: b.recs, base: -1, appendTime: -1, err: err, maybe: maybe, preset: b.preset}
+	if b.bb != nil {
+		p.e().bufs.putBuilder(b.bb)
+		b.bb = nil
+	}
 	if b.state == batchInFlight {
 		b.state = batchAbandoned
 	} else {

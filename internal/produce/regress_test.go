@@ -28,7 +28,7 @@ func testEngine() (*Engine, *partState, *sink) {
 // testBatch returns an open batch of n records, past its linger.
 func testBatch(p *partState, n int) *batch {
 	e := p.e()
-	nb := e.bufs.batch(p)
+	nb := e.bufs.batch(p, n)
 	nb.created, nb.deadline = e.now()-int64(time.Minute), e.now()+int64(time.Hour)
 	for range n {
 		r := Rec{Record: record.Record{Value: []byte("v")}}

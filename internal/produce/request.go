@@ -2,16 +2,40 @@ package produce
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/keel-go/keel/internal/conn"
+	"github.com/keel-go/keel/internal/record"
 )
 
 // produceRequest is a produce request that the connection writes with its
-// record batches left in their own buffers (conn.Segmented), and that
-// tells the connection whether Kafka answers it (conn.Answered).
-type produceRequest struct{ *kmsg.ProduceRequest }
+// record batches left in their own buffers or encoded in place
+// (conn.Segmented), and that tells the connection whether Kafka answers it
+// (conn.Answered).
+//
+// An uncompressed batch has no buffer of its own (since issue 11): it is
+// encoded from its records straight into the connection's write buffer,
+// here, each time it is sent (again on a retry: encoding is deterministic,
+// so a resend carries the same bytes). Only compressed batches are encoded
+// beforehand, since their length must be known to write the request.
+type produceRequest struct {
+	*kmsg.ProduceRequest
+	// batches[i][j] is the batch of Topics[i].Partitions[j] when it is
+	// to be encoded here (its Records are nil), else nil.
+	batches [][]*batch
+	bb      *record.BatchBuilder // the sink's, for encoding in place
+}
+
+// inPlace returns the batch of Topics[i].Partitions[j] if it is encoded
+// here.
+func (r produceRequest) inPlace(i, j int) *batch {
+	if i < len(r.batches) && j < len(r.batches[i]) {
+		return r.batches[i][j]
+	}
+	return nil
+}
 
 var (
 	_ conn.Segmented = produceRequest{}
@@ -28,6 +52,13 @@ func (r produceRequest) ExpectsResponse() bool { return r.Acks != 0 }
 func (r produceRequest) AppendSegments(s *conn.Segments) {
 	v := r.Version
 	if v < 3 || v > 12 {
+		for i := range r.Topics {
+			for j := range r.Topics[i].Partitions {
+				if b := r.inPlace(i, j); b != nil {
+					r.Topics[i].Partitions[j].Records = r.encodeAlone(b)
+				}
+			}
+		}
 		s.Buf = r.AppendTo(s.Buf)
 		return
 	}
@@ -43,15 +74,63 @@ func (r produceRequest) AppendSegments(s *conn.Segments) {
 		for j := range t.Partitions {
 			p := &t.Partitions[j]
 			b = binary.BigEndian.AppendUint32(b, uint32(p.Partition))
-			b = appendBytesLen(b, p.Records, flex)
-			s.Buf = b
-			s.Ref(p.Records)
-			b = s.Buf
+			if bt := r.inPlace(i, j); bt != nil {
+				b = r.appendInPlace(b, bt, flex)
+			} else {
+				b = appendBytesLen(b, p.Records, flex)
+				s.Buf = b
+				s.Ref(p.Records)
+				b = s.Buf
+			}
 			b = appendTags(b, flex, p.UnknownTags)
 		}
 		b = appendTags(b, flex, t.UnknownTags)
 	}
 	s.Buf = appendTags(b, flex, r.UnknownTags)
+}
+
+// appendInPlace appends batch bt, encoded from its records, with its
+// length prefix. Its size is known in advance (bt.size: the records'
+// encoded sizes were summed as they were added), so the prefix is written
+// first and the records straight after it.
+func (r produceRequest) appendInPlace(b []byte, bt *batch, flex bool) []byte {
+	n := bt.size
+	start := len(b)
+	b = appendLen(b, n, flex)
+	b = slices.Grow(b, n+binary.MaxVarintLen32)
+	at := len(b)
+	r.bb.BeginIn(b)
+	bt.appendTo(r.bb)
+	enc, err := r.bb.FinishIn(bt.producerState())
+	if err == nil && len(enc) == n && cap(enc) > 0 && &enc[:1][0] == &b[:at+1][at] {
+		return b[:at+n] // encoded in place, as sized
+	}
+	// Not in place or not of the size announced: cannot happen while the
+	// sizes are summed right, but never send a wrong length.
+	b = b[:start]
+	if err != nil {
+		return appendBytesLen(b, nil, flex)
+	}
+	b = appendLen(b, len(enc), flex)
+	return append(b, enc...)
+}
+
+// encodeAlone encodes bt into a buffer of its own (the versions kmsg
+// encodes in one piece).
+func (r produceRequest) encodeAlone(bt *batch) []byte {
+	r.bb.BeginIn(make([]byte, 0, bt.size+binary.MaxVarintLen32))
+	bt.appendTo(r.bb)
+	enc, _ := r.bb.FinishIn(bt.producerState())
+	return enc
+}
+
+// appendLen writes the length of a byte array of n bytes (its bytes
+// follow).
+func appendLen(b []byte, n int, flex bool) []byte {
+	if flex {
+		return binary.AppendUvarint(b, uint64(n)+1)
+	}
+	return binary.BigEndian.AppendUint32(b, uint32(n))
 }
 
 // The encodings of Kafka's protocol primitives that a produce request

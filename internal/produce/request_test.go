@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/keel-go/keel/internal/conn"
+	"github.com/keel-go/keel/internal/record"
 )
 
 // The segmented encoding of a produce request is byte for byte kmsg's, at
@@ -35,7 +36,7 @@ func TestProduceRequestSegmentsMatchKmsg(t *testing.T) {
 			}
 			want := req.AppendTo([]byte("prefix"))
 			s := conn.Segments{Buf: []byte("prefix")}
-			produceRequest{req}.AppendSegments(&s)
+			produceRequest{ProduceRequest: req}.AppendSegments(&s)
 			if got := s.Bytes(); !bytes.Equal(got, want) {
 				t.Errorf("v%d txn=%v: segmented encoding differs from kmsg's\n got %x\nwant %x", v, id != nil, got, want)
 			}
@@ -52,9 +53,57 @@ func TestProduceRequestExpectsResponse(t *testing.T) {
 	for _, acks := range []int16{-1, 0, 1} {
 		req := kmsg.NewPtrProduceRequest()
 		req.Acks = acks
-		got, want := (produceRequest{req}).ExpectsResponse(), acks != 0
+		got, want := (produceRequest{ProduceRequest: req}).ExpectsResponse(), acks != 0
 		if got != want {
 			t.Errorf("acks=%d: ExpectsResponse %v, want %v", acks, got, want)
+		}
+	}
+}
+
+// An uncompressed batch encoded into the request as it is written carries
+// exactly the bytes of the same batch encoded on its own, at every version
+// (13 is encoded by kmsg, with the batch encoded alone first); a request
+// mixing both kinds of batch too.
+func TestProduceRequestInPlaceMatchesEncodedBatch(t *testing.T) {
+	e, p, _ := testEngine()
+	mk := func(n int) *batch {
+		b := testBatch(p, 0)
+		for i := range n {
+			r := Rec{Record: record.Record{Key: []byte{byte(i)}, Value: bytes.Repeat([]byte{byte(i)}, 40*i), Timestamp: int64(1000 + 7*i)}}
+			b.add(&r, b.recordSize(&r.Record))
+		}
+		b.pid, b.epoch, b.seq = 7, 3, 100
+		return b
+	}
+	inPlace, alone := mk(300), mk(5)
+	copyOf := mk(300)
+	if err := copyOf.encode(copyOf.producerState()); err != nil {
+		t.Fatal(err)
+	}
+	if err := alone.encode(alone.producerState()); err != nil {
+		t.Fatal(err)
+	}
+	_ = e
+	for v := int16(3); v <= 13; v++ {
+		build := func(first []byte) *kmsg.ProduceRequest {
+			req := kmsg.NewPtrProduceRequest()
+			req.Version, req.Acks, req.TimeoutMillis = v, -1, 30000
+			rt := kmsg.NewProduceRequestTopic()
+			rt.Topic = "t"
+			for pi, recs := range [][]byte{first, alone.wire} {
+				rp := kmsg.NewProduceRequestTopicPartition()
+				rp.Partition, rp.Records = int32(pi), recs
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			req.Topics = append(req.Topics, rt)
+			return req
+		}
+		want := build(copyOf.wire).AppendTo(nil)
+		s := conn.Segments{}
+		pr := produceRequest{ProduceRequest: build(nil), batches: [][]*batch{{inPlace, nil}}, bb: record.NewBatchBuilder(record.Compression{})}
+		pr.AppendSegments(&s)
+		if got := s.Bytes(); !bytes.Equal(got, want) {
+			t.Fatalf("v%d: the batch encoded in place differs from the batch encoded alone (%d vs %d bytes)", v, len(got), len(want))
 		}
 	}
 }

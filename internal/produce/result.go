@@ -302,7 +302,7 @@ func (p *partState) failOrRequeueLocked(b *batch, at int, pr kmsg.ProduceRespons
 // queue position before it is sent. like gives its creation time and
 // deadline. It returns nil if the records cannot be encoded.
 func (p *partState) rebuildLocked(recs []Rec, preset []error, like *batch) *batch {
-	nb := &batch{p: p, created: like.created, deadline: like.deadline, preset: preset, epoch: -1, seq: -1}
+	nb := &batch{p: p, created: like.created, deadline: like.deadline, preset: preset, pid: -1, epoch: -1, seq: -1}
 	nb.size = record.BatchHeaderLen
 	encoded := int32(0)
 	for i := range recs {

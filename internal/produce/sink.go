@@ -9,6 +9,7 @@ import (
 
 	"github.com/keel-go/keel/internal/conn"
 	"github.com/keel-go/keel/internal/errs"
+	"github.com/keel-go/keel/internal/record"
 )
 
 // sink sends the batches of the partitions one broker leads. A drain
@@ -31,6 +32,7 @@ type sink struct {
 	// partsScratch is the responder's list of the partitions of the
 	// request it handles (only the responder goroutine uses it).
 	partsScratch []*partState
+	bb           *record.BatchBuilder // encodes batches into requests (the drain goroutine's)
 }
 
 type request struct {
@@ -40,7 +42,9 @@ type request struct {
 	err     error // set when the request could not be written
 }
 
-func newSink(e *Engine, id int32) *sink { return &sink{e: e, id: id} }
+func newSink(e *Engine, id int32) *sink {
+	return &sink{e: e, id: id, bb: record.NewBatchBuilder(record.Compression{})}
+}
 
 func (s *sink) add(p *partState) {
 	s.mu.Lock()
@@ -140,16 +144,18 @@ func (s *sink) drainOnce() bool {
 		if b == nil {
 			continue
 		}
-		if b.wire == nil {
-			// Sealed on its way out: encoded now, from the records'
-			// own values, without the partition's lock.
+		if b.wire == nil && (e.cfg.Compression.Codec != record.CodecNone || b.bb != nil) {
+			// A compressed batch sealed on its way out is encoded now,
+			// from the records' own values, without the partition's
+			// lock (an uncompressed one is encoded into the request as
+			// it is written: produceRequest).
 			if err := b.encode(ps); err != nil {
 				p.encodeFailed(b, err)
 				continue
 			}
 		}
 		batches = append(batches, b)
-		room -= len(b.wire) + len(p.t.name) + 16
+		room -= b.wireLen() + len(p.t.name) + 16
 		if room <= 0 {
 			break
 		}
@@ -169,6 +175,7 @@ func (s *sink) write(addr string, batches []*batch) {
 	req := kmsg.NewPtrProduceRequest()
 	req.Acks = e.cfg.Acks
 	req.TimeoutMillis = int32(e.cfg.RequestTimeout / time.Millisecond)
+	pr := produceRequest{ProduceRequest: req, bb: s.bb}
 	byTopic := make(map[string]int)
 	for _, b := range batches {
 		ti, ok := byTopic[b.p.t.name]
@@ -178,17 +185,23 @@ func (s *sink) write(addr string, batches []*batch) {
 			rt := kmsg.NewProduceRequestTopic()
 			rt.Topic = b.p.t.name
 			req.Topics = append(req.Topics, rt)
+			pr.batches = append(pr.batches, nil)
 		}
 		rp := kmsg.NewProduceRequestTopicPartition()
 		rp.Partition = b.p.id
 		rp.Records = b.wire
+		var inPlace *batch
+		if b.wire == nil {
+			inPlace = b
+		}
 		req.Topics[ti].Partitions = append(req.Topics[ti].Partitions, rp)
+		pr.batches[ti] = append(pr.batches[ti], inPlace)
 	}
 
 	r := &request{batches: batches, addr: addr}
 	c, err := e.pool.Get(e.ctx, addr, conn.Produce)
 	if err == nil {
-		r.pending, err = c.Send(e.ctx, produceRequest{req})
+		r.pending, err = c.Send(e.ctx, pr)
 	}
 	r.err = err
 	if err == nil && r.pending == nil {

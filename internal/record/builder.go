@@ -301,3 +301,34 @@ func SetProducer(batch []byte, id int64, epoch int16, baseSequence int32) error 
 	putProducer(batch, id, epoch, baseSequence)
 	return nil
 }
+
+// BeginIn starts an uncompressed batch at the end of dst, in dst's own
+// memory: the records appended next go straight into it, so that a batch
+// is encoded where it is sent from (a produce request being written)
+// rather than into a buffer of its own and copied. dst must have room for
+// the whole batch (cap(dst)-len(dst) of at least its size plus
+// binary.MaxVarintLen32), or the builder moves to a buffer of its own.
+// Finish it with FinishIn.
+func (b *BatchBuilder) BeginIn(dst []byte) {
+	b.Reset()
+	b.buf = dst[len(dst):len(dst)]
+	b.setBuf(b.buf)
+	b.comp = Compression{}
+}
+
+// FinishIn finishes an uncompressed batch begun with BeginIn and returns
+// it (in dst's memory when it fitted). The builder lets go of the memory.
+func (b *BatchBuilder) FinishIn(p ProducerState) ([]byte, error) {
+	if b.count == 0 {
+		return nil, ErrEmptyBatch
+	}
+	batch := b.buf
+	crc, summed := b.recordsCRC()
+	err := b.writeHeader(batch, CodecNone, p, crc, summed)
+	b.buf = nil
+	b.count, b.firstTS, b.maxTS = 0, 0, 0
+	if err != nil {
+		return nil, err
+	}
+	return batch, nil
+}
