@@ -99,6 +99,11 @@ func NewProducer(client *Client, opts ...ProducerOption) (*Producer, error) {
 // a nil ctx (ErrNilContext), and ctx ending while waiting for room. Reports
 // to one channel arrive in order per partition. Do not close deliveries
 // while producing to it.
+//
+// The producer keeps msg and does not copy its Key, Value or Headers: they
+// are encoded when the record's batch is sent (and again if it is resent).
+// Do not modify them until the record's report; the report's Message is
+// msg.
 func (p *Producer) Produce(ctx context.Context, msg *Message, deliveries chan<- Delivery) {
 	p.produceChecked("Producer.Produce", ctx, msg, target{ch: deliveries})
 }

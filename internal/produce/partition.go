@@ -45,8 +45,13 @@ type partState struct {
 
 	timer *time.Timer // linger and retry-backoff wake-ups
 
-	lastCount int // records in the last batch sealed: the next one's size
-	lastBytes int // and its encoded size (builds that copy at Produce)
+	// avgCount is a running average of the records per batch sealed,
+	// which sizes the next batch's record slice (with a quarter to
+	// spare): sized like the last batch alone, a batch cut short by its
+	// linger after a big one wasted most of its slice. lastBytes is the
+	// last batch's encoded size (builds that copy at Produce).
+	avgCount  int
+	lastBytes int
 
 	outbox     []*Report  // decided, not yet handed on (deliver)
 	spare      []*Report  // the emptied outbox, reused
@@ -230,7 +235,7 @@ func (p *partState) append(r *Rec, newBatch bool) bool {
 	if deadline == 0 {
 		deadline = now + int64(e.cfg.DeliveryTimeout)
 	}
-	nb := e.bufs.batch(p, p.lastCount)
+	nb := e.bufs.batch(p, p.avgCount+p.avgCount/4)
 	nb.created, nb.deadline, nb.firstTS = now, deadline, r.Record.Timestamp
 	if encodeAtAppend {
 		nb.bb = e.bufs.builder(e.cfg.Compression)
@@ -378,7 +383,7 @@ func (p *partState) nextBatch(s *sink, now int64, flushing bool, room int, pid i
 			if b.size > room {
 				return nil, record.NoProducer
 			}
-			p.lastCount = len(b.recs)
+			p.avgCount = (3*p.avgCount + len(b.recs)) / 4
 			p.lastBytes = b.size
 			if e.idem != nil {
 				ps = p.sequenceLocked(b, pid)
