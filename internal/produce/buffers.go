@@ -1,6 +1,7 @@
 package produce
 
 import (
+	"math/bits"
 	"sync"
 	"unsafe"
 
@@ -18,7 +19,8 @@ import (
 //
 //   - wire buffers of acknowledged batches: at most keptWireBatches
 //     batches' worth (4 × MaxBatchBytes, 4 MB by default);
-//   - record slices of reported batches: at most keptRecBytes (4 MiB);
+//   - record slices of reported batches: at most keptRecBytes (16 MiB,
+//     about 100,000 records: the default record budget);
 //   - builders (one is in use per sink while it encodes): at most
 //     keptBuilders, each with a buffer of at most 2 × MaxBatchBytes.
 //
@@ -31,8 +33,9 @@ import (
 // goes idle.
 const (
 	keptWireBatches = 4
-	keptRecBytes    = 4 << 20
+	keptRecBytes    = 16 << 20
 	keptBuilders    = 4
+	keptBatches     = 1024 // spare batch structs (a few hundred bytes each)
 )
 
 // recSize is the memory one buffered record takes in its batch.
@@ -49,7 +52,8 @@ type recycler struct {
 	builders  []*record.BatchBuilder
 	wires     [][]byte
 	wireBytes int
-	batches   []*batch
+	batches   []*batch // spare batch structs
+	free      [recClasses][][]Rec
 	recBytes  int
 }
 
@@ -123,49 +127,97 @@ func (r *recycler) putWire(w []byte) {
 	r.mu.Unlock()
 }
 
-// batch returns an empty open batch for p with room for want records,
-// with a recycled record slice when one that large is kept.
+// batch returns an empty open batch for p with room for want records.
 func (r *recycler) batch(p *partState, want int) *batch {
-	want = max(want, 16)
 	r.mu.Lock()
 	var b *batch
-	for i := len(r.batches) - 1; i >= 0; i-- {
-		if cap(r.batches[i].recs) >= want {
-			b = r.batches[i]
-			last := len(r.batches) - 1
-			r.batches[i] = r.batches[last]
-			r.batches[last] = nil
-			r.batches = r.batches[:last]
-			r.recBytes -= cap(b.recs) * recSize
-			break
-		}
+	if n := len(r.batches); n > 0 {
+		b = r.batches[n-1]
+		r.batches[n-1] = nil
+		r.batches = r.batches[:n-1]
 	}
 	r.mu.Unlock()
 	if b == nil {
-		// Sized like the partition's previous batch: growing the slice
-		// by doubling to thousands of records copied it a dozen times
-		// per batch, with a write barrier per pointer, and was most of
-		// the producer's allocations with small records.
-		return &batch{p: p, size: record.BatchHeaderLen, recs: make([]Rec, 0, want), pid: -1, epoch: -1, seq: -1}
+		b = new(batch)
 	}
-	*b = batch{p: p, size: record.BatchHeaderLen, recs: b.recs[:0], pid: -1, epoch: -1, seq: -1}
+	*b = batch{p: p, size: record.BatchHeaderLen, recs: r.recs(want), pid: -1, epoch: -1, seq: -1}
 	return b
 }
 
+// Record slices come in powers of two from minRecs records up, one free
+// list per size: a batch that outgrows its slice moves to one twice as
+// large from the free list (grow), and a reported batch gives its slice
+// back. Left to append, the slices grew by doubling from nothing per
+// batch, and were the largest share of the producer's allocations with
+// small records (issue 11).
+const (
+	minRecsShift = 4 // 16 records
+	recClasses   = 20
+)
+
+func recClass(n int) int {
+	c := bits.Len(uint(max(n, 1<<minRecsShift) - 1))
+	return min(c, minRecsShift+recClasses-1) - minRecsShift
+}
+
+// recs returns an empty record slice with room for at least n records.
+func (r *recycler) recs(n int) []Rec {
+	c := recClass(n)
+	r.mu.Lock()
+	if l := len(r.free[c]); l > 0 {
+		s := r.free[c][l-1]
+		r.free[c][l-1] = nil
+		r.free[c] = r.free[c][:l-1]
+		r.recBytes -= cap(s) * recSize
+		r.mu.Unlock()
+		return s
+	}
+	r.mu.Unlock()
+	return make([]Rec, 0, max(n, 1<<(c+minRecsShift)))
+}
+
+// putRecSlice takes back a record slice nothing refers to, cleared so
+// that it keeps no caller's value alive.
+func (r *recycler) putRecSlice(s []Rec) {
+	if cap(s) < 1<<minRecsShift {
+		return
+	}
+	clear(s[:cap(s)])
+	c := recClass(cap(s))
+	if cap(s) != 1<<(c+minRecsShift) {
+		return // not one of ours
+	}
+	r.mu.Lock()
+	if r.recBytes+cap(s)*recSize <= keptRecBytes {
+		r.free[c] = append(r.free[c], s[:0])
+		r.recBytes += cap(s) * recSize
+	}
+	r.mu.Unlock()
+}
+
+// grow returns b.recs with room for one more record, moved to a slice
+// twice as large when full.
+func (r *recycler) grow(recs []Rec) []Rec {
+	if len(recs) < cap(recs) {
+		return recs
+	}
+	next := append(r.recs(2*cap(recs)), recs...)
+	r.putRecSlice(recs)
+	return next
+}
+
 // putRecs takes back batch b once it is reported and nothing refers to
-// it. Its records are cleared first: a kept slice must not keep the
-// callers' values alive.
+// it: its record slice and the batch itself.
 func (r *recycler) putRecs(b *batch) {
 	if b.bb != nil {
 		r.putBuilder(b.bb)
 		b.bb = nil
 	}
-	clear(b.recs)
-	bytes := cap(b.recs) * recSize
+	r.putRecSlice(b.recs)
+	*b = batch{}
 	r.mu.Lock()
-	if r.recBytes+bytes <= keptRecBytes {
+	if len(r.batches) < keptBatches {
 		r.batches = append(r.batches, b)
-		r.recBytes += bytes
 	}
 	r.mu.Unlock()
 }
@@ -174,6 +226,7 @@ func (r *recycler) putRecs(b *batch) {
 func (r *recycler) release() {
 	r.mu.Lock()
 	r.builders, r.wires, r.batches = nil, nil, nil
+	r.free = [recClasses][][]Rec{}
 	r.wireBytes, r.recBytes = 0, 0
 	r.mu.Unlock()
 }

@@ -283,7 +283,7 @@ func (b *batch) add(r *Rec, size int) {
 		}
 	}
 	r.size = int32(size)
-	b.recs = append(b.recs, *r)
+	b.recs = append(b.p.e().bufs.grow(b.recs), *r)
 	b.size += size
 	if b.bb != nil {
 		b.bb.Append(&r.Record)
@@ -390,6 +390,8 @@ func (p *partState) nextBatch(s *sink, now int64, flushing bool, room int, pid i
 			}
 		} else if b.wireLen() > room {
 			return nil, record.NoProducer
+		} else {
+			ps = b.producerState()
 		}
 		b.state = batchInFlight
 		b.attempts++

@@ -63,7 +63,18 @@ func (r produceRequest) AppendSegments(s *conn.Segments) {
 		return
 	}
 	flex := v >= 9
-	b := appendNullableString(s.Buf, r.TransactionID, flex)
+	// Room for every batch encoded in place, at once: growing the buffer
+	// batch by batch copied the request so far each time.
+	inPlace := 0
+	for _, bs := range r.batches {
+		for _, bt := range bs {
+			if bt != nil {
+				inPlace += bt.size + binary.MaxVarintLen32 + 8
+			}
+		}
+	}
+	b := slices.Grow(s.Buf, inPlace+256)
+	b = appendNullableString(b, r.TransactionID, flex)
 	b = binary.BigEndian.AppendUint16(b, uint16(r.Acks))
 	b = binary.BigEndian.AppendUint32(b, uint32(r.TimeoutMillis))
 	b = appendArrayLen(b, len(r.Topics), flex)

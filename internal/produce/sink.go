@@ -144,11 +144,14 @@ func (s *sink) drainOnce() bool {
 		if b == nil {
 			continue
 		}
-		if b.wire == nil && (e.cfg.Compression.Codec != record.CodecNone || b.bb != nil) {
+		if b.wire == nil && (e.cfg.Compression.Codec != record.CodecNone || b.bb != nil || b.attempts > 1) {
 			// A compressed batch sealed on its way out is encoded now,
 			// from the records' own values, without the partition's
 			// lock (an uncompressed one is encoded into the request as
-			// it is written: produceRequest).
+			// it is written: produceRequest). A batch sent again is
+			// encoded into a buffer of its own once, and keeps it for
+			// its further resends: under faults a partition's oldest
+			// batch may go out a dozen times.
 			if err := b.encode(ps); err != nil {
 				p.encodeFailed(b, err)
 				continue
