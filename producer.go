@@ -401,9 +401,6 @@ func (p *Producer) toReport(rep *produce.Report, i int) report {
 	return report{t: t, d: d, size: r.Held}
 }
 
-// report hands a report to its target; size is the budget it holds.
-func (p *Producer) report(t target, d Delivery, size int64) { p.disp.deliver(t, d, size) }
-
 // reportUnheld reports a record that never got budget.
 func (p *Producer) reportUnheld(t target, d Delivery) {
 	p.ledger.HoldUnbudgeted()

@@ -40,7 +40,6 @@ package produce
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -470,5 +469,3 @@ func (e *Engine) DropCancelled() {
 
 // isClosing reports whether Close has begun.
 func (e *Engine) isClosing() bool { return e.ctx.Err() != nil }
-
-var errNoLeader = errors.New("no leader known for the partition")
