@@ -201,7 +201,10 @@ func (r *recycler) putRecSlice(s []Rec) {
 	if cap(s) < 1<<minRecsShift {
 		return
 	}
-	clear(s[:cap(s)])
+	// Only the first len(s) were ever written since the slice was last
+	// cleared (a batch's records are a prefix, and dropping records clears
+	// what they leave behind), so only those are cleared.
+	clear(s)
 	c := recClass(cap(s))
 	if cap(s) != recClassSize(c) {
 		return // not one of ours

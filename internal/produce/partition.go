@@ -447,6 +447,16 @@ func (b *batch) encode(ps record.ProducerState) error {
 	if err != nil {
 		return err
 	}
+	if len(wire) < cap(wire)/2 {
+		// Compressed into a buffer of the uncompressed size: keep only
+		// what it holds (a batch may wait a while in flight or for a
+		// resend), and the buffer for the next batch to compress into.
+		// With 64 partitions of 1 KB lz4 records, the buffers of the
+		// batches in flight were most of the peak RSS.
+		exact := append(make([]byte, 0, len(wire)), wire...)
+		e.bufs.putWire(wire)
+		wire = exact
+	}
 	b.wire = wire
 	return nil
 }
