@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 
 	"github.com/keel-go/keel/internal/errs"
@@ -108,15 +109,22 @@ func decodeAs[R any](sh *Shape[R], tp TP, data []byte, fetchOffset int64, readCo
 				continue
 			}
 		}
-		if b.Attributes.Control() || next <= fetchOffset {
+		// d.next, not fetchOffset: a log's offsets only grow, so a batch
+		// (or record) below what was already read is a corrupt base
+		// offset (it is outside the CRC), and returning it would hand
+		// out offsets backwards. Kafka's consumer drops those too.
+		if b.Attributes.Control() || next <= d.next {
 			d.next = max(d.next, next)
 			continue
 		}
-		if err := d.appendBatch(sh, tp, &b, fetchOffset, dec); err != nil {
+		floor, err := d.appendBatch(sh, tp, &b, d.next, dec)
+		if err != nil {
 			d.err = batchErr(b.BaseOffset, err)
 			return d
 		}
-		d.next = max(d.next, next)
+		// A record past the batch's last offset delta is corrupt too;
+		// fetching again from below it would return it again.
+		d.next = max(d.next, next, floor)
 	}
 	if !any && len(data) > 0 && rd.Truncated() {
 		d.tooSmall = true
@@ -124,11 +132,13 @@ func decodeAs[R any](sh *Shape[R], tp TP, data []byte, fetchOffset int64, readCo
 	return d
 }
 
-// appendBatch decodes b's records at or after fetchOffset onto d.
-func (d *decoded[R]) appendBatch(sh *Shape[R], tp TP, b *record.Batch, fetchOffset int64, dec *record.Decompressor) error {
+// appendBatch decodes b's records at or after floor onto d, in increasing
+// offset order, and returns the offset after the last one taken (floor if
+// none).
+func (d *decoded[R]) appendBatch(sh *Shape[R], tp TP, b *record.Batch, floor int64, dec *record.Decompressor) (int64, error) {
 	data, err := b.Decompress(dec, nil)
 	if err != nil {
-		return err
+		return floor, err
 	}
 	if b.Attributes.Codec() == record.CodecNone {
 		// Uncompressed records would alias the whole fetch answer and
@@ -147,7 +157,8 @@ func (d *decoded[R]) appendBatch(sh *Shape[R], tp TP, b *record.Batch, fetchOffs
 	epoch := b.PartitionLeaderEpoch
 	mk := sh.Make
 	err = plain.EachRecord(data, func(r *record.Record) {
-		if r.Offset >= fetchOffset {
+		if r.Offset >= floor && r.Offset < math.MaxInt64 { // MaxInt64: no offset after it
+			floor = r.Offset + 1
 			if n := len(d.records); n < cap(d.records) {
 				d.records = d.records[:n+1] // room made by the Grow above
 			} else {
@@ -160,15 +171,15 @@ func (d *decoded[R]) appendBatch(sh *Shape[R], tp TP, b *record.Batch, fetchOffs
 	if err != nil {
 		clear(d.records[start:])
 		d.records = d.records[:start]
-		return err
+		return floor, err
 	}
 	if len(d.records) == start {
-		return nil
+		return floor, nil
 	}
 	size := int64(len(data))
 	d.bytes += size
 	d.spans = append(d.spans, span{end: len(d.records), bytes: size})
-	return nil
+	return floor, nil
 }
 
 // codecBits are the attribute bits naming the compression codec.

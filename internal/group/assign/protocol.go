@@ -97,9 +97,11 @@ func DecodeSubscription(b []byte) (Subscription, error) {
 		UserData:   bytes.Clone(m.UserData), // ReadFrom aliases the response buffer
 		Generation: m.Generation,
 	}
+	var owned gathered
 	for _, op := range m.OwnedPartitions {
-		s.Owned = addPartitions(s.Owned, op.Topic, op.Partitions)
+		owned = owned.add(op.Topic, op.Partitions)
 	}
+	s.Owned = owned.done()
 	if m.Rack != nil {
 		s.Rack = *m.Rack
 	}
@@ -150,9 +152,11 @@ func DecodeAssignment(b []byte) (Assignment, error) {
 		return Assignment{}, fmt.Errorf("decoding consumer protocol assignment v%d: %w", version, err)
 	}
 	a := Assignment{Version: version, UserData: bytes.Clone(m.UserData)}
+	var parts gathered
 	for _, t := range m.Topics {
-		a.Partitions = addPartitions(a.Partitions, t.Topic, t.Partitions)
+		parts = parts.add(t.Topic, t.Partitions)
 	}
+	a.Partitions = parts.done()
 	return a, nil
 }
 
@@ -203,4 +207,35 @@ func addPartitions(m map[string][]int32, topic string, ps []int32) map[string][]
 	}
 	m[topic] = merged
 	return m
+}
+
+// gathered collects decoded partitions by topic and sorts each topic's list
+// once, in done. A payload may repeat a topic (merged, not last-wins);
+// merging with addPartitions at every repeat re-sorted the growing list
+// each time, quadratic in the payload's size, which a hostile member could
+// use to stall the group's leader.
+type gathered map[string][]int32
+
+func (g gathered) add(topic string, ps []int32) gathered {
+	if g == nil {
+		g = make(gathered)
+	}
+	g[topic] = append(g[topic], ps...)
+	return g
+}
+
+// done returns the partitions by topic, sorted and without duplicates,
+// leaving out topics without partitions; nil when there are none.
+func (g gathered) done() map[string][]int32 {
+	for t, ps := range g {
+		if ps = sortedPartitions(ps); len(ps) == 0 {
+			delete(g, t)
+		} else {
+			g[t] = ps
+		}
+	}
+	if len(g) == 0 {
+		return nil
+	}
+	return g
 }

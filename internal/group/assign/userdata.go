@@ -40,6 +40,7 @@ func decodeStickyUserData(b []byte) (owned map[string][]int32, generation int32,
 	}
 	r := reader{b: b}
 	n := r.arrayLen()
+	var all gathered
 	for range n {
 		topic := r.str()
 		np := r.arrayLen()
@@ -48,12 +49,13 @@ func decodeStickyUserData(b []byte) (owned map[string][]int32, generation int32,
 			ps = append(ps, r.i32())
 		}
 		if r.err == nil {
-			owned = addPartitions(owned, topic, ps)
+			all = all.add(topic, ps)
 		}
 	}
 	if r.err != nil {
 		return nil, -1, false
 	}
+	owned = all.done()
 	generation = -1
 	if len(r.b) >= 4 { // V1; trailing bytes beyond it are ignored, as in Java
 		generation = r.i32()
