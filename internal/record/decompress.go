@@ -110,7 +110,12 @@ func (d *Decompressor) AppendDecompressed(dst, src []byte, codec Codec) ([]byte,
 		d.lz4.Put(l)
 	case CodecZstd:
 		z := d.zstd.Get().(*zstd.Decoder)
-		dst, err = z.DecodeAll(src, dst)
+		var out []byte
+		// DecodeAll may return a slice shorter than dst on error (even
+		// nil), so the caller's dst is kept for the error path below.
+		if out, err = z.DecodeAll(src, dst); err == nil {
+			dst = out
+		}
 		d.zstd.Put(z)
 		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
 			err = tooLarge(codec, d.max)

@@ -23,9 +23,12 @@ import (
 // the limit logic is the same at any size.
 const fuzzMaxDecompressed = 1 << 20
 
-// allocSlack is the allocation every decode may make whatever its input:
-// pooled decoders (zstd keeps a window of up to the limit), header arenas.
-const allocSlack = 4 << 20
+// allocSlack is the allocation a decode may make whatever its input, once
+// per pooled decoder: zstd's window (up to the limit) and lz4's block
+// buffers, which the frame header sizes (up to 4 MiB, twice) before any
+// data is read. Pooled, they are reused by the next batch; the fuzzer's
+// frequent GCs empty the pools, so one input may pay for them again.
+const allocSlack = 12 << 20
 
 // FuzzReadBatches decodes a fetch response's records section: every batch
 // header, its CRC, decompression with any codec, every record and header,
