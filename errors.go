@@ -39,6 +39,10 @@ var (
 	// ErrAuthentication: SASL authentication failed or the mechanism is not
 	// enabled on the broker.
 	ErrAuthentication = errs.ErrAuthentication
+	// ErrTLSVerification: the broker's TLS certificate was refused (an
+	// authority the client does not trust, a host name the certificate
+	// does not list, an expired certificate). Not retriable.
+	ErrTLSVerification = errs.ErrTLSVerification
 	// ErrNilContext: a method was called with a nil context.Context. keel
 	// answers it with an error naming the method (and, for Produce, a
 	// NotWritten report) rather than a panic; nothing else happens.

@@ -145,10 +145,14 @@ func (g *GroupConsumer) start(mode string) error {
 		defer close(g.memberDone)
 		err := g.member.Run(g.memberCtx)
 		g.mu.Lock()
-		if !errors.Is(err, context.Canceled) {
+		failed := !errors.Is(err, context.Canceled)
+		if failed {
 			g.memberErr = err
 		}
 		g.mu.Unlock()
+		if failed {
+			g.stopMember() // wakes a Poll waiting for records (security.go)
+		}
 	}()
 	actx, cancel := context.WithCancel(g.memberCtx)
 	g.stopAutoCommit = cancel

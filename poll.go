@@ -23,9 +23,24 @@ func (g *GroupConsumer) Poll(ctx context.Context) ([]*Message, error) {
 	if err := g.start("Poll"); err != nil {
 		return nil, err
 	}
+	// A member that failed for good (unauthorized, fenced) ends the wait
+	// with its error (security.go).
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(g.memberCtx, cancel)()
 	for {
-		fs, err := g.fetcher.Poll(ctx, 0)
+		fs, err := g.fetcher.Poll(pctx, 0)
 		if err != nil {
+			if ctx.Err() == nil && pctx.Err() != nil { // the member stopped
+				g.mu.Lock()
+				merr := g.memberErr
+				g.mu.Unlock()
+				if merr != nil {
+					return nil, merr
+				}
+				pctx = ctx // stopped by Close: the fetcher answers for itself
+				continue
+			}
 			return nil, err
 		}
 		n := 0

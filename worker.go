@@ -169,6 +169,9 @@ func (w *worker) run() {
 		msgs, ferr := w.next()
 		if ferr != nil {
 			w.g.client.logger.Error("keel: partition stopped: cannot read it", "group", w.g.group, "partition", w.tp, "err", ferr)
+			if isAuthorizationFailure(ferr) {
+				w.g.failMember(ferr) // Run returns it (security.go)
+			}
 			return
 		}
 		if msgs == nil || !w.handle(msgs) {

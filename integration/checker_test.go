@@ -21,8 +21,14 @@ import (
 // requests and keel's batch decoder, independent of any consumer code.
 func readTopic(t *testing.T, cl *keeltest.Cluster, topic string) map[int32][]record.Record {
 	t.Helper()
+	return readTopicWith(t, cl, topic, connConfig())
+}
+
+// readTopicWith is readTopic over connections made with cfg (SASL, TLS).
+func readTopicWith(t *testing.T, cl *keeltest.Cluster, topic string, cfg *conn.Config) map[int32][]record.Record {
+	t.Helper()
 	ctx := testCtx(t, 60*time.Second)
-	pool := conn.NewPool(connConfig(), conn.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}, 0)
+	pool := conn.NewPool(cfg, conn.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}, 0)
 	defer pool.Close()
 	out := make(map[int32][]record.Record)
 	dec := record.NewDecompressor(256 << 20)

@@ -104,6 +104,9 @@ func Dial(ctx context.Context, addr string, cfg *Config) (*Conn, error) {
 
 	nc, err := dialRaw(dctx, addr, cfg)
 	if err != nil {
+		if terr := tlsRefused(addr, err); terr != nil {
+			return nil, terr
+		}
 		return nil, unreachable(ctx, addr, cfg, err)
 	}
 	c := &Conn{

@@ -107,6 +107,7 @@ var (
 	ErrUnsupportedBroker = NewSentinel("keel: broker too old for keel", false)
 	ErrAuthentication    = NewSentinel("keel: authentication failed", false)
 	ErrProtocol          = NewSentinel("keel: malformed response from broker", true)
+	ErrTLSVerification   = NewSentinel("keel: broker certificate refused", false)
 )
 
 // Sentinels for the Kafka errors users most often test for.

@@ -235,6 +235,9 @@ func (m *Member) joinCoordinator(ctx context.Context) (*conn.Conn, string, error
 func (m *Member) coordinatorConn(ctx context.Context, owner string) (*conn.Conn, string, error) {
 	b, err := m.meta.Coordinator(ctx, meta.GroupCoordinator, m.cfg.Group)
 	if err != nil {
+		if fatalCode(errs.Code(err)) { // FindCoordinator refused: GROUP_AUTHORIZATION_FAILED
+			return nil, "", fmt.Errorf("%w: %w", ErrFatal, err)
+		}
 		return nil, "", err
 	}
 	c, err := m.pool.GetOwned(ctx, b.Addr(), conn.Group, owner)
@@ -251,11 +254,20 @@ func (m *Member) groupErr(api string, code int16, addr string) error {
 	m.meta.HandleCoordinatorError(meta.GroupCoordinator, m.cfg.Group, code)
 	e := errs.FromCode(code, addr, "").(*errs.Error)
 	e.Detail = fmt.Sprintf("%s for group %q", api, m.cfg.Group)
-	switch code {
-	case 82, 30, 29, 24: // FENCED_INSTANCE_ID, GROUP/TOPIC_AUTHORIZATION_FAILED, INVALID_GROUP_ID
+	if fatalCode(code) {
 		return fmt.Errorf("%w: %w", ErrFatal, e)
 	}
 	return e
+}
+
+// fatalCode reports the group error codes no retry can fix.
+func fatalCode(code int16) bool {
+	switch code {
+	case errs.CodeFencedInstanceId, errs.CodeGroupAuthorizationFailed, errs.CodeTopicAuthorizationFailed,
+		errs.CodeClusterAuthorizationFailed, errs.CodeInvalidGroupId:
+		return true
+	}
+	return false
 }
 
 // subscription returns the topics to subscribe to now.

@@ -173,6 +173,9 @@ func (i *idempotence) initProducerID(ctx context.Context) (int64, int16, error) 
 		if r.ErrorCode != errs.CodeNone {
 			e := errs.FromCode(r.ErrorCode, b.Addr(), "").(*errs.Error)
 			e.Detail = "InitProducerId for the idempotent producer"
+			if r.ErrorCode == errs.CodeClusterAuthorizationFailed {
+				e.Detail += " refused: an idempotent producer needs WRITE on some topic or IDEMPOTENT_WRITE on the cluster (or Idempotence(false))"
+			}
 			return 0, 0, e
 		}
 		return r.ProducerID, r.ProducerEpoch, nil
