@@ -185,6 +185,11 @@ func (c *clientConfig) validate() error {
 		}
 		bad("SASL", "several SASL mechanisms given ("+strings.Join(names, ", ")+")", "a connection authenticates with one mechanism: keep one SASL option")
 	}
+	for _, m := range c.sasl {
+		if _, ok := m.(nilOAuthSource); ok {
+			bad("SASLOAuthBearer", "nil token source", "pass a function that returns a token from your identity provider")
+		}
+	}
 	if c.metadataMaxAge <= 0 {
 		bad("MetadataMaxAge", fmt.Sprintf("%v is not positive", c.metadataMaxAge), "use e.g. MetadataMaxAge(5*time.Minute)")
 	}

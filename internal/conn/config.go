@@ -19,6 +19,8 @@ type Hooks struct {
 	OnDisconnect  func(addr string, err error)
 	OnThrottle    func(addr string, key int16, d time.Duration)
 	OnAuthFailure func(addr string, err error)
+	// OnReauthenticate: a connection renewed its SASL session (KIP-368).
+	OnReauthenticate func(addr string)
 }
 
 // Config is what every connection of a client shares.

@@ -54,6 +54,14 @@ type Conn struct {
 	dead       chan struct{} // closed when the connection is unusable
 	readerDone chan struct{}
 
+	// SASL re-authentication (KIP-368, sasl.go). gate is held for reading
+	// while a request is written, and for writing while the session is
+	// renewed, so that no other request goes out in the middle of the
+	// exchange; it is used only with SASL.
+	reauthAt atomic.Int64 // unix nanos; 0: the session does not expire
+	reauthMu sync.Mutex   // one renewal at a time
+	gate     sync.RWMutex
+
 	throttleUntil atomic.Int64 // unix nanos; KIP-219 mute
 	lastUsed      atomic.Int64 // unix nanos
 	inflight      atomic.Int32
@@ -381,6 +389,36 @@ func (c *Conn) send(ctx context.Context, req kmsg.Request) (*Pending, error) {
 	if err := c.waitThrottle(ctx); err != nil {
 		return nil, err
 	}
+	if c.cfg.SASL == nil {
+		return c.sendNow(req)
+	}
+	if c.reauthDue() {
+		if err := c.reauthenticate(); err != nil {
+			return nil, err
+		}
+	}
+	c.gate.RLock()
+	defer c.gate.RUnlock()
+	return c.sendNow(req)
+}
+
+// requestNow is Request without waiting for a re-authentication: for the
+// SASL exchange itself.
+func (c *Conn) requestNow(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	v, err := c.setVersion(req)
+	if err != nil {
+		return nil, err
+	}
+	p, err := c.sendNow(req)
+	if err != nil {
+		return nil, err
+	}
+	p.version = v
+	return p.Wait(ctx)
+}
+
+// sendNow writes req; see send.
+func (c *Conn) sendNow(req kmsg.Request) (*Pending, error) {
 	c.inflight.Add(1)
 	cl := &call{
 		key:     req.Key(),

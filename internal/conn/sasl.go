@@ -4,20 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/keel-go/keel/internal/errs"
 )
 
-// Mechanism is a SASL mechanism (PLAIN, SCRAM-SHA-256, ...).
+// Mechanism is a SASL mechanism (PLAIN, SCRAM-SHA-256, OAUTHBEARER, ...).
 type Mechanism interface {
 	// Name is the mechanism's registered name, sent in SaslHandshake.
 	Name() string
 	// Start begins one authentication and returns the client's first
-	// message.
-	Start() (Session, []byte, error)
+	// message. ctx bounds whatever the mechanism must fetch first (an
+	// OAuth token).
+	Start(ctx context.Context) (Session, []byte, error)
 }
 
 // Session is one authentication exchange in progress.
@@ -27,13 +30,20 @@ type Session interface {
 	Next(server []byte) (done bool, client []byte, err error)
 }
 
+// serverRefusal is implemented by sessions that learn why the server
+// refused them before the broker's final error (OAUTHBEARER's JSON
+// status), so the error can say it.
+type serverRefusal interface{ refusal() error }
+
 // authenticate runs SaslHandshake (v1, Kafka 1.0+) and then the mechanism's
-// messages wrapped in SaslAuthenticate requests.
+// messages wrapped in SaslAuthenticate requests. It is used when the
+// connection is set up and, later, to re-authenticate (KIP-368) while no
+// other request is being written (see reauthenticate).
 func (c *Conn) authenticate(ctx context.Context) error {
 	mech := c.cfg.SASL
 	hs := kmsg.NewPtrSASLHandshakeRequest()
 	hs.Mechanism = mech.Name()
-	resp, err := c.Request(ctx, hs)
+	resp, err := c.requestNow(ctx, hs)
 	if err != nil {
 		return err
 	}
@@ -51,14 +61,14 @@ func (c *Conn) authenticate(ctx context.Context) error {
 		return &errs.Error{Broker: c.addr, Detail: "broker lacks SaslAuthenticate (Kafka 1.0+)", Err: errs.ErrUnsupportedBroker}
 	}
 
-	sess, msg, err := mech.Start()
+	sess, msg, err := mech.Start(ctx)
 	if err != nil {
 		return c.authErr(0, "", err)
 	}
 	for {
 		req := kmsg.NewPtrSASLAuthenticateRequest()
 		req.SASLAuthBytes = msg
-		resp, err := c.Request(ctx, req)
+		resp, err := c.requestNow(ctx, req)
 		if errors.Is(err, errs.ErrConnectionClosed) {
 			// Brokers close the connection on bad credentials (some
 			// without sending SASL_AUTHENTICATION_FAILED first); a
@@ -74,25 +84,90 @@ func (c *Conn) authenticate(ctx context.Context) error {
 			if ar.ErrorMessage != nil {
 				m = *ar.ErrorMessage
 			}
-			return c.authErr(ar.ErrorCode, m, nil)
+			var cause error
+			if r, ok := sess.(serverRefusal); ok {
+				cause = r.refusal()
+			}
+			return c.authErr(ar.ErrorCode, m, cause)
 		}
 		done, next, err := sess.Next(ar.SASLAuthBytes)
 		if err != nil {
 			return c.authErr(0, "", err)
 		}
 		if done {
+			c.scheduleReauth(ar.SessionLifetimeMillis)
 			return nil
 		}
 		msg = next
 	}
 }
 
+// scheduleReauth notes when the session the broker just granted must be
+// renewed. KIP-368: a broker with connections.max.reauth.ms (or a token
+// that expires) answers the final SaslAuthenticate (v1+) with the
+// session's lifetime, and closes a connection that sends a request after
+// it. As the Java client does, keel re-authenticates at a random point
+// between 85% and 95% of the lifetime, so that the connections of many
+// clients do not renew at once.
+func (c *Conn) scheduleReauth(lifetimeMs int64) {
+	if lifetimeMs <= 0 {
+		c.reauthAt.Store(0)
+		return
+	}
+	lifetime := time.Duration(lifetimeMs) * time.Millisecond
+	at := time.Duration(float64(lifetime) * (0.85 + 0.1*rand.Float64()))
+	c.reauthAt.Store(time.Now().Add(at).UnixNano())
+}
+
+// reauthDue reports whether the session must be renewed before the next
+// request is written.
+func (c *Conn) reauthDue() bool {
+	at := c.reauthAt.Load()
+	return at != 0 && time.Now().UnixNano() >= at
+}
+
+// reauthenticate renews the SASL session on this connection (KIP-368).
+// Requests already written stay in flight and are answered normally: the
+// broker answers a connection's requests in order, so their answers come
+// before the handshake's. New requests wait until the exchange is done,
+// because a broker that is re-authenticating a connection takes only SASL
+// requests on it. The exchange is bounded by the dial timeout, not by the
+// ctx of the request that found it due: abandoning it half way would leave
+// the connection unusable for everyone. A failure closes the connection.
+func (c *Conn) reauthenticate() error {
+	c.reauthMu.Lock()
+	defer c.reauthMu.Unlock()
+	if !c.reauthDue() {
+		return nil // another request renewed it meanwhile
+	}
+	c.gate.Lock() // waits for writes in progress, holds back new ones
+	defer c.gate.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
+	defer cancel()
+	c.cfg.logger().Debug("keel: re-authenticating", "broker", c.addr, "mechanism", c.cfg.SASL.Name())
+	if err := c.authenticate(ctx); err != nil {
+		if c.cfg.Hooks.OnAuthFailure != nil {
+			c.cfg.Hooks.OnAuthFailure(c.addr, err)
+		}
+		c.close(err)
+		return err
+	}
+	if c.cfg.Hooks.OnReauthenticate != nil {
+		c.cfg.Hooks.OnReauthenticate(c.addr)
+	}
+	return nil
+}
+
 func (c *Conn) authErr(code int16, brokerMsg string, cause error) error {
+	check := "check the user name, password and mechanism"
+	if c.cfg.SASL.Name() == oauthBearerName {
+		check = "check the token source and the broker's OAuth settings"
+	}
 	e := &errs.Error{
 		Code:    code,
 		Broker:  c.addr,
 		Message: brokerMsg,
-		Detail:  fmt.Sprintf("SASL %s authentication failed; check the user name, password and mechanism", c.cfg.SASL.Name()),
+		Detail:  fmt.Sprintf("SASL %s authentication failed; %s", c.cfg.SASL.Name(), check),
 		Err:     errs.ErrAuthentication,
 	}
 	if code != 0 {
@@ -112,7 +187,7 @@ type Plain struct{ User, Pass, Zid string }
 func (Plain) Name() string { return "PLAIN" }
 
 // Start implements Mechanism.
-func (p Plain) Start() (Session, []byte, error) {
+func (p Plain) Start(context.Context) (Session, []byte, error) {
 	return plainSession{}, []byte(p.Zid + "\x00" + p.User + "\x00" + p.Pass), nil
 }
 

@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/pbkdf2"
 	"crypto/rand"
@@ -52,7 +53,7 @@ func (s Scram) hash() func() hash.Hash {
 }
 
 // Start implements Mechanism: it sends client-first-message.
-func (s Scram) Start() (Session, []byte, error) {
+func (s Scram) Start(context.Context) (Session, []byte, error) {
 	nonce := s.nonce
 	if nonce == "" {
 		var b [24]byte

@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -33,7 +34,7 @@ func FuzzScramServerFirst(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, serverFirst string) {
 		m := Scram{User: "user", Pass: "pencil-secret", nonce: rfcNonce, maxIters: 4200}
-		sess, _, err := m.Start()
+		sess, _, err := m.Start(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +73,7 @@ func FuzzScramServerFinal(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, serverFinal string) {
 		m := Scram{User: "user", Pass: "pencil", nonce: rfcNonce}
-		sess, _, err := m.Start()
+		sess, _, err := m.Start(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +100,7 @@ func FuzzScramServerFinal(f *testing.F) {
 func TestScramRefusesIterationCountsOutsideBounds(t *testing.T) {
 	for _, iters := range []string{"1", "4095", "1048577", "99999999999999999999", "-5", "x"} {
 		m := Scram{User: "user", Pass: "pencil", nonce: rfcNonce}
-		sess, _, _ := m.Start()
+		sess, _, _ := m.Start(context.Background())
 		_, _, err := sess.Next([]byte("r=" + rfcNonce + "srv,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=" + iters))
 		if err == nil || !strings.Contains(err.Error(), "iterations") {
 			t.Errorf("i=%s: got %v, want an iterations error", iters, err)
@@ -109,11 +110,11 @@ func TestScramRefusesIterationCountsOutsideBounds(t *testing.T) {
 
 func TestScramRefusesMandatoryExtensionAndServerError(t *testing.T) {
 	m := Scram{User: "user", Pass: "pencil", nonce: rfcNonce}
-	sess, _, _ := m.Start()
+	sess, _, _ := m.Start(context.Background())
 	if _, _, err := sess.Next([]byte("m=x," + rfcServerFirst)); err == nil || !strings.Contains(err.Error(), "extension") {
 		t.Fatalf("mandatory extension: %v", err)
 	}
-	sess, _, _ = m.Start()
+	sess, _, _ = m.Start(context.Background())
 	sess.Next([]byte(rfcServerFirst))
 	if _, _, err := sess.Next([]byte("e=invalid-proof")); err == nil || !strings.Contains(err.Error(), `"invalid-proof"`) {
 		t.Fatalf("server error: %v", err)

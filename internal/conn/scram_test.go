@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -8,7 +9,7 @@ import (
 // The exchange from RFC 7677 section 3 (SCRAM-SHA-256).
 func TestScramSHA256RFC7677Vector(t *testing.T) {
 	m := Scram{User: "user", Pass: "pencil", nonce: "rOprNGfwEbeRWgbNEkqO"}
-	sess, first, err := m.Start()
+	sess, first, err := m.Start(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +32,7 @@ func TestScramSHA256RFC7677Vector(t *testing.T) {
 
 func TestScramRejectsBadServerSignature(t *testing.T) {
 	m := Scram{User: "user", Pass: "pencil", nonce: "rOprNGfwEbeRWgbNEkqO"}
-	sess, _, _ := m.Start()
+	sess, _, _ := m.Start(context.Background())
 	if _, _, err := sess.Next([]byte("r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")); err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func TestScramRejectsBadServerSignature(t *testing.T) {
 
 func TestScramRejectsNonceNotExtended(t *testing.T) {
 	m := Scram{User: "user", Pass: "pencil", nonce: "abc"}
-	sess, _, _ := m.Start()
+	sess, _, _ := m.Start(context.Background())
 	if _, _, err := sess.Next([]byte("r=xyz123,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")); err == nil {
 		t.Fatal("accepted a server nonce that does not extend ours")
 	}
@@ -51,14 +52,14 @@ func TestScramRejectsNonceNotExtended(t *testing.T) {
 
 func TestScramEscapesUserName(t *testing.T) {
 	m := Scram{User: "a=b,c", Pass: "p", nonce: "n"}
-	_, first, _ := m.Start()
+	_, first, _ := m.Start(context.Background())
 	if got, want := string(first), "n,,n=a=3Db=2Cc,r=n"; got != want {
 		t.Fatalf("got %q want %q", got, want)
 	}
 }
 
 func TestPlainMessage(t *testing.T) {
-	_, msg, _ := Plain{User: "u", Pass: "p"}.Start()
+	_, msg, _ := Plain{User: "u", Pass: "p"}.Start(context.Background())
 	if string(msg) != "\x00u\x00p" {
 		t.Fatalf("got %q", msg)
 	}
