@@ -110,21 +110,25 @@ func decodeAs[R any](sh *Shape[R], tp TP, data []byte, fetchOffset int64, readCo
 			}
 		}
 		// d.next, not fetchOffset: a log's offsets only grow, so a batch
-		// (or record) below what was already read is a corrupt base
-		// offset (it is outside the CRC), and returning it would hand
-		// out offsets backwards. Kafka's consumer drops those too.
+		// whose records lie below what was already read has a corrupt
+		// base offset (it is outside the CRC), and returning them would
+		// hand out offsets backwards (found by FuzzFetchResponse).
 		if b.Attributes.Control() || next <= d.next {
 			d.next = max(d.next, next)
 			continue
 		}
-		floor, err := d.appendBatch(sh, tp, &b, d.next, dec)
-		if err != nil {
+		taken, spans, bytes := len(d.records), len(d.spans), d.bytes
+		if err := d.appendBatch(sh, tp, &b, d.next, dec); err != nil {
 			d.err = batchErr(b.BaseOffset, err)
 			return d
 		}
-		// A record past the batch's last offset delta is corrupt too;
-		// fetching again from below it would return it again.
-		d.next = max(d.next, next, floor)
+		if err := checkIncreasing(sh, d.records[taken:], next); err != nil {
+			clear(d.records[taken:])
+			d.records, d.spans, d.bytes = d.records[:taken], d.spans[:spans], bytes
+			d.err = batchErr(b.BaseOffset, err)
+			return d
+		}
+		d.next = max(d.next, next)
 	}
 	if !any && len(data) > 0 && rd.Truncated() {
 		d.tooSmall = true
@@ -132,13 +136,11 @@ func decodeAs[R any](sh *Shape[R], tp TP, data []byte, fetchOffset int64, readCo
 	return d
 }
 
-// appendBatch decodes b's records at or after floor onto d, in increasing
-// offset order, and returns the offset after the last one taken (floor if
-// none).
-func (d *decoded[R]) appendBatch(sh *Shape[R], tp TP, b *record.Batch, floor int64, dec *record.Decompressor) (int64, error) {
+// appendBatch decodes b's records at or after fetchOffset onto d.
+func (d *decoded[R]) appendBatch(sh *Shape[R], tp TP, b *record.Batch, fetchOffset int64, dec *record.Decompressor) error {
 	data, err := b.Decompress(dec, nil)
 	if err != nil {
-		return floor, err
+		return err
 	}
 	if b.Attributes.Codec() == record.CodecNone {
 		// Uncompressed records would alias the whole fetch answer and
@@ -157,8 +159,7 @@ func (d *decoded[R]) appendBatch(sh *Shape[R], tp TP, b *record.Batch, floor int
 	epoch := b.PartitionLeaderEpoch
 	mk := sh.Make
 	err = plain.EachRecord(data, func(r *record.Record) {
-		if r.Offset >= floor && r.Offset < math.MaxInt64 { // MaxInt64: no offset after it
-			floor = r.Offset + 1
+		if r.Offset >= fetchOffset {
 			if n := len(d.records); n < cap(d.records) {
 				d.records = d.records[:n+1] // room made by the Grow above
 			} else {
@@ -171,15 +172,31 @@ func (d *decoded[R]) appendBatch(sh *Shape[R], tp TP, b *record.Batch, floor int
 	if err != nil {
 		clear(d.records[start:])
 		d.records = d.records[:start]
-		return floor, err
+		return err
 	}
 	if len(d.records) == start {
-		return floor, nil
+		return nil
 	}
 	size := int64(len(data))
 	d.bytes += size
 	d.spans = append(d.spans, span{end: len(d.records), bytes: size})
-	return floor, nil
+	return nil
+}
+
+// checkIncreasing refuses, as corrupt, a batch whose records' offsets do
+// not increase or reach its next offset (base + last offset delta + 1):
+// the fetch after it would return them again. Brokers never write such
+// batches; the CRC covers the deltas, so only a broken writer could.
+func checkIncreasing[R any](sh *Shape[R], recs []R, next int64) error {
+	prev := int64(math.MinInt64)
+	for i := range recs {
+		o, _ := sh.Pos(&recs[i])
+		if o <= prev || o >= next {
+			return fmt.Errorf("%w: record offsets out of order in the batch (offset %d after %d, next offset %d)", record.ErrCorrupt, o, prev, next)
+		}
+		prev = o
+	}
+	return nil
 }
 
 // codecBits are the attribute bits naming the compression codec.
