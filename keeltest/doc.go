@@ -20,7 +20,8 @@
 // Outside tests (for example `keel dev`), Start returns a cluster the caller
 // must Close. Options choose the number of brokers ([Brokers], default 3),
 // fixed [Ports], seed topics ([Topic], [Topics]), [AutoCreateTopics],
-// persistence ([DataDir]), authentication ([SASL]), encryption ([TLS],
+// persistence ([DataDir]), authentication ([SASL]), authorization ([EnableACLs],
+// [Superuser], [SASLUser] with grants), encryption ([TLS],
 // [GeneratedTLS]), an older protocol ([MaxVersions]), logging ([Logger])
 // and group and broker settings ([GroupSessionTimeouts], [BrokerConfigs]).
 //
@@ -39,7 +40,9 @@
 //   - [Cluster.MoveLeader], [Cluster.ShuffleLeaders],
 //     [Cluster.MoveCoordinators], [Cluster.AddBroker] and
 //     [Cluster.RemoveBroker] change the topology under a running client.
-//   - [Cluster.Control] runs arbitrary code on requests as they arrive.
+//   - [Cluster.Control] runs arbitrary code on requests as they arrive;
+//     [Cluster.AcceptOAuthBearer] uses it to play the broker side of SASL
+//     OAUTHBEARER, which kfake lacks.
 //
 // For example, to check that a producer survives a leader change:
 //
