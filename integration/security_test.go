@@ -410,3 +410,30 @@ func TestTLSVerificationOnByDefault(t *testing.T) {
 		t.Fatalf("trusted CA: %v", err)
 	}
 }
+
+// TestSASLWrongPasswordStopsGroupConsumer: a group consumer with a wrong
+// password returns an authentication error from Run and Poll instead of
+// retrying the login forever.
+func TestSASLWrongPasswordStopsGroupConsumer(t *testing.T) {
+	cl := startCluster(t, keeltest.SASL(keeltest.SCRAMSHA256, "carol", "carol-pw"), keeltest.Topic("t", 1))
+	for _, mode := range []string{"Run", "Poll"} {
+		t.Run(mode, func(t *testing.T) {
+			c := newClient(t, cl, keel.SASLScramSHA256("carol", "not-carols-pw"))
+			g, err := keel.NewGroupConsumer(c, "g", []string{"t"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { g.Close(context.Background()) })
+			start := time.Now()
+			if mode == "Run" {
+				err = g.Run(testCtx(t, promptAuthz), keel.HandlerFunc(func(context.Context, *keel.Message) error { return nil }))
+			} else {
+				_, err = g.Poll(testCtx(t, promptAuthz))
+			}
+			if !errors.Is(err, keel.ErrAuthentication) {
+				t.Fatalf("%s: %v, want ErrAuthentication", mode, err)
+			}
+			t.Logf("%s returned after %v: %v", mode, time.Since(start), err)
+		})
+	}
+}

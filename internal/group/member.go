@@ -235,7 +235,7 @@ func (m *Member) joinCoordinator(ctx context.Context) (*conn.Conn, string, error
 func (m *Member) coordinatorConn(ctx context.Context, owner string) (*conn.Conn, string, error) {
 	b, err := m.meta.Coordinator(ctx, meta.GroupCoordinator, m.cfg.Group)
 	if err != nil {
-		if fatalCode(errs.Code(err)) { // FindCoordinator refused: GROUP_AUTHORIZATION_FAILED
+		if fatalCode(errs.Code(err)) || refusedLogin(err) { // GROUP_AUTHORIZATION_FAILED, bad credentials
 			return nil, "", fmt.Errorf("%w: %w", ErrFatal, err)
 		}
 		return nil, "", err
@@ -243,6 +243,9 @@ func (m *Member) coordinatorConn(ctx context.Context, owner string) (*conn.Conn,
 	c, err := m.pool.GetOwned(ctx, b.Addr(), conn.Group, owner)
 	if err != nil {
 		m.meta.InvalidateCoordinator(meta.GroupCoordinator, m.cfg.Group)
+		if refusedLogin(err) {
+			return nil, "", fmt.Errorf("%w: %w", ErrFatal, err)
+		}
 		return nil, "", err
 	}
 	return c, b.Addr(), nil
@@ -258,6 +261,13 @@ func (m *Member) groupErr(api string, code int16, addr string) error {
 		return fmt.Errorf("%w: %w", ErrFatal, e)
 	}
 	return e
+}
+
+// refusedLogin reports a connection the cluster will not accept however
+// often it is dialed: SASL credentials refused, a TLS certificate not
+// trusted.
+func refusedLogin(err error) bool {
+	return errors.Is(err, errs.ErrAuthentication) || errors.Is(err, errs.ErrTLSVerification)
 }
 
 // fatalCode reports the group error codes no retry can fix.
