@@ -235,6 +235,7 @@ func produceAsAdmin(t *testing.T, cl *keeltest.Cluster, topic string, n int) {
 func TestACLAdminWithoutRights(t *testing.T) {
 	cl := aclCluster(t, keeltest.SASLUser(keeltest.SCRAMSHA256, "ops", "ops-pw",
 		keeltest.AllowTopic("open", kmsg.ACLOperationDescribe),
+		keeltest.AllowTopic("open", kmsg.ACLOperationDescribeConfigs), // so AlterConfigs gets past its describe
 		keeltest.AllowTopic("secret", kmsg.ACLOperationDescribe),
 		keeltest.AllowGroup("billing", kmsg.ACLOperationDescribe)))
 	a, err := admin.New(scramClient(t, cl, "ops", "ops-pw"))
@@ -256,6 +257,14 @@ func TestACLAdminWithoutRights(t *testing.T) {
 		{"DeleteTopics without DELETE", func() error { return a.DeleteTopics(ctx, "secret") }, keel.ErrTopicAuthorization},
 		{"DeleteGroups without DELETE", func() error { return a.DeleteGroups(ctx, "billing") }, keel.ErrGroupAuthorization},
 		{"GroupOffsets without group DESCRIBE", func() error { _, err := a.GroupOffsets(ctx, "payroll"); return err }, keel.ErrGroupAuthorization},
+		{"CreatePartitions without ALTER", func() error { return a.CreatePartitions(ctx, "secret", 4, false) }, keel.ErrTopicAuthorization},
+		{"AlterConfigs without ALTER_CONFIGS", func() error {
+			return a.AlterConfigs(ctx, admin.ConfigResource{Type: admin.TopicConfigs, Name: "open"}, false, admin.ConfigOp{Name: "retention.ms", Value: "1000"})
+		}, keel.ErrTopicAuthorization},
+		{"CreateACLs without cluster ALTER", func() error {
+			return a.CreateACLs(ctx, admin.ACL{Principal: "User:ops", Host: "*", Operation: "WRITE", Permission: "ALLOW",
+				ResourceType: "TOPIC", ResourceName: "secret", PatternType: "LITERAL"})
+		}, admin.ErrClusterAuthorization},
 	} {
 		start := time.Now()
 		err := tc.call()
