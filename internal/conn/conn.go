@@ -390,7 +390,7 @@ func (c *Conn) send(ctx context.Context, req kmsg.Request) (*Pending, error) {
 		return nil, err
 	}
 	if c.cfg.SASL == nil {
-		return c.sendNow(req)
+		return c.sendNow(ctx, req)
 	}
 	if c.reauthDue() {
 		if err := c.reauthenticate(); err != nil {
@@ -399,7 +399,7 @@ func (c *Conn) send(ctx context.Context, req kmsg.Request) (*Pending, error) {
 	}
 	c.gate.RLock()
 	defer c.gate.RUnlock()
-	return c.sendNow(req)
+	return c.sendNow(ctx, req)
 }
 
 // requestNow is Request without waiting for a re-authentication: for the
@@ -409,7 +409,7 @@ func (c *Conn) requestNow(ctx context.Context, req kmsg.Request) (kmsg.Response,
 	if err != nil {
 		return nil, err
 	}
-	p, err := c.sendNow(req)
+	p, err := c.sendNow(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -418,7 +418,7 @@ func (c *Conn) requestNow(ctx context.Context, req kmsg.Request) (kmsg.Response,
 }
 
 // sendNow writes req; see send.
-func (c *Conn) sendNow(req kmsg.Request) (*Pending, error) {
+func (c *Conn) sendNow(ctx context.Context, req kmsg.Request) (*Pending, error) {
 	c.inflight.Add(1)
 	cl := &call{
 		key:     req.Key(),
