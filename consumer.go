@@ -40,23 +40,22 @@ func (c *Consumer) Assign(tp TopicPartition, start StartOffset) error {
 	if err := start.check("Consumer.Assign", tp); err != nil {
 		return err
 	}
-	ftp := fetch.TP{Topic: tp.Topic, Partition: tp.Partition}
 	if !start.time.IsZero() {
-		c.fetcher.AssignAtTime(ftp, start.time)
+		c.fetcher.AssignAtTime(tp, start.time)
 		return nil
 	}
-	c.fetcher.Assign(ftp, fetch.At(start.at))
+	c.fetcher.Assign(tp, fetch.At(start.at))
 	return nil
 }
 
 // Unassign stops reading partitions and drops what was fetched for them.
-func (c *Consumer) Unassign(tps ...TopicPartition) { c.fetcher.Unassign(toFetchTPs(tps)...) }
+func (c *Consumer) Unassign(tps ...TopicPartition) { c.fetcher.Unassign(tps...) }
 
 // Pause stops fetching partitions until Resume.
-func (c *Consumer) Pause(tps ...TopicPartition) { c.fetcher.Pause(toFetchTPs(tps)...) }
+func (c *Consumer) Pause(tps ...TopicPartition) { c.fetcher.Pause(tps...) }
 
 // Resume resumes fetching paused partitions.
-func (c *Consumer) Resume(tps ...TopicPartition) { c.fetcher.Resume(toFetchTPs(tps)...) }
+func (c *Consumer) Resume(tps ...TopicPartition) { c.fetcher.Resume(tps...) }
 
 // Seek moves tp to start, dropping what was fetched beyond it. An unusable
 // start is refused as by Assign.
@@ -64,18 +63,17 @@ func (c *Consumer) Seek(tp TopicPartition, start StartOffset) error {
 	if err := start.check("Consumer.Seek", tp); err != nil {
 		return err
 	}
-	ftp := fetch.TP{Topic: tp.Topic, Partition: tp.Partition}
 	if !start.time.IsZero() {
-		c.fetcher.AssignAtTime(ftp, start.time)
+		c.fetcher.AssignAtTime(tp, start.time)
 		return nil
 	}
-	c.fetcher.Seek(ftp, fetch.At(start.at))
+	c.fetcher.Seek(tp, fetch.At(start.at))
 	return nil
 }
 
 // Position returns the next offset Poll will return for tp.
 func (c *Consumer) Position(tp TopicPartition) (int64, bool) {
-	o, ok := c.fetcher.Position(fetch.TP{Topic: tp.Topic, Partition: tp.Partition})
+	o, ok := c.fetcher.Position(tp)
 	return o.At, ok
 }
 

@@ -8,13 +8,12 @@ import (
 	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/fetch"
 	"github.com/keel-go/keel/internal/record"
+	"github.com/keel-go/keel/internal/topicpart"
 )
 
-// TopicPartition names one partition of a topic.
-type TopicPartition struct {
-	Topic     string
-	Partition int32
-}
+// TopicPartition names one partition of a topic: Topic and Partition.
+// Its String form is "topic/partition".
+type TopicPartition = topicpart.TP
 
 // Handler processes consumed messages, one partition's messages in order.
 // Returning nil marks the message processed: its offset will be committed.
@@ -118,7 +117,7 @@ var messageShape = fetch.Shape[Message]{
 	// Field by field: assigning a whole Message goes through a bulk
 	// write barrier per record while the GC runs, a tenth of the
 	// consumer's CPU time.
-	Make: func(m *Message, tp fetch.TP, r *record.Record, epoch int32) {
+	Make: func(m *Message, tp TopicPartition, r *record.Record, epoch int32) {
 		m.Topic = tp.Topic
 		m.Partition = tp.Partition
 		m.Key = r.Key

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keel-go/keel/internal/errs"
+	"github.com/keel-go/keel/internal/topicpart"
 
 	"github.com/keel-go/keel/internal/conn"
 	"github.com/keel-go/keel/internal/fetch"
@@ -241,7 +242,7 @@ func (g *GroupConsumer) dispatch(ctx context.Context) {
 			return
 		}
 		for _, f := range fs {
-			tp := TopicPartition{f.TP.Topic, f.TP.Partition}
+			tp := f.TP
 			g.mu.Lock()
 			var w *worker
 			if ps := g.parts[tp]; ps != nil && !ps.leaving {
@@ -261,8 +262,8 @@ func (g *GroupConsumer) dispatch(ctx context.Context) {
 // could not be read: that would skip or repeat records. It retries until
 // it can, or the consumer closes.
 func (g *GroupConsumer) onAssign(assigned group.Partitions) {
-	tps := group.Flatten(assigned)
-	var committed map[group.TP]group.Offset
+	tps := topicpart.Flatten(assigned)
+	var committed map[TopicPartition]group.Offset
 	for attempt := 1; ; attempt++ {
 		var err error
 		committed, err = g.member.Committed(g.memberCtx, tps)
@@ -288,19 +289,18 @@ func (g *GroupConsumer) onAssign(assigned group.Partitions) {
 		return
 	}
 	for _, tp := range tps {
-		ptp := TopicPartition{tp.Topic, tp.Partition}
-		public = append(public, ptp)
-		if g.parts[ptp] != nil {
+		public = append(public, tp)
+		if g.parts[tp] != nil {
 			continue
 		}
 		pctx, pcancel := context.WithCancelCause(context.Background())
-		ps := &partitionState{tp: ptp, ctx: pctx, cancel: pcancel}
-		g.parts[ptp] = ps
+		ps := &partitionState{tp: tp, ctx: pctx, cancel: pcancel}
+		g.parts[tp] = ps
 		start := fetch.Offset{At: resetStart(g.cfg.resetFor(tp.Topic)), Epoch: -1}
 		if o, ok := committed[tp]; ok {
 			start = fetch.Offset{At: o.At, Epoch: o.Epoch}
 		}
-		g.fetcher.Assign(fetch.TP{Topic: tp.Topic, Partition: tp.Partition}, start)
+		g.fetcher.Assign(tp, start)
 		if g.mode == "Run" && g.handler != nil {
 			g.startWorkerLocked(ps)
 			if start.At >= 0 {
@@ -309,7 +309,7 @@ func (g *GroupConsumer) onAssign(assigned group.Partitions) {
 		}
 	}
 	g.mu.Unlock()
-	sortTPs(public)
+	topicpart.Sort(public)
 	g.client.logger.Info("keel: partitions assigned", "group", g.group, "partitions", public)
 	if g.cfg.onAssigned != nil {
 		g.cfg.onAssigned(public)
@@ -334,8 +334,8 @@ func (g *GroupConsumer) onRevoke(ctx context.Context, revoked group.Partitions) 
 	// does not hold the rebalance again; wait only for what it already
 	// handed out.
 	g.mu.Lock()
-	for _, tp := range group.Flatten(revoked) {
-		if ps := g.parts[TopicPartition{tp.Topic, tp.Partition}]; ps != nil {
+	for _, tp := range topicpart.Flatten(revoked) {
+		if ps := g.parts[tp]; ps != nil {
 			ps.leaving = true
 		}
 	}
@@ -355,7 +355,7 @@ func (g *GroupConsumer) onRevoke(ctx context.Context, revoked group.Partitions) 
 			g.client.logger.Error("keel: commit on revoke failed", "group", g.group, "err", err)
 		}
 	}
-	public := toPublic(tps)
+	public := slices.Clone(tps)
 	g.client.logger.Info("keel: partitions revoked", "group", g.group, "partitions", public)
 	if g.cfg.onRevoked != nil {
 		g.cfg.onRevoked(public)
@@ -368,7 +368,7 @@ func (g *GroupConsumer) onLost(lost group.Partitions) {
 	ctx, cancel := context.WithTimeout(g.memberCtx, g.cfg.rebalanceTimeout)
 	defer cancel()
 	tps, _ := g.release(lost, ErrLost, ctx) // their marks are dropped with them
-	public := toPublic(tps)
+	public := slices.Clone(tps)
 	g.client.logger.Warn("keel: partitions lost", "group", g.group, "partitions", public)
 	if g.cfg.onLost != nil {
 		g.cfg.onLost(public)
@@ -380,19 +380,19 @@ func (g *GroupConsumer) onLost(lost group.Partitions) {
 // still marked processed, so the commit that follows includes it and the
 // next owner does not process it again. It returns the partitions and the
 // states released, whose marks that commit reads.
-func (g *GroupConsumer) release(p group.Partitions, cause error, ctx context.Context) ([]group.TP, []*partitionState) {
-	tps := group.Flatten(p)
+func (g *GroupConsumer) release(p group.Partitions, cause error, ctx context.Context) ([]TopicPartition, []*partitionState) {
+	tps := topicpart.Flatten(p)
 	var workers []*worker
 	var released []*partitionState
 	g.mu.Lock()
 	for _, tp := range tps {
-		ps := g.parts[TopicPartition{tp.Topic, tp.Partition}]
+		ps := g.parts[tp]
 		if ps == nil {
 			continue
 		}
 		released = append(released, ps)
 		ps.leaving = true
-		g.fetcher.Unassign(fetch.TP{Topic: tp.Topic, Partition: tp.Partition})
+		g.fetcher.Unassign(tp)
 		ps.cancel(cause)
 		if ps.w != nil {
 			workers = append(workers, ps.w)
@@ -404,7 +404,7 @@ func (g *GroupConsumer) release(p group.Partitions, cause error, ctx context.Con
 	}
 	g.mu.Lock()
 	for _, tp := range tps {
-		delete(g.parts, TopicPartition{tp.Topic, tp.Partition})
+		delete(g.parts, tp)
 	}
 	g.mu.Unlock()
 	return tps, released
@@ -423,11 +423,11 @@ func (g *GroupConsumer) commitMarked(ctx context.Context, pss []*partitionState)
 		}
 		g.mu.Unlock()
 	}
-	offsets := make(map[group.TP]group.Offset)
+	offsets := make(map[TopicPartition]group.Offset)
 	var sent []*partitionState
 	for _, ps := range pss {
 		if o, ok := ps.marks.pending(); ok {
-			offsets[group.TP{Topic: ps.tp.Topic, Partition: ps.tp.Partition}] = o
+			offsets[ps.tp] = o
 			sent = append(sent, ps)
 		}
 	}
@@ -437,7 +437,7 @@ func (g *GroupConsumer) commitMarked(ctx context.Context, pss []*partitionState)
 	err := g.member.Commit(ctx, offsets)
 	if err == nil {
 		for _, ps := range sent {
-			ps.marks.committed(offsets[group.TP{Topic: ps.tp.Topic, Partition: ps.tp.Partition}])
+			ps.marks.committed(offsets[ps.tp])
 		}
 	}
 	return err
@@ -480,7 +480,7 @@ func (g *GroupConsumer) Assigned() []TopicPartition {
 	for tp := range g.parts {
 		out = append(out, tp)
 	}
-	sortTPs(out)
+	topicpart.Sort(out)
 	return out
 }
 
@@ -583,27 +583,6 @@ func (g *GroupConsumer) isStopping() bool {
 	default:
 		return false
 	}
-}
-
-func toPublic(tps []group.TP) []TopicPartition {
-	out := make([]TopicPartition, len(tps))
-	for i, tp := range tps {
-		out[i] = TopicPartition{tp.Topic, tp.Partition}
-	}
-	sortTPs(out)
-	return out
-}
-
-func sortTPs(tps []TopicPartition) {
-	slices.SortFunc(tps, func(a, b TopicPartition) int {
-		if a.Topic != b.Topic {
-			if a.Topic < b.Topic {
-				return -1
-			}
-			return 1
-		}
-		return int(a.Partition - b.Partition)
-	})
 }
 
 // markCell is a partition's processed position: the offset after the last

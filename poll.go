@@ -6,8 +6,6 @@ import (
 	"fmt"
 
 	"github.com/keel-go/keel/internal/errs"
-
-	"github.com/keel-go/keel/internal/fetch"
 )
 
 // Poll returns fetched records, waiting under ctx until there are some.
@@ -54,7 +52,7 @@ func (g *GroupConsumer) Poll(ctx context.Context) ([]*Message, error) {
 		var firstErr error
 		g.mu.Lock()
 		for _, f := range fs {
-			if ps := g.parts[TopicPartition{f.TP.Topic, f.TP.Partition}]; ps == nil || ps.leaving {
+			if ps := g.parts[f.TP]; ps == nil || ps.leaving {
 				continue // revoked since it was fetched
 			}
 			for i := range f.Records {
@@ -95,7 +93,7 @@ func (g *GroupConsumer) MarkProcessed(msgs ...*Message) error {
 		for j < len(msgs) && msgs[j] != nil && msgs[j].Partition == m.Partition && msgs[j].Topic == m.Topic {
 			j++
 		}
-		tp := TopicPartition{m.Topic, m.Partition}
+		tp := TopicPartition{Topic: m.Topic, Partition: m.Partition}
 		g.mu.Lock()
 		ps := g.parts[tp]
 		g.mu.Unlock()
@@ -103,7 +101,7 @@ func (g *GroupConsumer) MarkProcessed(msgs ...*Message) error {
 			i = j
 			continue // no longer ours: the new owner decides
 		}
-		pos, known := g.fetcher.Position(fetch.TP{Topic: tp.Topic, Partition: tp.Partition})
+		pos, known := g.fetcher.Position(tp)
 		for _, m := range msgs[i:j] {
 			if !known || m.Offset >= pos.At {
 				refused = append(refused, fmt.Errorf("offset %d of %v was never handed out by this consumer (its position is %d)", m.Offset, tp, pos.At))
@@ -184,9 +182,9 @@ func (g *GroupConsumer) setPaused(tps []TopicPartition, paused bool) {
 		return
 	}
 	if paused {
-		g.fetcher.Pause(toFetchTPs(direct)...)
+		g.fetcher.Pause(direct...)
 	} else {
-		g.fetcher.Resume(toFetchTPs(direct)...)
+		g.fetcher.Resume(direct...)
 	}
 }
 
@@ -196,11 +194,3 @@ func (g *GroupConsumer) setPaused(tps []TopicPartition, paused bool) {
 // matching ErrConsumerClosed: the record stays unprocessed (not committed)
 // and no handler error is reported.
 func (g *GroupConsumer) Stopping() <-chan struct{} { return g.stopping }
-
-func toFetchTPs(tps []TopicPartition) []fetch.TP {
-	out := make([]fetch.TP, len(tps))
-	for i, tp := range tps {
-		out[i] = fetch.TP{Topic: tp.Topic, Partition: tp.Partition}
-	}
-	return out
-}

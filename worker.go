@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 
 	"github.com/keel-go/keel/internal/errs"
-	"github.com/keel-go/keel/internal/fetch"
 )
 
 // worker processes one partition's records in order on its own goroutine.
@@ -83,7 +82,7 @@ func (w *worker) push(msgs []Message, bytes int, err error) {
 	}
 	if !w.paused && (w.records >= w.g.cfg.queueRecords || w.bytes >= queueHighBytes) {
 		w.paused = true
-		w.g.fetcher.Pause(fetch.TP{Topic: w.tp.Topic, Partition: w.tp.Partition})
+		w.g.fetcher.Pause(w.tp)
 	}
 	w.mu.Unlock()
 	select {
@@ -106,7 +105,7 @@ func (w *worker) setUserPaused(paused bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.userPaused = paused
-	tp := fetch.TP{Topic: w.tp.Topic, Partition: w.tp.Partition}
+	tp := w.tp
 	if paused {
 		w.g.fetcher.Pause(tp)
 	} else if !w.paused {
@@ -144,7 +143,7 @@ func (w *worker) next() ([]Message, error) {
 			if w.paused && w.records <= w.g.cfg.queueRecords/2 && w.bytes <= queueLowBytes {
 				w.paused = false
 				if !w.userPaused {
-					w.g.fetcher.Resume(fetch.TP{Topic: w.tp.Topic, Partition: w.tp.Partition})
+					w.g.fetcher.Resume(w.tp)
 				}
 			}
 			w.mu.Unlock()
@@ -231,7 +230,7 @@ func (w *worker) handle(msgs []Message) bool {
 			attrs = append(attrs, "stack", string(pe.Stack))
 		}
 		g.client.logger.Error("keel: handler failed; partition stopped (its offset is not committed past the failed message)", attrs...)
-		g.fetcher.Pause(fetch.TP{Topic: w.tp.Topic, Partition: w.tp.Partition})
+		g.fetcher.Pause(w.tp)
 		return false
 	}
 	return true

@@ -20,6 +20,7 @@ import (
 	"github.com/keel-go/keel/internal/fetch"
 	"github.com/keel-go/keel/internal/meta"
 	"github.com/keel-go/keel/internal/record"
+	"github.com/keel-go/keel/internal/topicpart"
 	"github.com/keel-go/keel/keeltest"
 )
 
@@ -88,7 +89,7 @@ func pollNothing(t *testing.T, f *fetch.Fetcher, d time.Duration) {
 
 func assignAll(f *fetch.Fetcher, topic string, n int, start fetch.Offset) {
 	for p := range n {
-		f.Assign(fetch.TP{Topic: topic, Partition: int32(p)}, start)
+		f.Assign(topicpart.TP{Topic: topic, Partition: int32(p)}, start)
 	}
 }
 
@@ -183,7 +184,7 @@ func TestFetchEverythingMixedCodecs(t *testing.T) {
 	sameAsStored(t, got, stored)
 	pollNothing(t, f, 200*time.Millisecond)
 	for p := range int32(6) {
-		pos, ok := f.Position(fetch.TP{Topic: "all", Partition: p})
+		pos, ok := f.Position(topicpart.TP{Topic: "all", Partition: p})
 		if want := cl.HighWatermark("all", p); !ok || pos.At != want {
 			t.Fatalf("partition %d: position %v %v, want %d", p, pos, ok, want)
 		}
@@ -210,7 +211,7 @@ func produceTo(t *testing.T, ctx context.Context, p *keel.Producer, topic string
 	}
 }
 
-func waitPosition(t *testing.T, ctx context.Context, f *fetch.Fetcher, tp fetch.TP) fetch.Offset {
+func waitPosition(t *testing.T, ctx context.Context, f *fetch.Fetcher, tp topicpart.TP) fetch.Offset {
 	t.Helper()
 	for {
 		if pos, ok := f.Position(tp); ok {
@@ -231,7 +232,7 @@ func TestFetchLatestAndAtTime(t *testing.T) {
 	ctx := testCtx(t, 30*time.Second)
 	base := time.UnixMilli(1_700_000_000_000)
 	produceTo(t, ctx, p, "t", 0, "old-", 100, func(i int) time.Time { return base.Add(time.Duration(i) * time.Second) })
-	tp := fetch.TP{Topic: "t", Partition: 0}
+	tp := topicpart.TP{Topic: "t", Partition: 0}
 
 	latest := newFetcher(t, cl, fetch.Config{MaxWait: 50 * time.Millisecond})
 	latest.Assign(tp, fetch.Latest)
@@ -269,7 +270,7 @@ func TestFetchPauseResumeSeek(t *testing.T) {
 	ctx := testCtx(t, 30*time.Second)
 	produceTo(t, ctx, p, "t", 0, "a", 50, nil)
 	produceTo(t, ctx, p, "t", 1, "b", 50, nil)
-	p0, p1 := fetch.TP{Topic: "t", Partition: 0}, fetch.TP{Topic: "t", Partition: 1}
+	p0, p1 := topicpart.TP{Topic: "t", Partition: 0}, topicpart.TP{Topic: "t", Partition: 1}
 
 	f := newFetcher(t, cl, fetch.Config{MaxWait: 50 * time.Millisecond})
 	f.Pause(p0) // no effect: not assigned yet
@@ -362,7 +363,7 @@ func TestFetchOffsetOutOfRange(t *testing.T) {
 	c := newClient(t, cl)
 	ctx := testCtx(t, 30*time.Second)
 	produceTo(t, ctx, newProducer(t, c, keel.ManualPartitioner()), "t", 0, "v", 20, nil)
-	tp := fetch.TP{Topic: "t", Partition: 0}
+	tp := topicpart.TP{Topic: "t", Partition: 0}
 
 	none := newFetcher(t, cl, fetch.Config{Reset: fetch.ResetNone, MaxWait: 50 * time.Millisecond})
 	none.Assign(tp, fetch.At(120))
@@ -451,7 +452,7 @@ func TestFetchCorruptBatch(t *testing.T) {
 	})
 
 	f := newFetcher(t, cl, fetch.Config{MaxWait: 50 * time.Millisecond})
-	tp := fetch.TP{Topic: "t", Partition: 0}
+	tp := topicpart.TP{Topic: "t", Partition: 0}
 	f.Assign(tp, fetch.At(0))
 	var recs []fetch.Record
 	var ferr error
@@ -523,7 +524,7 @@ func TestFetchReadCommitted(t *testing.T) {
 	}
 	txn("committed-", 5, true)
 	hwm := cl.HighWatermark("txn", 0) // 5 + marker + 1 + 5 + marker = 13
-	tp := fetch.TP{Topic: "txn", Partition: 0}
+	tp := topicpart.TP{Topic: "txn", Partition: 0}
 
 	read := func(readCommitted bool, want int) []string {
 		f := newFetcher(t, cl, fetch.Config{ReadCommitted: readCommitted, MaxWait: 50 * time.Millisecond})

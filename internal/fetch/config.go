@@ -7,6 +7,7 @@ import (
 
 	"github.com/keel-go/keel/internal/conn"
 	"github.com/keel-go/keel/internal/record"
+	"github.com/keel-go/keel/internal/topicpart"
 )
 
 // ResetPolicy says where a partition continues when its fetch offset is out
@@ -103,14 +104,6 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// TP names one partition of a topic.
-type TP struct {
-	Topic     string
-	Partition int32
-}
-
-func (tp TP) String() string { return fmt.Sprintf("%s/%d", tp.Topic, tp.Partition) }
-
 // Special values of Offset.At for Assign and Seek.
 const (
 	// OffsetEarliest starts at the first record the broker holds.
@@ -152,7 +145,7 @@ type Fetch = FetchOf[Record]
 
 // FetchOf is Fetch for a Fetcher of records of type R (see NewOf).
 type FetchOf[R any] struct {
-	TP            TP
+	TP            topicpart.TP
 	Records       []R
 	HighWatermark int64
 	Err           error
@@ -171,14 +164,14 @@ type Fetcher = Of[Record]
 type Shape[R any] struct {
 	// Make fills out from r, a record of tp from a batch of leader epoch
 	// epoch. r's Key, Value and Headers may be kept: they are r's own.
-	Make func(out *R, tp TP, r *record.Record, epoch int32)
+	Make func(out *R, tp topicpart.TP, r *record.Record, epoch int32)
 	// Pos returns the offset and leader epoch of a record Make filled.
 	Pos func(r *R) (offset int64, epoch int32)
 }
 
 // RecordShape makes Records.
 var RecordShape = Shape[Record]{
-	Make: func(out *Record, _ TP, r *record.Record, epoch int32) {
+	Make: func(out *Record, _ topicpart.TP, r *record.Record, epoch int32) {
 		*out = Record{Record: *r, LeaderEpoch: epoch}
 	},
 	Pos: func(r *Record) (int64, int32) { return r.Offset, r.LeaderEpoch },

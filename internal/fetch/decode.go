@@ -10,6 +10,7 @@ import (
 
 	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/record"
+	"github.com/keel-go/keel/internal/topicpart"
 )
 
 // abortedTxn is one entry of a read_committed fetch answer's aborted
@@ -54,11 +55,11 @@ type decoded[R any] struct {
 // with err set; the records before it are kept, and next points at the bad
 // batch so that nothing after it is read past silently.
 func decodePartition(data []byte, fetchOffset int64, readCommitted bool, aborted []abortedTxn, dec *record.Decompressor) decoded[Record] {
-	return decodeAs(&RecordShape, TP{}, data, fetchOffset, readCommitted, aborted, dec)
+	return decodeAs(&RecordShape, topicpart.TP{}, data, fetchOffset, readCommitted, aborted, dec)
 }
 
 // decodeAs is decodePartition making records of tp with sh.
-func decodeAs[R any](sh *Shape[R], tp TP, data []byte, fetchOffset int64, readCommitted bool, aborted []abortedTxn, dec *record.Decompressor) decoded[R] {
+func decodeAs[R any](sh *Shape[R], tp topicpart.TP, data []byte, fetchOffset int64, readCommitted bool, aborted []abortedTxn, dec *record.Decompressor) decoded[R] {
 	d := decoded[R]{next: fetchOffset}
 	if readCommitted && len(aborted) > 1 {
 		aborted = slices.Clone(aborted)
@@ -137,7 +138,7 @@ func decodeAs[R any](sh *Shape[R], tp TP, data []byte, fetchOffset int64, readCo
 }
 
 // appendBatch decodes b's records at or after fetchOffset onto d.
-func (d *decoded[R]) appendBatch(sh *Shape[R], tp TP, b *record.Batch, fetchOffset int64, dec *record.Decompressor) error {
+func (d *decoded[R]) appendBatch(sh *Shape[R], tp topicpart.TP, b *record.Batch, fetchOffset int64, dec *record.Decompressor) error {
 	data, err := b.Decompress(dec, nil)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/meta"
 	"github.com/keel-go/keel/internal/record"
+	"github.com/keel-go/keel/internal/topicpart"
 )
 
 // Of fetches the partitions assigned to it from their leaders and buffers
@@ -35,7 +36,7 @@ type Of[R any] struct {
 	unsub  func()
 
 	mu        sync.Mutex
-	parts     map[TP]*partition[R]
+	parts     map[topicpart.TP]*partition[R]
 	order     []*partition[R] // Poll's round-robin order
 	pollNext  int
 	sources   map[int32]*source[R]
@@ -73,7 +74,7 @@ func NewOf[R any](cfg Config, pool *conn.Pool, m *meta.Meta, sh Shape[R]) *Of[R]
 		dec:     record.NewDecompressor(cfg.MaxDecompressed),
 		ctx:     ctx,
 		cancel:  cancel,
-		parts:   make(map[TP]*partition[R]),
+		parts:   make(map[topicpart.TP]*partition[R]),
 		sources: make(map[int32]*source[R]),
 		topics:  make(map[string]*topicLookup),
 		ratio:   1,
@@ -91,7 +92,7 @@ func NewOf[R any](cfg Config, pool *conn.Pool, m *meta.Meta, sh Shape[R]) *Of[R]
 // Assign starts fetching tp at start: an exact offset, Earliest or Latest
 // (resolved with ListOffsets first). Assigning a partition already assigned
 // is Seek.
-func (f *Of[R]) Assign(tp TP, start Offset) {
+func (f *Of[R]) Assign(tp topicpart.TP, start Offset) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := f.assignLocked(tp)
@@ -104,7 +105,7 @@ func (f *Of[R]) Assign(tp TP, start Offset) {
 
 // AssignAtTime starts fetching tp at the first record whose timestamp is at
 // or after ts, or at the end of the partition if there is none.
-func (f *Of[R]) AssignAtTime(tp TP, ts time.Time) {
+func (f *Of[R]) AssignAtTime(tp topicpart.TP, ts time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := f.assignLocked(tp)
@@ -119,11 +120,11 @@ func (f *Of[R]) AssignAtTime(tp TP, ts time.Time) {
 // Seek drops what is buffered for tp and continues from o (an exact
 // offset, Earliest or Latest). It also restarts a partition stopped by an
 // error. Seeking a partition not assigned assigns it.
-func (f *Of[R]) Seek(tp TP, o Offset) { f.Assign(tp, o) }
+func (f *Of[R]) Seek(tp topicpart.TP, o Offset) { f.Assign(tp, o) }
 
 // Unassign stops fetching the partitions and drops what is buffered for
 // them.
-func (f *Of[R]) Unassign(tps ...TP) {
+func (f *Of[R]) Unassign(tps ...topicpart.TP) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, tp := range tps {
@@ -148,7 +149,7 @@ func (f *Of[R]) Unassign(tps ...TP) {
 // Pause leaves the partitions out of fetch requests (and out of the
 // brokers' fetch sessions) until Resume. Their buffered records stay, but
 // Poll does not return them while paused.
-func (f *Of[R]) Pause(tps ...TP) {
+func (f *Of[R]) Pause(tps ...topicpart.TP) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, tp := range tps {
@@ -159,7 +160,7 @@ func (f *Of[R]) Pause(tps ...TP) {
 }
 
 // Resume undoes Pause.
-func (f *Of[R]) Resume(tps ...TP) {
+func (f *Of[R]) Resume(tps ...topicpart.TP) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, tp := range tps {
@@ -175,7 +176,7 @@ func (f *Of[R]) Resume(tps ...TP) {
 // (the offset to commit once everything before it is processed) with the
 // leader epoch of the record before it. It is false when tp is not
 // assigned or its start offset is not resolved yet.
-func (f *Of[R]) Position(tp TP) (Offset, bool) {
+func (f *Of[R]) Position(tp topicpart.TP) (Offset, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := f.parts[tp]
@@ -214,7 +215,7 @@ func (f *Of[R]) Close() {
 	f.wg.Wait()
 }
 
-func (f *Of[R]) assignLocked(tp TP) *partition[R] {
+func (f *Of[R]) assignLocked(tp topicpart.TP) *partition[R] {
 	if f.closed {
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/keel-go/keel/internal/conn"
 	"github.com/keel-go/keel/internal/errs"
+	"github.com/keel-go/keel/internal/topicpart"
 )
 
 // resolveLoop turns symbolic start offsets (earliest, latest, a timestamp)
@@ -98,10 +99,10 @@ func (f *Of[R]) listOffsets(id int32, reqs []inReq[R]) {
 		}
 		return
 	}
-	answers := make(map[TP]kmsg.ListOffsetsResponseTopicPartition)
+	answers := make(map[topicpart.TP]kmsg.ListOffsetsResponseTopicPartition)
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
-			answers[TP{t.Topic, p.Partition}] = p
+			answers[topicpart.TP{Topic: t.Topic, Partition: p.Partition}] = p
 		}
 	}
 	for _, r := range reqs {

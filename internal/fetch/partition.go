@@ -1,6 +1,10 @@
 package fetch
 
-import "time"
+import (
+	"time"
+
+	"github.com/keel-go/keel/internal/topicpart"
+)
 
 // partState is where a partition stands.
 type partState uint8
@@ -19,7 +23,7 @@ const (
 // partition is the fetcher's state for one assigned partition. Every field
 // is guarded by Fetcher.mu.
 type partition[R any] struct {
-	tp TP
+	tp topicpart.TP
 	// gen changes whenever the partition's position is set from outside
 	// (Assign, Seek, reset) or it is unassigned, so that an answer to a
 	// request sent before is recognised as stale and dropped.

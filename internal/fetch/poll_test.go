@@ -10,6 +10,7 @@ import (
 	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/meta"
 	"github.com/keel-go/keel/internal/record"
+	"github.com/keel-go/keel/internal/topicpart"
 )
 
 // offline returns a Fetcher with no cluster behind it: partitions are
@@ -22,7 +23,7 @@ func offline(t *testing.T, cfg Config) *Fetcher {
 }
 
 // inject assigns tp at offset and applies data as if fetched from there.
-func inject(t *testing.T, f *Fetcher, tp TP, offset int64, data []byte) {
+func inject(t *testing.T, f *Fetcher, tp topicpart.TP, offset int64, data []byte) {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -50,7 +51,7 @@ func pollNow(t *testing.T, f *Fetcher, max int) []Fetch {
 
 func TestPollLimitsPositionsAndBudget(t *testing.T) {
 	f := offline(t, Config{})
-	tp := TP{"t", 0}
+	tp := topicpart.TP{Topic: "t", Partition: 0}
 	one := dataBatch(t, 0, 4, record.NoProducer, record.CodecNone)
 	two := dataBatch(t, 4, 4, record.NoProducer, record.CodecGzip)
 	inject(t, f, tp, 0, slices.Concat(one, two, controlBatch(8, 9, record.ControlCommit)))
@@ -88,7 +89,7 @@ func TestPollLimitsPositionsAndBudget(t *testing.T) {
 
 func TestPollDropsBelowPositionAndSeekDropsBuffer(t *testing.T) {
 	f := offline(t, Config{})
-	tp := TP{"t", 0}
+	tp := topicpart.TP{Topic: "t", Partition: 0}
 	// The broker answers a fetch at 6 with the whole batch from 4.
 	inject(t, f, tp, 6, dataBatch(t, 4, 6, record.NoProducer, record.CodecZstd))
 	got := pollNow(t, f, 0)
@@ -113,7 +114,7 @@ func TestPollDropsBelowPositionAndSeekDropsBuffer(t *testing.T) {
 
 func TestPollReportsErrorOnceAfterRecords(t *testing.T) {
 	f := offline(t, Config{})
-	tp := TP{"t", 0}
+	tp := topicpart.TP{Topic: "t", Partition: 0}
 	bad := dataBatch(t, 3, 3, record.NoProducer, record.CodecNone)
 	bad[len(bad)-1] ^= 1
 	inject(t, f, tp, 0, slices.Concat(dataBatch(t, 0, 3, record.NoProducer, record.CodecNone), bad))
@@ -131,7 +132,7 @@ func TestPollReportsErrorOnceAfterRecords(t *testing.T) {
 
 func TestPausedPartitionKeepsBuffer(t *testing.T) {
 	f := offline(t, Config{})
-	a, b := TP{"t", 0}, TP{"t", 1}
+	a, b := topicpart.TP{Topic: "t", Partition: 0}, topicpart.TP{Topic: "t", Partition: 1}
 	inject(t, f, a, 0, dataBatch(t, 0, 2, record.NoProducer, record.CodecNone))
 	inject(t, f, b, 0, dataBatch(t, 0, 2, record.NoProducer, record.CodecNone))
 	f.Pause(a)
@@ -154,7 +155,7 @@ func TestPollWaitsAndClose(t *testing.T) {
 		done <- err
 	}()
 	time.Sleep(20 * time.Millisecond)
-	inject(t, f, TP{"t", 0}, 0, dataBatch(t, 0, 1, record.NoProducer, record.CodecNone))
+	inject(t, f, topicpart.TP{Topic: "t", Partition: 0}, 0, dataBatch(t, 0, 1, record.NoProducer, record.CodecNone))
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,10 @@
 package fetch
 
-import "math"
+import (
+	"math"
+
+	"github.com/keel-go/keel/internal/topicpart"
+)
 
 // sessionPart is what a fetch request says about one partition. The broker
 // keeps the last one it was sent in its fetch session, so an incremental
@@ -26,22 +30,22 @@ type session struct {
 	disabled bool // the broker only speaks Fetch < v7
 	id       int32
 	epoch    int32
-	acked    map[TP]sessionPart
+	acked    map[topicpart.TP]sessionPart
 }
 
 // sessionReq is the session part of one request.
 type sessionReq struct {
 	id, epoch int32
 	full      bool
-	send      []TP // partitions to write into the request
-	forget    []TP // partitions to drop from the broker's session
-	want      map[TP]sessionPart
+	send      []topicpart.TP // partitions to write into the request
+	forget    []topicpart.TP // partitions to drop from the broker's session
+	want      map[topicpart.TP]sessionPart
 }
 
 // build decides what the next request carries to make the broker fetch
 // exactly want: everything on a full request; on an incremental one only
 // partitions that are new or changed, and the ones to forget.
-func (s *session) build(want map[TP]sessionPart) sessionReq {
+func (s *session) build(want map[topicpart.TP]sessionPart) sessionReq {
 	r := sessionReq{id: s.id, epoch: s.epoch, want: want}
 	if s.disabled {
 		r.id, r.epoch = 0, -1

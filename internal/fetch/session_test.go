@@ -6,22 +6,16 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/keel-go/keel/internal/topicpart"
 )
 
-func tps(ts ...TP) []TP {
-	slices.SortFunc(ts, func(a, b TP) int {
-		if a.Topic != b.Topic {
-			if a.Topic < b.Topic {
-				return -1
-			}
-			return 1
-		}
-		return int(a.Partition - b.Partition)
-	})
+func tps(ts ...topicpart.TP) []topicpart.TP {
+	slices.SortFunc(ts, topicpart.Compare)
 	return ts
 }
 
-func sameTPs(t *testing.T, what string, got, want []TP) {
+func sameTPs(t *testing.T, what string, got, want []topicpart.TP) {
 	t.Helper()
 	if !slices.Equal(tps(slices.Clone(got)...), tps(slices.Clone(want)...)) {
 		t.Fatalf("%s = %v, want %v", what, got, want)
@@ -29,21 +23,21 @@ func sameTPs(t *testing.T, what string, got, want []TP) {
 }
 
 var (
-	a0 = TP{"a", 0}
-	a1 = TP{"a", 1}
-	b0 = TP{"b", 0}
+	a0 = topicpart.TP{Topic: "a", Partition: 0}
+	a1 = topicpart.TP{Topic: "a", Partition: 1}
+	b0 = topicpart.TP{Topic: "b", Partition: 0}
 )
 
 func TestSessionEpochsAndIncrementalContents(t *testing.T) {
 	var s session
-	want := map[TP]sessionPart{a0: {Offset: 10, LeaderEpoch: 1, MaxBytes: 100}, a1: {Offset: 20, LeaderEpoch: 1, MaxBytes: 100}}
+	want := map[topicpart.TP]sessionPart{a0: {Offset: 10, LeaderEpoch: 1, MaxBytes: 100}, a1: {Offset: 20, LeaderEpoch: 1, MaxBytes: 100}}
 
 	// (0, 0): full request that creates a session.
 	r := s.build(want)
 	if r.id != 0 || r.epoch != 0 || !r.full {
 		t.Fatalf("first request (%d, %d) full=%v", r.id, r.epoch, r.full)
 	}
-	sameTPs(t, "send", r.send, []TP{a0, a1})
+	sameTPs(t, "send", r.send, []topicpart.TP{a0, a1})
 	s.answered(r, 0, 7)
 	if s.id != 7 || s.epoch != 1 {
 		t.Fatalf("after creation (%d, %d), want (7, 1)", s.id, s.epoch)
@@ -61,13 +55,13 @@ func TestSessionEpochsAndIncrementalContents(t *testing.T) {
 
 	// a0 moved on, a1 left, b0 joined: only a0 and b0 are sent, a1 is
 	// forgotten.
-	want2 := map[TP]sessionPart{a0: {Offset: 15, LeaderEpoch: 1, MaxBytes: 100}, b0: {Offset: 0, LeaderEpoch: 3, MaxBytes: 100}}
+	want2 := map[topicpart.TP]sessionPart{a0: {Offset: 15, LeaderEpoch: 1, MaxBytes: 100}, b0: {Offset: 0, LeaderEpoch: 3, MaxBytes: 100}}
 	r = s.build(want2)
 	if r.full || r.epoch != 2 {
 		t.Fatalf("incremental: %+v", r)
 	}
-	sameTPs(t, "send", r.send, []TP{a0, b0})
-	sameTPs(t, "forget", r.forget, []TP{a1})
+	sameTPs(t, "send", r.send, []topicpart.TP{a0, b0})
+	sameTPs(t, "forget", r.forget, []topicpart.TP{a1})
 
 	// A request that got no answer leaves the broker's state unknown.
 	s.failed()
@@ -78,20 +72,20 @@ func TestSessionEpochsAndIncrementalContents(t *testing.T) {
 	if !r.full || r.id != 7 || r.epoch != 0 || len(r.forget) != 0 {
 		t.Fatalf("after failure: %+v", r)
 	}
-	sameTPs(t, "send", r.send, []TP{a0, b0})
+	sameTPs(t, "send", r.send, []topicpart.TP{a0, b0})
 	s.answered(r, 0, 9) // the broker closed 7 and made 9
 	if s.id != 9 || s.epoch != 1 {
 		t.Fatalf("recreated (%d, %d)", s.id, s.epoch)
 	}
 
 	// A leader epoch change alone is a change.
-	want3 := map[TP]sessionPart{a0: {Offset: 15, LeaderEpoch: 2, MaxBytes: 100}, b0: want2[b0]}
+	want3 := map[topicpart.TP]sessionPart{a0: {Offset: 15, LeaderEpoch: 2, MaxBytes: 100}, b0: want2[b0]}
 	r = s.build(want3)
-	sameTPs(t, "send", r.send, []TP{a0})
+	sameTPs(t, "send", r.send, []topicpart.TP{a0})
 }
 
 func TestSessionErrors(t *testing.T) {
-	want := map[TP]sessionPart{a0: {Offset: 1}}
+	want := map[topicpart.TP]sessionPart{a0: {Offset: 1}}
 	var s session
 	s.answered(s.build(want), 0, 5)
 	s.answered(s.build(want), 0, 5)
@@ -142,9 +136,9 @@ func TestRequestCarriesSessionContents(t *testing.T) {
 	f.cfg.setDefaults()
 	s := &source[Record]{f: f, id: 1}
 	var sess session
-	want := map[TP]sessionPart{a0: {Offset: 10, LeaderEpoch: 4, MaxBytes: 100}, a1: {Offset: 20, LeaderEpoch: 4, MaxBytes: 100}, b0: {Offset: 5, LeaderEpoch: 1, MaxBytes: 100}}
+	want := map[topicpart.TP]sessionPart{a0: {Offset: 10, LeaderEpoch: 4, MaxBytes: 100}, a1: {Offset: 20, LeaderEpoch: 4, MaxBytes: 100}, b0: {Offset: 5, LeaderEpoch: 1, MaxBytes: 100}}
 	sess.answered(sess.build(want), 0, 3)
-	want2 := map[TP]sessionPart{a0: {Offset: 11, LeaderEpoch: 4, MaxBytes: 100}, a1: want[a1]}
+	want2 := map[topicpart.TP]sessionPart{a0: {Offset: 11, LeaderEpoch: 4, MaxBytes: 100}, a1: want[a1]}
 	req := s.request(sess.build(want2), 1000)
 
 	if req.SessionID != 3 || req.SessionEpoch != 1 || req.IsolationLevel != 1 || req.MaxBytes != 1000 || req.ReplicaID != -1 {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/keel-go/keel/internal/conn"
 	"github.com/keel-go/keel/internal/errs"
+	"github.com/keel-go/keel/internal/topicpart"
 )
 
 // source fetches the partitions one broker leads. Its goroutine runs while
@@ -85,14 +86,14 @@ func (s *source[R]) fetchOnce() bool {
 
 // collectLocked picks the partitions to fetch from this broker now and
 // marks them in flight. It returns none while the budget is used up.
-func (s *source[R]) collectLocked() (map[TP]sessionPart, map[TP]inReq[R], int32) {
+func (s *source[R]) collectLocked() (map[topicpart.TP]sessionPart, map[topicpart.TP]inReq[R], int32) {
 	f := s.f
 	if f.closed || f.buffered >= f.cfg.MaxBufferedBytes {
 		return nil, nil, 0
 	}
 	now := time.Now()
-	want := make(map[TP]sessionPart)
-	parts := make(map[TP]inReq[R])
+	want := make(map[topicpart.TP]sessionPart)
+	parts := make(map[topicpart.TP]inReq[R])
 	for _, p := range f.order {
 		if p.leader != s.id || !p.fetchable(now) {
 			continue
@@ -166,7 +167,7 @@ func (s *source[R]) request(sr sessionReq, maxBytes int32) *kmsg.FetchRequest {
 
 // failed handles a request that got no answer: the partitions back off and
 // look for their leader again (the broker may be gone).
-func (s *source[R]) failed(parts map[TP]inReq[R], err error) {
+func (s *source[R]) failed(parts map[topicpart.TP]inReq[R], err error) {
 	f := s.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -192,7 +193,7 @@ type result[R any] struct {
 }
 
 // handle applies a fetch answer.
-func (s *source[R]) handle(sr sessionReq, parts map[TP]inReq[R], resp *kmsg.FetchResponse, addr string) {
+func (s *source[R]) handle(sr sessionReq, parts map[topicpart.TP]inReq[R], resp *kmsg.FetchResponse, addr string) {
 	f := s.f
 	s.sess.answered(sr, resp.ErrorCode, resp.SessionID)
 	if resp.ErrorCode == codeSessionIDNotFound || resp.ErrorCode == codeInvalidSessionEpoch {
@@ -217,7 +218,7 @@ func (s *source[R]) handle(sr sessionReq, parts map[TP]inReq[R], resp *kmsg.Fetc
 		rt := &resp.Topics[i]
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]
-			r, ok := parts[TP{rt.Topic, rp.Partition}]
+			r, ok := parts[topicpart.TP{Topic: rt.Topic, Partition: rp.Partition}]
 			if !ok || resp.ErrorCode != 0 {
 				continue
 			}
@@ -245,7 +246,7 @@ func (s *source[R]) handle(sr sessionReq, parts map[TP]inReq[R], resp *kmsg.Fetc
 
 // release clears the in-flight mark of the request's partitions, running
 // apply first under the lock, then routes again.
-func (s *source[R]) release(parts map[TP]inReq[R], apply func()) {
+func (s *source[R]) release(parts map[topicpart.TP]inReq[R], apply func()) {
 	f := s.f
 	f.mu.Lock()
 	defer f.mu.Unlock()

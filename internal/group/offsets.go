@@ -8,13 +8,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/keel-go/keel/internal/errs"
+	"github.com/keel-go/keel/internal/topicpart"
 )
-
-// TP names one partition.
-type TP struct {
-	Topic     string
-	Partition int32
-}
 
 // Offset is a committed position: the next offset to read, and the leader
 // epoch of the last record processed (-1 when unknown).
@@ -34,7 +29,7 @@ var ErrCommitFenced = errs.NewSentinel("keel: offset commit refused: the group r
 // The generation is taken once, when Commit is called: a retry after the
 // group moved on must not commit these (by then possibly stale) offsets in
 // the new generation, so it fails with ErrCommitFenced instead.
-func (m *Member) Commit(ctx context.Context, offsets map[TP]Offset) error {
+func (m *Member) Commit(ctx context.Context, offsets map[topicpart.TP]Offset) error {
 	if len(offsets) == 0 {
 		return nil
 	}
@@ -53,7 +48,7 @@ func (m *Member) Commit(ctx context.Context, offsets map[TP]Offset) error {
 	}
 }
 
-func (m *Member) commitOnce(ctx context.Context, offsets map[TP]Offset) error {
+func (m *Member) commitOnce(ctx context.Context, offsets map[topicpart.TP]Offset) error {
 	c, addr, err := m.coordinator(ctx)
 	if err != nil {
 		return err
@@ -67,11 +62,11 @@ func (m *Member) commitOnce(ctx context.Context, offsets map[TP]Offset) error {
 		req.InstanceID = &inst
 	}
 	byTopic := map[string]int{}
-	tps := make([]TP, 0, len(offsets))
+	tps := make([]topicpart.TP, 0, len(offsets))
 	for tp := range offsets {
 		tps = append(tps, tp)
 	}
-	slices.SortFunc(tps, func(a, b TP) int {
+	slices.SortFunc(tps, func(a, b topicpart.TP) int {
 		if a.Topic != b.Topic {
 			if a.Topic < b.Topic {
 				return -1
@@ -109,7 +104,7 @@ func (m *Member) commitOnce(ctx context.Context, offsets map[TP]Offset) error {
 			case 22, 25, 27: // ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS
 				return &errs.Error{
 					Code: p.ErrorCode, Name: errs.Lookup(p.ErrorCode).Name, Broker: addr,
-					Detail: fmt.Sprintf("committing %s/%d at %d for group %q in generation %d", t.Topic, p.Partition, offsets[TP{t.Topic, p.Partition}].At, m.cfg.Group, gen),
+					Detail: fmt.Sprintf("committing %s/%d at %d for group %q in generation %d", t.Topic, p.Partition, offsets[topicpart.TP{Topic: t.Topic, Partition: p.Partition}].At, m.cfg.Group, gen),
 					Err:    ErrCommitFenced,
 				}
 			}
@@ -122,7 +117,7 @@ func (m *Member) commitOnce(ctx context.Context, offsets map[TP]Offset) error {
 
 // Committed fetches the group's committed offsets for tps. A partition with
 // no commit is left out of the result.
-func (m *Member) Committed(ctx context.Context, tps []TP) (map[TP]Offset, error) {
+func (m *Member) Committed(ctx context.Context, tps []topicpart.TP) (map[topicpart.TP]Offset, error) {
 	for attempt := 1; ; attempt++ {
 		out, err := m.committedOnce(ctx, tps)
 		if err == nil || !errs.IsRetriable(err) {
@@ -134,7 +129,7 @@ func (m *Member) Committed(ctx context.Context, tps []TP) (map[TP]Offset, error)
 	}
 }
 
-func (m *Member) committedOnce(ctx context.Context, tps []TP) (map[TP]Offset, error) {
+func (m *Member) committedOnce(ctx context.Context, tps []topicpart.TP) (map[topicpart.TP]Offset, error) {
 	c, addr, err := m.coordinator(ctx)
 	if err != nil {
 		return nil, err
@@ -162,27 +157,16 @@ func (m *Member) committedOnce(ctx context.Context, tps []TP) (map[TP]Offset, er
 	if r.ErrorCode != 0 {
 		return nil, m.groupErr("OffsetFetch", r.ErrorCode, addr)
 	}
-	out := make(map[TP]Offset)
+	out := make(map[topicpart.TP]Offset)
 	for _, t := range r.Topics {
 		for _, p := range t.Partitions {
 			if p.ErrorCode != 0 {
 				return nil, m.groupErr("OffsetFetch", p.ErrorCode, addr)
 			}
 			if p.Offset >= 0 {
-				out[TP{t.Topic, p.Partition}] = Offset{At: p.Offset, Epoch: p.LeaderEpoch}
+				out[topicpart.TP{Topic: t.Topic, Partition: p.Partition}] = Offset{At: p.Offset, Epoch: p.LeaderEpoch}
 			}
 		}
 	}
 	return out, nil
-}
-
-// Flatten lists the partitions of p.
-func Flatten(p Partitions) []TP {
-	var out []TP
-	for t, ps := range p {
-		for _, n := range ps {
-			out = append(out, TP{t, n})
-		}
-	}
-	return out
 }
