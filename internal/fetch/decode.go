@@ -208,7 +208,7 @@ const codecBits record.Attributes = 0x07
 func batchErr(offset int64, err error) error {
 	e := &errs.Error{Detail: fmt.Sprintf("cannot read the batch at offset %d", offset), Err: err}
 	if errors.Is(err, record.ErrCorrupt) {
-		e.Code, e.Name = 2, errs.Lookup(2).Name
+		e.Code, e.Name = errs.CodeCorruptMessage, errs.Lookup(errs.CodeCorruptMessage).Name
 	}
 	return e
 }

@@ -333,8 +333,8 @@ func (f *Of[R]) routeLocked() {
 		}
 		b, mp, ok := snap.Leader(p.tp.Topic, p.tp.Partition)
 		if !ok {
-			if t := snapTopic(snap, p.tp.Topic); t != nil && t.ErrCode == 0 && int(p.tp.Partition) >= len(t.Partitions) {
-				f.stopLocked(p, &errs.Error{Code: 3, Name: errs.Lookup(3).Name,
+			if t := snapTopic(snap, p.tp.Topic); t != nil && t.ErrCode == errs.CodeNone && int(p.tp.Partition) >= len(t.Partitions) {
+				f.stopLocked(p, &errs.Error{Code: errs.CodeUnknownTopicOrPartition, Name: errs.Lookup(errs.CodeUnknownTopicOrPartition).Name,
 					Detail: fmt.Sprintf("partition %v does not exist (topic has %d partitions)", p.tp, len(t.Partitions))})
 				continue
 			}

@@ -115,7 +115,7 @@ func (f *Of[R]) listOffsets(id int32, reqs []inReq[R]) {
 			f.backoffLocked(p, false)
 			continue
 		}
-		if a.ErrorCode != 0 {
+		if a.ErrorCode != errs.CodeNone {
 			f.listErrorLocked(p, a.ErrorCode, addr)
 			continue
 		}

@@ -3,6 +3,7 @@ package fetch
 import (
 	"math"
 
+	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/topicpart"
 )
 
@@ -70,12 +71,6 @@ func (s *session) build(want map[topicpart.TP]sessionPart) sessionReq {
 	return r
 }
 
-// Top-level fetch errors that concern the session itself.
-const (
-	codeSessionIDNotFound   = 70
-	codeInvalidSessionEpoch = 71
-)
-
 // answered records the broker's answer to r: its top-level error code and
 // the session id it gave. With a top-level error the broker fetched
 // nothing; the caller retries (session errors) or applies the code to
@@ -84,11 +79,11 @@ func (s *session) answered(r sessionReq, code int16, respID int32) {
 	switch {
 	case s.disabled:
 		return
-	case code == codeSessionIDNotFound:
+	case code == errs.CodeFetchSessionIdNotFound:
 		// The broker evicted our session: start a new one from scratch.
 		s.reset(0)
 		return
-	case code != 0:
+	case code != errs.CodeNone:
 		// INVALID_FETCH_SESSION_EPOCH or any other top-level error: we
 		// cannot know what the broker holds. A full request naming our
 		// id closes that session and opens a fresh one.

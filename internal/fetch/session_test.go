@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/topicpart"
 )
 
@@ -94,7 +95,7 @@ func TestSessionErrors(t *testing.T) {
 	}
 
 	// INVALID_FETCH_SESSION_EPOCH: full request on the same id.
-	s.answered(s.build(want), codeInvalidSessionEpoch, 0)
+	s.answered(s.build(want), errs.CodeInvalidFetchSessionEpoch, 0)
 	if s.id != 5 || s.epoch != 0 || s.acked != nil {
 		t.Fatalf("after 71: (%d, %d)", s.id, s.epoch)
 	}
@@ -105,7 +106,7 @@ func TestSessionErrors(t *testing.T) {
 	s.answered(r, 0, 6)
 
 	// FETCH_SESSION_ID_NOT_FOUND: a brand new session.
-	s.answered(s.build(want), codeSessionIDNotFound, 0)
+	s.answered(s.build(want), errs.CodeFetchSessionIdNotFound, 0)
 	if s.id != 0 || s.epoch != 0 {
 		t.Fatalf("after 70: (%d, %d)", s.id, s.epoch)
 	}

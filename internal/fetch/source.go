@@ -196,7 +196,7 @@ type result[R any] struct {
 func (s *source[R]) handle(sr sessionReq, parts map[topicpart.TP]inReq[R], resp *kmsg.FetchResponse, addr string) {
 	f := s.f
 	s.sess.answered(sr, resp.ErrorCode, resp.SessionID)
-	if resp.ErrorCode == codeSessionIDNotFound || resp.ErrorCode == codeInvalidSessionEpoch {
+	if resp.ErrorCode == errs.CodeFetchSessionIdNotFound || resp.ErrorCode == errs.CodeInvalidFetchSessionEpoch {
 		s.sessionErrs++
 		f.cfg.Logger.Debug("keel: fetch session reset", "broker", s.id, "code", resp.ErrorCode)
 		s.release(parts, nil)
@@ -208,7 +208,7 @@ func (s *source[R]) handle(sr sessionReq, parts map[topicpart.TP]inReq[R], resp 
 	s.sessionErrs = 0
 	var results []result[R]
 	var wire, plain int64 // for the compression ratio
-	if resp.ErrorCode != 0 {
+	if resp.ErrorCode != errs.CodeNone {
 		// A top-level error concerns every partition of the request.
 		for _, r := range parts {
 			results = append(results, result[R]{r: r, code: resp.ErrorCode, hwm: -1})
@@ -219,11 +219,11 @@ func (s *source[R]) handle(sr sessionReq, parts map[topicpart.TP]inReq[R], resp 
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]
 			r, ok := parts[topicpart.TP{Topic: rt.Topic, Partition: rp.Partition}]
-			if !ok || resp.ErrorCode != 0 {
+			if !ok || resp.ErrorCode != errs.CodeNone {
 				continue
 			}
 			res := result[R]{r: r, code: rp.ErrorCode, hwm: rp.HighWatermark}
-			if rp.ErrorCode == 0 {
+			if rp.ErrorCode == errs.CodeNone {
 				res.d = decodeAs(&f.shape, r.p.tp, rp.RecordBatches, r.offset, f.cfg.ReadCommitted, abortedOf(rp), f.dec)
 				if res.d.bytes > 0 {
 					wire += int64(len(rp.RecordBatches))
@@ -289,12 +289,12 @@ func (s *source[R]) applyLocked(res result[R], addr string) {
 	f := s.f
 	p := res.r.p
 	if p.removed || p.gen != res.r.gen || p.state != stFetch || p.fetchOffset != res.r.offset {
-		if res.code != 0 {
+		if res.code != errs.CodeNone {
 			f.meta.HandleError(res.code)
 		}
 		return
 	}
-	if res.code != 0 {
+	if res.code != errs.CodeNone {
 		f.partitionErrorLocked(p, res.code, addr)
 		return
 	}
@@ -308,7 +308,7 @@ func (s *source[R]) applyLocked(res result[R], addr string) {
 			p.maxBytes = int32(min(2*int64(p.maxBytes), maxPartitionBytes))
 			return
 		}
-		d.err = &errs.Error{Code: 10, Name: errs.Lookup(10).Name, Broker: addr,
+		d.err = &errs.Error{Code: errs.CodeMessageTooLarge, Name: errs.Lookup(errs.CodeMessageTooLarge).Name, Broker: addr,
 			Detail: fmt.Sprintf("the batch at offset %d of %v is larger than %d bytes", p.fetchOffset, p.tp, maxPartitionBytes)}
 	}
 	if len(d.records) == 0 && d.err == nil {
@@ -337,7 +337,7 @@ func (s *source[R]) applyLocked(res result[R], addr string) {
 func (f *Of[R]) partitionErrorLocked(p *partition[R], code int16, addr string) {
 	info := errs.Lookup(code)
 	switch {
-	case code == 1: // OFFSET_OUT_OF_RANGE
+	case code == errs.CodeOffsetOutOfRange:
 		switch f.cfg.Reset {
 		case ResetEarliest, ResetLatest:
 			to := OffsetLatest
@@ -351,7 +351,7 @@ func (f *Of[R]) partitionErrorLocked(p *partition[R], code int16, addr string) {
 			f.stopLocked(p, &errs.Error{Code: code, Name: info.Name, Broker: addr,
 				Detail: fmt.Sprintf("offset %d of %v is out of range and the reset policy is none", p.fetchOffset, p.tp)})
 		}
-	case code == 2: // CORRUPT_MESSAGE from the broker: never skip data
+	case code == errs.CodeCorruptMessage: // from the broker: never skip data
 		f.stopLocked(p, &errs.Error{Code: code, Name: info.Name, Broker: addr,
 			Detail: fmt.Sprintf("broker reports corrupt data at offset %d of %v", p.fetchOffset, p.tp)})
 	case info.Metadata:

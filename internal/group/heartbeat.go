@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/keel-go/keel/internal/errs"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -29,15 +30,15 @@ func (m *Member) heartbeatLoop(ctx context.Context) {
 			continue // the next tick tries again; the session timeout is the bound
 		}
 		switch code {
-		case 0:
-		case 27: // REBALANCE_IN_PROGRESS: others are joining
+		case errs.CodeNone:
+		case errs.CodeRebalanceInProgress: // others are joining
 			m.RequestRejoin()
-		case 22, 25, 82: // ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID
+		case errs.CodeIllegalGeneration, errs.CodeUnknownMemberId, errs.CodeFencedInstanceId:
 			select {
 			case m.lost <- lostSignal{gen, m.groupErr("Heartbeat", code, "")}:
 			default:
 			}
-		case 15, 16, 14:
+		case errs.CodeCoordinatorNotAvailable, errs.CodeNotCoordinator, errs.CodeCoordinatorLoadInProgress:
 			m.groupErr("Heartbeat", code, "") // forgets the coordinator
 		}
 	}
@@ -91,7 +92,7 @@ func (m *Member) Leave(ctx context.Context) error {
 		return err
 	}
 	r := resp.(*kmsg.LeaveGroupResponse)
-	if r.ErrorCode != 0 {
+	if r.ErrorCode != errs.CodeNone {
 		return m.groupErr("LeaveGroup", r.ErrorCode, addr)
 	}
 	m.mu.Lock()

@@ -116,14 +116,14 @@ func (m *Member) join(ctx context.Context, topics []string, owned Partitions) (*
 		}
 		r := resp.(*kmsg.JoinGroupResponse)
 		switch r.ErrorCode {
-		case 0:
+		case errs.CodeNone:
 			return r, addr, nil
-		case 79: // MEMBER_ID_REQUIRED (KIP-394): rejoin at once with it
+		case errs.CodeMemberIdRequired: // KIP-394: rejoin at once with it
 			m.mu.Lock()
 			m.memberID = r.MemberID
 			m.mu.Unlock()
 			continue
-		case 25, 22: // UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION: what we own may be others' now
+		case errs.CodeUnknownMemberId, errs.CodeIllegalGeneration: // what we own may be others' now
 			err := m.groupErr("JoinGroup", r.ErrorCode, addr)
 			m.loseAll(err)
 			return nil, "", err
@@ -166,7 +166,7 @@ func (m *Member) leaderPlan(ctx context.Context, protocol string, members []kmsg
 	for t := range topics {
 		mt, err := m.meta.Topic(ctx, t)
 		if err != nil {
-			if errs.Code(err) == 3 {
+			if errs.Code(err) == errs.CodeUnknownTopicOrPartition {
 				continue // a topic that does not exist gets no partitions
 			}
 			return nil, err
@@ -211,9 +211,9 @@ func (m *Member) sync(ctx context.Context, join *kmsg.JoinGroupResponse, protoco
 		return nil, err
 	}
 	r := resp.(*kmsg.SyncGroupResponse)
-	if r.ErrorCode != 0 {
+	if r.ErrorCode != errs.CodeNone {
 		err := m.groupErr("SyncGroup", r.ErrorCode, addr)
-		if r.ErrorCode == 25 || r.ErrorCode == 22 { // unknown member, illegal generation
+		if r.ErrorCode == errs.CodeUnknownMemberId || r.ErrorCode == errs.CodeIllegalGeneration {
 			m.loseAll(err)
 		}
 		return nil, err

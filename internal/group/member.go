@@ -168,7 +168,7 @@ func (m *Member) Run(ctx context.Context) error {
 			return ctx.Err()
 		case <-m.rejoin:
 		case sig := <-m.lost:
-			if errs.Code(sig.err) == 82 { // FENCED_INSTANCE_ID: another process has our instance id
+			if errs.Code(sig.err) == errs.CodeFencedInstanceId { // another process has our instance id
 				m.loseAll(sig.err)
 				return fmt.Errorf("%w: %w", ErrFatal, sig.err)
 			}
@@ -208,7 +208,7 @@ func (m *Member) loseAll(cause error) {
 	m.owned = Partitions{}
 	m.generation = -1
 	m.stable = false
-	if errs.Code(cause) == 25 { // UNKNOWN_MEMBER_ID
+	if errs.Code(cause) == errs.CodeUnknownMemberId {
 		m.memberID = ""
 	}
 	m.mu.Unlock()

@@ -97,11 +97,11 @@ func (m *Member) commitOnce(ctx context.Context, offsets map[topicpart.TP]Offset
 	}
 	for _, t := range resp.(*kmsg.OffsetCommitResponse).Topics {
 		for _, p := range t.Partitions {
-			if p.ErrorCode == 0 {
+			if p.ErrorCode == errs.CodeNone {
 				continue
 			}
 			switch p.ErrorCode {
-			case 22, 25, 27: // ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS
+			case errs.CodeIllegalGeneration, errs.CodeUnknownMemberId, errs.CodeRebalanceInProgress:
 				return &errs.Error{
 					Code: p.ErrorCode, Name: errs.Lookup(p.ErrorCode).Name, Broker: addr,
 					Detail: fmt.Sprintf("committing %s/%d at %d for group %q in generation %d", t.Topic, p.Partition, offsets[topicpart.TP{Topic: t.Topic, Partition: p.Partition}].At, m.cfg.Group, gen),
@@ -154,13 +154,13 @@ func (m *Member) committedOnce(ctx context.Context, tps []topicpart.TP) (map[top
 		return nil, err
 	}
 	r := resp.(*kmsg.OffsetFetchResponse)
-	if r.ErrorCode != 0 {
+	if r.ErrorCode != errs.CodeNone {
 		return nil, m.groupErr("OffsetFetch", r.ErrorCode, addr)
 	}
 	out := make(map[topicpart.TP]Offset)
 	for _, t := range r.Topics {
 		for _, p := range t.Partitions {
-			if p.ErrorCode != 0 {
+			if p.ErrorCode != errs.CodeNone {
 				return nil, m.groupErr("OffsetFetch", p.ErrorCode, addr)
 			}
 			if p.Offset >= 0 {

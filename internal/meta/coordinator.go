@@ -41,7 +41,7 @@ func (m *Meta) Coordinator(ctx context.Context, typ CoordinatorType, key string)
 	}
 	for attempt := 1; ; attempt++ {
 		b, code, err := m.findCoordinator(ctx, typ, key)
-		if err == nil && code == 0 {
+		if err == nil && code == errs.CodeNone {
 			m.mu.Lock()
 			m.coords[ck] = b.ID
 			m.mu.Unlock()
@@ -51,8 +51,7 @@ func (m *Meta) Coordinator(ctx context.Context, typ CoordinatorType, key string)
 			e := errs.FromCode(code, "", "").(*errs.Error)
 			e.Detail = fmt.Sprintf("looking up the coordinator of %q", key)
 			err = e
-			// 15 COORDINATOR_NOT_AVAILABLE, 14 COORDINATOR_LOAD_IN_PROGRESS
-			if code != 15 && code != 14 {
+			if code != errs.CodeCoordinatorNotAvailable && code != errs.CodeCoordinatorLoadInProgress {
 				return Broker{}, err
 			}
 		} else if !errs.IsRetriable(err) {
@@ -79,7 +78,7 @@ func (m *Meta) InvalidateCoordinator(typ CoordinatorType, key string) {
 // HandleCoordinatorError invalidates the coordinator of key when code says
 // it moved, and reports whether it did.
 func (m *Meta) HandleCoordinatorError(typ CoordinatorType, key string, code int16) bool {
-	if code == 15 || code == 16 {
+	if code == errs.CodeCoordinatorNotAvailable || code == errs.CodeNotCoordinator {
 		m.InvalidateCoordinator(typ, key)
 		return true
 	}
@@ -119,7 +118,7 @@ func (m *Meta) findCoordinator(ctx context.Context, typ CoordinatorType, key str
 			co := r.Coordinators[0]
 			nodeID, host, port, code = co.NodeID, co.Host, co.Port, co.ErrorCode
 		}
-		if code != 0 {
+		if code != errs.CodeNone {
 			return Broker{}, code, nil
 		}
 		b := Broker{ID: nodeID, Host: host, Port: port}

@@ -125,7 +125,7 @@ func (m *Meta) RefreshSoon() {
 // HandleError triggers a refresh when err says metadata is stale, and
 // forgets a coordinator that moved. It returns whether it did anything.
 func (m *Meta) HandleError(code int16) bool {
-	if code != 0 && errs.Lookup(code).Metadata {
+	if code != errs.CodeNone && errs.Lookup(code).Metadata {
 		m.RefreshSoon()
 		return true
 	}
@@ -273,7 +273,7 @@ func (m *Meta) apply(resp *kmsg.MetadataResponse) {
 		}
 		nt.Partitions = make([]Partition, n)
 		for i := range nt.Partitions {
-			nt.Partitions[i] = Partition{ID: int32(i), Leader: -1, LeaderEpoch: -1, ErrCode: 5}
+			nt.Partitions[i] = Partition{ID: int32(i), Leader: -1, LeaderEpoch: -1, ErrCode: errs.CodeLeaderNotAvailable}
 		}
 		for _, p := range t.Partitions {
 			np := Partition{ID: p.Partition, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR, ErrCode: p.ErrorCode}
@@ -406,9 +406,9 @@ func (m *Meta) Topic(ctx context.Context, name string) (*Topic, error) {
 		}
 		t := s.Topics[name]
 		switch {
-		case t != nil && t.ErrCode == 0 && len(t.Partitions) > 0:
+		case t != nil && t.ErrCode == errs.CodeNone && len(t.Partitions) > 0:
 			return t, nil
-		case t == nil || t.ErrCode == 3:
+		case t == nil || t.ErrCode == errs.CodeUnknownTopicOrPartition:
 			unknown++
 			if unknown > m.cfg.UnknownTopicRetries {
 				m.mu.Lock()
@@ -416,7 +416,7 @@ func (m *Meta) Topic(ctx context.Context, name string) (*Topic, error) {
 				m.mu.Unlock()
 				return nil, m.unknownTopic(name)
 			}
-		case t.ErrCode == 5 || errs.Lookup(t.ErrCode).Retriable:
+		case t.ErrCode == errs.CodeLeaderNotAvailable || errs.Lookup(t.ErrCode).Retriable:
 			// Being created or electing a leader: wait for it.
 		default:
 			e := errs.FromCode(t.ErrCode, "", "").(*errs.Error)
@@ -442,7 +442,7 @@ func (m *Meta) cachedTopic(name string) *Topic {
 	_, wanted := m.interest[name]
 	wanted = wanted || m.allTopics > 0
 	m.mu.Unlock()
-	if t := s.Topics[name]; t != nil && t.ErrCode == 0 && len(t.Partitions) > 0 && wanted {
+	if t := s.Topics[name]; t != nil && t.ErrCode == errs.CodeNone && len(t.Partitions) > 0 && wanted {
 		return t
 	}
 	return nil
@@ -455,8 +455,8 @@ func (m *Meta) unknownTopic(name string) error {
 		hint = "create it; the broker did not auto-create it"
 	}
 	return &errs.Error{
-		Code:   3,
-		Name:   errs.Lookup(3).Name,
+		Code:   errs.CodeUnknownTopicOrPartition,
+		Name:   errs.Lookup(errs.CodeUnknownTopicOrPartition).Name,
 		Detail: fmt.Sprintf("topic %q does not exist on the cluster at %s; %s", name, where, hint),
 		Err:    errs.ErrUnknownTopic,
 	}
