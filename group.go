@@ -11,6 +11,7 @@ import (
 
 	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/topicpart"
+	"github.com/keel-go/keel/internal/wait"
 
 	"github.com/keel-go/keel/internal/conn"
 	"github.com/keel-go/keel/internal/fetch"
@@ -264,23 +265,15 @@ func (g *GroupConsumer) dispatch(ctx context.Context) {
 func (g *GroupConsumer) onAssign(assigned group.Partitions) {
 	tps := topicpart.Flatten(assigned)
 	var committed map[TopicPartition]group.Offset
-	for attempt := 1; ; attempt++ {
+	err := wait.Retry(g.memberCtx, committedBackoff, 0, func(int) (bool, error) {
 		var err error
-		committed, err = g.member.Committed(g.memberCtx, tps)
-		if err == nil {
-			break
+		if committed, err = g.member.Committed(g.memberCtx, tps); err != nil && g.memberCtx.Err() == nil {
+			g.client.logger.Error("keel: cannot read committed offsets; retrying (the partitions wait)", "group", g.group, "err", err)
 		}
-		if g.memberCtx.Err() != nil {
-			return
-		}
-		g.client.logger.Error("keel: cannot read committed offsets; retrying (the partitions wait)", "group", g.group, "err", err)
-		t := time.NewTimer(conn.Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second}.Delay(attempt))
-		select {
-		case <-t.C:
-		case <-g.memberCtx.Done():
-			t.Stop()
-			return
-		}
+		return err == nil, err
+	})
+	if err != nil {
+		return // the consumer is closing
 	}
 	var public []TopicPartition
 	g.mu.Lock()
@@ -315,6 +308,10 @@ func (g *GroupConsumer) onAssign(assigned group.Partitions) {
 		g.cfg.onAssigned(public)
 	}
 }
+
+// committedBackoff spaces the retries of reading committed offsets at
+// assignment.
+var committedBackoff = wait.Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second}
 
 func resetStart(r OffsetReset) int64 {
 	switch r {

@@ -9,6 +9,7 @@ import (
 	"github.com/keel-go/keel/internal/conn"
 	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/topicpart"
+	"github.com/keel-go/keel/internal/wait"
 )
 
 // source fetches the partitions one broker leads. Its goroutine runs while
@@ -201,7 +202,7 @@ func (s *source[R]) handle(sr sessionReq, parts map[topicpart.TP]inReq[R], resp 
 		f.cfg.Logger.Debug("keel: fetch session reset", "broker", s.id, "code", resp.ErrorCode)
 		s.release(parts, nil)
 		if s.sessionErrs > 1 {
-			s.sleep(f.cfg.RetryBackoff.Delay(s.sessionErrs - 1))
+			wait.Sleep(f.ctx, f.cfg.RetryBackoff.Delay(s.sessionErrs-1))
 		}
 		return
 	}
@@ -257,15 +258,6 @@ func (s *source[R]) release(parts map[topicpart.TP]inReq[R], apply func()) {
 		apply()
 	}
 	f.routeLocked()
-}
-
-func (s *source[R]) sleep(d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-s.f.ctx.Done():
-	}
 }
 
 func abortedOf(rp *kmsg.FetchResponseTopicPartition) []abortedTxn {

@@ -14,6 +14,7 @@ import (
 	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/group/assign"
 	"github.com/keel-go/keel/internal/meta"
+	"github.com/keel-go/keel/internal/wait"
 )
 
 // Partitions maps topics to partition numbers.
@@ -157,7 +158,7 @@ func (m *Member) Run(ctx context.Context) error {
 		default:
 			attempt++
 			m.log.Warn("keel: group rebalance failed; retrying", "err", err)
-			if !sleep(ctx, m.cfg.Backoff.Delay(attempt)) {
+			if !wait.Sleep(ctx, m.cfg.Backoff.Delay(attempt)) {
 				return ctx.Err()
 			}
 			continue
@@ -179,17 +180,6 @@ func (m *Member) Run(ctx context.Context) error {
 				m.loseAll(sig.err)
 			}
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/topicpart"
+	"github.com/keel-go/keel/internal/wait"
 )
 
 // Offset is a committed position: the next offset to read, and the leader
@@ -34,18 +35,13 @@ func (m *Member) Commit(ctx context.Context, offsets map[topicpart.TP]Offset) er
 		return nil
 	}
 	gen, id, _ := m.Generation()
-	for attempt := 1; ; attempt++ {
+	return wait.Retry(ctx, m.cfg.Backoff, 0, func(int) (bool, error) {
 		if g, i, _ := m.Generation(); g != gen || i != id {
-			return &errs.Error{Detail: fmt.Sprintf("commit for group %q: the member moved from generation %d to %d while retrying", m.cfg.Group, gen, g), Err: ErrCommitFenced}
+			return true, &errs.Error{Detail: fmt.Sprintf("commit for group %q: the member moved from generation %d to %d while retrying", m.cfg.Group, gen, g), Err: ErrCommitFenced}
 		}
 		err := m.commitOnce(ctx, offsets)
-		if err == nil || !errs.IsRetriable(err) {
-			return err
-		}
-		if !sleep(ctx, m.cfg.Backoff.Delay(attempt)) {
-			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-		}
-	}
+		return err == nil || !errs.IsRetriable(err), err
+	})
 }
 
 func (m *Member) commitOnce(ctx context.Context, offsets map[topicpart.TP]Offset) error {
@@ -118,15 +114,16 @@ func (m *Member) commitOnce(ctx context.Context, offsets map[topicpart.TP]Offset
 // Committed fetches the group's committed offsets for tps. A partition with
 // no commit is left out of the result.
 func (m *Member) Committed(ctx context.Context, tps []topicpart.TP) (map[topicpart.TP]Offset, error) {
-	for attempt := 1; ; attempt++ {
-		out, err := m.committedOnce(ctx, tps)
-		if err == nil || !errs.IsRetriable(err) {
-			return out, err
-		}
-		if !sleep(ctx, m.cfg.Backoff.Delay(attempt)) {
-			return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-		}
+	var out map[topicpart.TP]Offset
+	err := wait.Retry(ctx, m.cfg.Backoff, 0, func(int) (bool, error) {
+		var err error
+		out, err = m.committedOnce(ctx, tps)
+		return err == nil || !errs.IsRetriable(err), err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 func (m *Member) committedOnce(ctx context.Context, tps []topicpart.TP) (map[topicpart.TP]Offset, error) {

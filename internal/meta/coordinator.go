@@ -3,12 +3,12 @@ package meta
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/keel-go/keel/internal/conn"
 	"github.com/keel-go/keel/internal/errs"
+	"github.com/keel-go/keel/internal/wait"
 )
 
 // CoordinatorType says which kind of coordinator to look up.
@@ -39,32 +39,28 @@ func (m *Meta) Coordinator(ctx context.Context, typ CoordinatorType, key string)
 			}
 		}
 	}
-	for attempt := 1; ; attempt++ {
+	var found Broker
+	err := wait.Retry(ctx, m.cfg.Backoff, 0, func(int) (bool, error) {
 		b, code, err := m.findCoordinator(ctx, typ, key)
 		if err == nil && code == errs.CodeNone {
 			m.mu.Lock()
 			m.coords[ck] = b.ID
 			m.mu.Unlock()
-			return b, nil
+			found = b
+			return true, nil
 		}
 		if err == nil {
 			e := errs.FromCode(code, "", "").(*errs.Error)
 			e.Detail = fmt.Sprintf("looking up the coordinator of %q", key)
-			err = e
-			if code != errs.CodeCoordinatorNotAvailable && code != errs.CodeCoordinatorLoadInProgress {
-				return Broker{}, err
-			}
-		} else if !errs.IsRetriable(err) {
-			return Broker{}, err
+			// Not available or still loading: ask again.
+			return code != errs.CodeCoordinatorNotAvailable && code != errs.CodeCoordinatorLoadInProgress, e
 		}
-		t := time.NewTimer(m.cfg.Backoff.Delay(attempt))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return Broker{}, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-		}
+		return !errs.IsRetriable(err), err
+	})
+	if err != nil {
+		return Broker{}, err
 	}
+	return found, nil
 }
 
 // InvalidateCoordinator forgets the cached coordinator of key; call it on

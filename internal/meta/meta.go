@@ -15,6 +15,7 @@ import (
 
 	"github.com/keel-go/keel/internal/conn"
 	"github.com/keel-go/keel/internal/errs"
+	"github.com/keel-go/keel/internal/wait"
 )
 
 // Config configures a Meta.
@@ -149,14 +150,7 @@ func (m *Meta) startRefresh(delay time.Duration) *refresh {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		if delay > 0 {
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-m.ctx.Done():
-				t.Stop()
-			}
-		}
+		wait.Sleep(m.ctx, delay) // fetch below notices a closed Meta
 		err := m.fetch(m.ctx)
 		m.mu.Lock()
 		m.inflight = nil
@@ -423,11 +417,7 @@ func (m *Meta) Topic(ctx context.Context, name string) (*Topic, error) {
 			e.Detail = fmt.Sprintf("cannot use topic %q", name)
 			return nil, e
 		}
-		t0 := time.NewTimer(m.cfg.Backoff.Delay(attempt))
-		select {
-		case <-t0.C:
-		case <-ctx.Done():
-			t0.Stop()
+		if !wait.Sleep(ctx, m.cfg.Backoff.Delay(attempt)) {
 			return nil, ctx.Err()
 		}
 	}
