@@ -27,7 +27,7 @@ func NewConsumer(client *Client, opts ...ConsumerOption) (*Consumer, error) {
 	}
 	cfg := applyGroupOptions(opts)
 	if cfg.fetchMaxWait <= 0 || cfg.maxBufferedBytes < int64(cfg.partitionMaxBytes) {
-		return nil, cfg.validate("direct", []string{"-"})
+		return nil, cfg.validate("direct", []string{"-"}, directKind)
 	}
 	return &Consumer{client: client, fetcher: newFetcher(client, cfg.fetchConfig(client))}, nil
 }

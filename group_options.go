@@ -201,10 +201,31 @@ func (c *groupConfig) fetchConfig(client *Client) fetch.Config {
 	}
 }
 
-func (c *groupConfig) validate(group string, topics []string) error {
+// consumerKind says which consumer options are for, so that an option of
+// the other kind is refused rather than ignored.
+type consumerKind int8
+
+const (
+	runKind    consumerKind = iota // GroupConsumer: Run with a handler
+	pollKind                       // GroupPoller: the caller polls
+	directKind                     // Consumer: no group
+)
+
+func (c *groupConfig) validate(group string, topics []string, kind consumerKind) error {
 	var problems []error
 	bad := func(opt, problem, fix string) {
 		problems = append(problems, &ConfigError{Option: opt, Problem: problem, Fix: fix})
+	}
+	if kind == runKind && c.blockOnPoll {
+		bad("BlockRebalanceOnPoll", "given to a GroupConsumer, which has no Poll", "use it with NewGroupPoller; Run holds rebalances for its handlers itself")
+	}
+	if kind == pollKind {
+		if c.maxConcurrency != 0 {
+			bad("MaxConcurrency", "given to a GroupPoller, which calls no handlers", "use it with NewGroupConsumer")
+		}
+		if c.onError != nil {
+			bad("OnHandlerError", "given to a GroupPoller, which calls no handlers", "use it with NewGroupConsumer")
+		}
 	}
 	if group == "" {
 		bad("group", "empty group id", "pass the consumer group's name")

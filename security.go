@@ -25,11 +25,11 @@ func isAuthorizationFailure(err error) bool {
 // return: a failure no retry can fix, such as a topic the principal may
 // not read. The member stops as it does when it is fenced; Close still
 // commits what was processed and leaves the group.
-func (g *GroupConsumer) failMember(err error) {
-	g.mu.Lock()
-	if g.memberErr == nil {
-		g.memberErr = err
+func (c *memberCore) failMember(err error) {
+	c.mu.Lock()
+	if c.memberErr == nil {
+		c.memberErr = err
 	}
-	g.mu.Unlock()
-	g.stopMember()
+	c.mu.Unlock()
+	c.stopMember()
 }

@@ -154,7 +154,7 @@ func (s *ShareConsumer) start(mode string) (*share.Consumer, error) {
 	}
 	if fn := s.cfg.onAcked; fn != nil {
 		cfg.OnAcked = func(r share.AckResult) {
-			fn(ShareAckResult{TopicPartition: TopicPartition{r.Topic, r.Partition}, Type: AckType(r.Type), Offsets: r.Offsets, Err: r.Err})
+			fn(ShareAckResult{TopicPartition: TopicPartition{Topic: r.Topic, Partition: r.Partition}, Type: AckType(r.Type), Offsets: r.Offsets, Err: r.Err})
 		}
 	}
 	s.member = share.New(cfg, s.client.pool, s.client.meta)
@@ -184,7 +184,7 @@ func (s *ShareConsumer) Assigned() []TopicPartition {
 	}
 	var out []TopicPartition
 	for _, tp := range m.Assigned() {
-		out = append(out, TopicPartition{tp.Topic, tp.Partition})
+		out = append(out, TopicPartition{Topic: tp.Topic, Partition: tp.Partition})
 	}
 	return out
 }

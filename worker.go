@@ -16,9 +16,15 @@ import (
 // chunks rather than single records keeps the queue's lock off the
 // per-record path (issue 6).
 type worker struct {
-	g  *GroupConsumer
+	r  *runPath
+	c  *memberCore
 	ps *partitionState
 	tp TopicPartition
+	// ctx is the handlers' ctx, cancelled with the cause (ErrRevoked,
+	// ErrLost, ErrConsumerClosed) when the worker must stop.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	h      Handler // the Run's handler
 
 	mu         sync.Mutex
 	queue      []workChunk
@@ -41,10 +47,13 @@ type workChunk struct {
 	bytes int // of the messages' keys and values
 }
 
-func (g *GroupConsumer) startWorkerLocked(ps *partitionState) {
-	w := &worker{g: g, ps: ps, tp: ps.tp, wake: make(chan struct{}, 1), done: make(chan struct{}), nextOffset: -1}
+// startWorkerLocked starts ps's worker (under core.mu), expecting records
+// from offset next on (-1: from wherever the fetcher is).
+func (r *runPath) startWorkerLocked(ps *partitionState, next int64) {
+	w := &worker{r: r, c: r.core, ps: ps, tp: ps.tp, wake: make(chan struct{}, 1), done: make(chan struct{}), nextOffset: max(next, -1), h: r.handler}
+	w.ctx, w.cancel = context.WithCancelCause(context.Background())
 	ps.w = w
-	g.wg.Add(1)
+	r.wg.Add(1)
 	go w.run()
 }
 
@@ -80,9 +89,9 @@ func (w *worker) push(msgs []Message, bytes int, err error) {
 	if err != nil && w.failure == nil {
 		w.failure = err
 	}
-	if !w.paused && (w.records >= w.g.cfg.queueRecords || w.bytes >= queueHighBytes) {
+	if !w.paused && (w.records >= w.c.cfg.queueRecords || w.bytes >= queueHighBytes) {
 		w.paused = true
-		w.g.fetcher.Pause(w.tp)
+		w.c.fetcher.Pause(w.tp)
 	}
 	w.mu.Unlock()
 	select {
@@ -107,9 +116,9 @@ func (w *worker) setUserPaused(paused bool) {
 	w.userPaused = paused
 	tp := w.tp
 	if paused {
-		w.g.fetcher.Pause(tp)
+		w.c.fetcher.Pause(tp)
 	} else if !w.paused {
-		w.g.fetcher.Resume(tp)
+		w.c.fetcher.Resume(tp)
 	}
 }
 
@@ -124,7 +133,7 @@ func (w *worker) stop() {
 // halted reports whether the worker must take no further record: Close
 // began, or its partition was revoked, lost or stopped.
 func (w *worker) halted() bool {
-	return w.stopping.Load() || w.ps.ctx.Err() != nil
+	return w.stopping.Load() || w.ctx.Err() != nil
 }
 
 // next waits for the next chunk of records; nil when the worker must exit.
@@ -140,10 +149,10 @@ func (w *worker) next() ([]Message, error) {
 			w.queue = w.queue[1:]
 			w.records -= len(c.msgs)
 			w.bytes -= c.bytes
-			if w.paused && w.records <= w.g.cfg.queueRecords/2 && w.bytes <= queueLowBytes {
+			if w.paused && w.records <= w.c.cfg.queueRecords/2 && w.bytes <= queueLowBytes {
 				w.paused = false
 				if !w.userPaused {
-					w.g.fetcher.Resume(w.tp)
+					w.c.fetcher.Resume(w.tp)
 				}
 			}
 			w.mu.Unlock()
@@ -156,20 +165,20 @@ func (w *worker) next() ([]Message, error) {
 		w.mu.Unlock()
 		select {
 		case <-w.wake:
-		case <-w.ps.ctx.Done():
+		case <-w.ctx.Done():
 		}
 	}
 }
 
 func (w *worker) run() {
-	defer w.g.wg.Done()
+	defer w.r.wg.Done()
 	defer close(w.done)
 	for {
 		msgs, ferr := w.next()
 		if ferr != nil {
-			w.g.client.logger.Error("keel: partition stopped: cannot read it", "group", w.g.group, "partition", w.tp, "err", ferr)
+			w.c.client.logger.Error("keel: partition stopped: cannot read it", "group", w.c.group, "partition", w.tp, "err", ferr)
 			if isAuthorizationFailure(ferr) {
-				w.g.failMember(ferr) // Run returns it (security.go)
+				w.c.failMember(ferr) // Run returns it (security.go)
 			}
 			return
 		}
@@ -184,53 +193,53 @@ func (w *worker) run() {
 // handler failure). The records after the one it stopped at are dropped:
 // they were never processed, so nothing commits them.
 func (w *worker) handle(msgs []Message) bool {
-	g := w.g
+	r, c := w.r, w.c
 	for i := range msgs {
 		if w.halted() {
 			return false
 		}
 		m := &msgs[i]
-		if g.sem != nil {
+		if r.sem != nil {
 			select {
-			case g.sem <- struct{}{}:
-			case <-w.ps.ctx.Done():
+			case r.sem <- struct{}{}:
+			case <-w.ctx.Done():
 				return false
 			}
 		}
 		// Read before the handler runs: it may change m (to forward it,
 		// say), and what is committed is where the record was read.
 		offset, epoch := m.Offset, m.leaderEpoch
-		err := callHandler(g.handler, w.ps.ctx, m)
-		if g.sem != nil {
-			<-g.sem
+		err := callHandler(w.h, w.ctx, m)
+		if r.sem != nil {
+			<-r.sem
 		}
 		if err == nil {
 			w.ps.marks.mark(offset, epoch)
 			continue
 		}
-		if cause := context.Cause(w.ps.ctx); cause != nil && (errors.Is(err, context.Canceled) || errors.Is(err, cause)) {
+		if cause := context.Cause(w.ctx); cause != nil && (errors.Is(err, context.Canceled) || errors.Is(err, cause)) {
 			return false // revoked, lost or closing: the record stays unprocessed
 		}
-		if g.isStopping() && errors.Is(err, ErrConsumerClosed) {
+		if c.isStopping() && errors.Is(err, ErrConsumerClosed) {
 			// The handler gave its record up because Close began (see
 			// Stopping): unprocessed, and not a failure.
 			return false
 		}
 		action := StopPartition
-		if g.cfg.onError != nil {
-			action = g.cfg.onError(m, err)
+		if c.cfg.onError != nil {
+			action = c.cfg.onError(m, err)
 		}
 		if action == SkipMessage {
-			g.client.logger.Warn("keel: handler failed; skipping the message", "group", g.group, "partition", w.tp, "offset", offset, "err", err)
+			c.client.logger.Warn("keel: handler failed; skipping the message", "group", c.group, "partition", w.tp, "offset", offset, "err", err)
 			w.ps.marks.mark(offset, epoch)
 			continue
 		}
-		attrs := []any{"group", g.group, "partition", w.tp, "offset", offset, "err", err}
+		attrs := []any{"group", c.group, "partition", w.tp, "offset", offset, "err", err}
 		if pe := (*errs.PanicError)(nil); errors.As(err, &pe) {
 			attrs = append(attrs, "stack", string(pe.Stack))
 		}
-		g.client.logger.Error("keel: handler failed; partition stopped (its offset is not committed past the failed message)", attrs...)
-		g.fetcher.Pause(w.tp)
+		c.client.logger.Error("keel: handler failed; partition stopped (its offset is not committed past the failed message)", attrs...)
+		c.fetcher.Pause(w.tp)
 		return false
 	}
 	return true

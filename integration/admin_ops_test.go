@@ -109,7 +109,7 @@ func TestAdminDayTwoOperations(t *testing.T) {
 	if _, err := a.ResetOffsetsPlan(ctx, "fresh", admin.ResetScope{Topics: map[string][]int32{"ops": nil}}, admin.ShiftBy(1)); err == nil {
 		t.Error("shifting a group without commits: no error")
 	}
-	g, err := keel.NewGroupConsumer(c, "g", []string{"ops"})
+	g, err := keel.NewGroupPoller(c, "g", []string{"ops"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -165,7 +165,7 @@ func TestGroupPollBlockRebalance(t *testing.T) {
 	for i := range 100 {
 		p.Send(ctx, &keel.Message{Topic: "orders", Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprint(i))})
 	}
-	g, err := keel.NewGroupConsumer(c, "manual", []string{"orders"}, fastGroup(keel.BlockRebalanceOnPoll(), keel.AutoCommitInterval(0))...)
+	g, err := keel.NewGroupPoller(c, "manual", []string{"orders"}, fastGroup(keel.BlockRebalanceOnPoll(), keel.AutoCommitInterval(0))...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -170,7 +170,7 @@ func TestMarkProcessedRefusesOffsetsNeverHandedOut(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	g, err := keel.NewGroupConsumer(c, "g", []string{"orders"}, fastGroup(keel.AutoCommitInterval(0))...)
+	g, err := keel.NewGroupPoller(c, "g", []string{"orders"}, fastGroup(keel.AutoCommitInterval(0))...)
 	if err != nil {
 		t.Fatal(err)
 	}

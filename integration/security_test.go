@@ -198,7 +198,7 @@ func TestACLGroupConsumerPoll(t *testing.T) {
 			cl := aclCluster(t, keeltest.SASLUser(keeltest.SCRAMSHA256, "consumer", "consumer-pw", tc.grants...))
 			produceAsAdmin(t, cl, "secret", 10)
 			c := scramClient(t, cl, "consumer", "consumer-pw")
-			g, err := keel.NewGroupConsumer(c, "billing", []string{"secret"}, keel.ResetOffset(keel.ResetEarliest))
+			g, err := keel.NewGroupPoller(c, "billing", []string{"secret"}, keel.ResetOffset(keel.ResetEarliest))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -428,15 +428,21 @@ func TestSASLWrongPasswordStopsGroupConsumer(t *testing.T) {
 	for _, mode := range []string{"Run", "Poll"} {
 		t.Run(mode, func(t *testing.T) {
 			c := newClient(t, cl, keel.SASLScramSHA256("carol", "not-carols-pw"))
-			g, err := keel.NewGroupConsumer(c, "g", []string{"t"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { g.Close(context.Background()) })
 			start := time.Now()
+			var err error
 			if mode == "Run" {
+				g, nerr := keel.NewGroupConsumer(c, "g", []string{"t"})
+				if nerr != nil {
+					t.Fatal(nerr)
+				}
+				t.Cleanup(func() { g.Close(context.Background()) })
 				err = g.Run(testCtx(t, promptAuthz), keel.HandlerFunc(func(context.Context, *keel.Message) error { return nil }))
 			} else {
+				g, nerr := keel.NewGroupPoller(c, "g", []string{"t"})
+				if nerr != nil {
+					t.Fatal(nerr)
+				}
+				t.Cleanup(func() { g.Close(context.Background()) })
 				_, err = g.Poll(testCtx(t, promptAuthz))
 			}
 			if !errors.Is(err, keel.ErrAuthentication) {

@@ -137,10 +137,16 @@ func TestNilContextIsAnErrorNamingTheMethod(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("GroupConsumer.Run", g.Run(nilCtx, keel.HandlerFunc(func(context.Context, *keel.Message) error { return nil })))
-	_, err = g.Poll(nilCtx)
-	check("GroupConsumer.Poll", err)
 	check("GroupConsumer.Commit", g.Commit(nilCtx))
 	check("GroupConsumer.Close", g.Close(nilCtx))
+	gp, err := keel.NewGroupPoller(c, "g", []string{"t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = gp.Poll(nilCtx)
+	check("GroupPoller.Poll", err)
+	check("GroupPoller.Commit", gp.Commit(nilCtx))
+	check("GroupPoller.Close", gp.Close(nilCtx))
 	cons, err := keel.NewConsumer(c)
 	if err != nil {
 		t.Fatal(err)
@@ -155,6 +161,9 @@ func TestNilContextIsAnErrorNamingTheMethod(t *testing.T) {
 		t.Fatalf("Send after the nil-ctx calls: %v", err)
 	}
 	if err := g.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := gp.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := cons.Close(ctx); err != nil {

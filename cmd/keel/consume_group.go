@@ -212,7 +212,7 @@ func consumeGroup(ctx context.Context, client *keel.Client, adm *admin.Admin, md
 		defer probe.Close(context.Background())
 		state.probe, state.adm, state.group = probe, adm, o.group
 	}
-	g, err := keel.NewGroupConsumer(client, o.group, o.topics,
+	g, err := keel.NewGroupPoller(client, o.group, o.topics,
 		keel.ResetOffset(reset),
 		keel.OnAssigned(state.onAssigned),
 		keel.OnRevoked(state.onGone),
@@ -238,7 +238,7 @@ func consumeGroup(ctx context.Context, client *keel.Client, adm *admin.Admin, md
 	return errors.Join(problems...)
 }
 
-func consumeGroupLoop(ctx context.Context, g *keel.GroupConsumer, o consumeOpts, pr *printer, state *groupState) error {
+func consumeGroupLoop(ctx context.Context, g *keel.GroupPoller, o consumeOpts, pr *printer, state *groupState) error {
 	var done []*keel.Message
 	var ends []int64 // where each record of done ends in the output
 	// markWritten marks the records that reached stdout whole: all of

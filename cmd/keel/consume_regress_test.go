@@ -123,7 +123,7 @@ func TestConsumeGroupExitAtEndTakesOverDrained(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close(context.Background())
-	a, err := keel.NewGroupConsumer(client, "drain", []string{"par"},
+	a, err := keel.NewGroupPoller(client, "drain", []string{"par"},
 		keel.ResetOffset(keel.ResetEarliest), keel.AutoCommitInterval(time.Hour),
 		keel.SessionTimeout(6*time.Second), keel.HeartbeatInterval(200*time.Millisecond))
 	if err != nil {

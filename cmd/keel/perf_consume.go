@@ -116,12 +116,12 @@ func runPerfConsume(ctx context.Context, args []string, io stdio) int {
 // member that marks what it read (committed on close).
 type perfSource struct {
 	direct *keel.Consumer
-	group  *keel.GroupConsumer
+	group  *keel.GroupPoller
 }
 
 func newPerfSource(client *keel.Client, topic string, partitions []int32, group string) (*perfSource, error) {
 	if group != "" {
-		g, err := keel.NewGroupConsumer(client, group, []string{topic}, keel.ResetOffset(keel.ResetEarliest))
+		g, err := keel.NewGroupPoller(client, group, []string{topic}, keel.ResetOffset(keel.ResetEarliest))
 		if err != nil {
 			return nil, err
 		}

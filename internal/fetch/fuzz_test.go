@@ -11,6 +11,7 @@ import (
 
 	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/record"
+	"github.com/keel-go/keel/internal/topicpart"
 )
 
 // FuzzFetchResponse runs the consumer's decode path on arbitrary bytes: a
@@ -52,7 +53,7 @@ func FuzzFetchResponse(f *testing.F) {
 
 func checkDecoded(t *testing.T, data []byte, fetchOffset int64, readCommitted bool, aborted []abortedTxn, dec *record.Decompressor) {
 	t.Helper()
-	d := decodeAs(&RecordShape, TP{Topic: "t"}, data, fetchOffset, readCommitted, aborted, dec)
+	d := decodeAs(&RecordShape, topicpart.TP{Topic: "t"}, data, fetchOffset, readCommitted, aborted, dec)
 	if d.err != nil && !errors.Is(d.err, errs.ErrCorruptMessage) && !errors.Is(d.err, record.ErrUnsupportedMagic) &&
 		!errors.Is(d.err, record.ErrTooLarge) && !errors.Is(d.err, record.ErrUnknownCodec) {
 		t.Fatalf("decode error matching no sentinel: %v", d.err)

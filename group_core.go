@@ -1,0 +1,419 @@
+package keel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/keel-go/keel/internal/fetch"
+	"github.com/keel-go/keel/internal/group"
+	"github.com/keel-go/keel/internal/group/assign"
+	"github.com/keel-go/keel/internal/topicpart"
+	"github.com/keel-go/keel/internal/wait"
+)
+
+// memberCore is what GroupConsumer (Run) and GroupPoller (Poll) share: the
+// group membership, the partitions this member owns, the commits of what
+// was processed, and the rebalance callbacks. How records reach the user
+// is the path's business: the core calls it through path at the points of
+// a partition's life where the two differ, and never looks at the path's
+// own state.
+type memberCore struct {
+	client  *Client
+	group   string
+	topics  []string
+	cfg     groupConfig
+	member  *group.Member
+	fetcher *fetch.Of[Message]
+	path    consumePath // set once, before the member starts
+
+	mu         sync.Mutex
+	started    bool
+	parts      map[TopicPartition]*partitionState
+	closed     bool
+	stopping   chan struct{} // closed by Close: no new records to the user
+	memberCtx  context.Context
+	stopMember context.CancelFunc
+	memberDone chan struct{}
+	memberErr  error
+
+	// One commit at a time: a late retry must not overtake a newer one.
+	commitMu       sync.Mutex
+	stopAutoCommit context.CancelFunc
+	autoDone       chan struct{}
+}
+
+// consumePath is the part of a partition's life that differs between the
+// Run path (workers call a handler) and the Poll path (the user polls).
+type consumePath interface {
+	// assignedLocked sets up a partition newly assigned, starting at
+	// start; called under core.mu.
+	assignedLocked(ps *partitionState, start fetch.Offset)
+	// revoking is called before revoked partitions are released (their
+	// states already leaving); the Poll path waits there for
+	// AllowRebalance. The returned func runs once the revoke is over.
+	revoking(ctx context.Context) (over func())
+	// stop ends the processing of pss with cause and waits for it under
+	// ctx; it returns the partitions still being processed when ctx
+	// ended.
+	stop(pss []*partitionState, cause error, ctx context.Context) (stuck []*partitionState)
+	// closing is Close's first step: let what is being processed finish
+	// within ctx, then stop it; it returns what could not be stopped.
+	closing(ctx context.Context) []error
+}
+
+// partitionState is a partition this member owns.
+type partitionState struct {
+	tp    TopicPartition
+	marks markCell
+	// leaving: revoked or lost, waiting for its processing to stop. A
+	// record finished meanwhile still counts as processed.
+	leaving bool
+	// w is the partition's worker: set and used by the Run path only
+	// (nil on the Poll path, and on the Run path while no Run is active).
+	w *worker
+}
+
+// newMemberCore checks the options and builds the core; the member joins
+// the group only when start is called.
+func newMemberCore(client *Client, groupID string, topics []string, opts []GroupOption, kind consumerKind) (*memberCore, error) {
+	if client == nil {
+		return nil, &ConfigError{Option: "client", Problem: "nil client", Fix: "pass the *Client from NewClient"}
+	}
+	cfg := applyGroupOptions(opts)
+	if err := cfg.validate(groupID, topics, kind); err != nil {
+		return nil, err
+	}
+	c := &memberCore{
+		client:   client,
+		group:    groupID,
+		topics:   slices.Clone(topics),
+		cfg:      cfg,
+		parts:    make(map[TopicPartition]*partitionState),
+		stopping: make(chan struct{}),
+	}
+	var assignors []assign.Assignor
+	for _, n := range cfg.assignors {
+		a, _ := assign.ByName(n)
+		assignors = append(assignors, a)
+	}
+	c.member = group.New(group.Config{
+		Group:             groupID,
+		InstanceID:        cfg.instanceID,
+		Topics:            c.topics,
+		Regex:             cfg.regex,
+		Rack:              cfg.rack,
+		Assignors:         assignors,
+		SessionTimeout:    cfg.sessionTimeout,
+		RebalanceTimeout:  cfg.rebalanceTimeout,
+		HeartbeatInterval: cfg.heartbeatInterval,
+		Backoff:           wait.Backoff{Min: 100 * time.Millisecond, Max: time.Second},
+		Logger:            client.logger,
+		Callbacks: group.Callbacks{
+			Revoke: c.onRevoke,
+			Assign: c.onAssign,
+			Lost:   c.onLost,
+		},
+	}, client.pool, client.meta)
+	c.fetcher = newFetcher(client, cfg.fetchConfig(client))
+	return c, nil
+}
+
+// start joins the group and starts the committer, once.
+func (c *memberCore) start() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrConsumerClosed
+	}
+	if c.started {
+		return nil
+	}
+	c.started = true
+	c.memberCtx, c.stopMember = context.WithCancel(context.Background())
+	c.memberDone = make(chan struct{})
+	go func() {
+		defer close(c.memberDone)
+		err := c.member.Run(c.memberCtx)
+		c.mu.Lock()
+		failed := !errors.Is(err, context.Canceled)
+		if failed {
+			c.memberErr = err
+		}
+		c.mu.Unlock()
+		if failed {
+			c.stopMember() // wakes a Poll waiting for records (security.go)
+		}
+	}()
+	actx, cancel := context.WithCancel(c.memberCtx)
+	c.stopAutoCommit = cancel
+	c.autoDone = make(chan struct{})
+	go c.autoCommit(actx)
+	return nil
+}
+
+// failed returns the member's error once it stopped for good.
+func (c *memberCore) failed() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.memberErr
+}
+
+// committedBackoff spaces the retries of reading committed offsets at
+// assignment.
+var committedBackoff = wait.Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second}
+
+// onAssign starts fetching new partitions from their committed offsets.
+// It never falls back to the reset policy because the committed offsets
+// could not be read: that would skip or repeat records. It retries until
+// it can, or the consumer closes.
+func (c *memberCore) onAssign(assigned group.Partitions) {
+	tps := topicpart.Flatten(assigned)
+	var committed map[TopicPartition]group.Offset
+	err := wait.Retry(c.memberCtx, committedBackoff, 0, func(int) (bool, error) {
+		var err error
+		if committed, err = c.member.Committed(c.memberCtx, tps); err != nil && c.memberCtx.Err() == nil {
+			c.client.logger.Error("keel: cannot read committed offsets; retrying (the partitions wait)", "group", c.group, "err", err)
+		}
+		return err == nil, err
+	})
+	if err != nil {
+		return // the consumer is closing
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	for _, tp := range tps {
+		if c.parts[tp] != nil {
+			continue
+		}
+		ps := &partitionState{tp: tp}
+		c.parts[tp] = ps
+		start := fetch.Offset{At: resetStart(c.cfg.resetFor(tp.Topic)), Epoch: -1}
+		if o, ok := committed[tp]; ok {
+			start = fetch.Offset{At: o.At, Epoch: o.Epoch}
+		}
+		c.fetcher.Assign(tp, start)
+		c.path.assignedLocked(ps, start)
+	}
+	c.mu.Unlock()
+	c.client.logger.Info("keel: partitions assigned", "group", c.group, "partitions", tps)
+	if c.cfg.onAssigned != nil {
+		c.cfg.onAssigned(slices.Clone(tps))
+	}
+}
+
+func resetStart(r OffsetReset) int64 {
+	switch r {
+	case ResetEarliest:
+		return fetch.OffsetEarliest
+	case ResetLatest:
+		return fetch.OffsetLatest
+	}
+	return fetch.OffsetLatest // with ResetNone the fetcher fails the partition instead
+}
+
+// onRevoke stops the revoked partitions: their handlers' ctx is cancelled
+// with ErrRevoked, the consumer waits for them (bounded by ctx, the
+// rebalance timeout), commits what they processed, then lets them go.
+func (c *memberCore) onRevoke(ctx context.Context, revoked group.Partitions) {
+	tps := topicpart.Flatten(revoked)
+	// From now on nothing of the revoked partitions reaches the user.
+	c.mu.Lock()
+	for _, tp := range tps {
+		if ps := c.parts[tp]; ps != nil {
+			ps.leaving = true
+		}
+	}
+	c.mu.Unlock()
+	over := c.path.revoking(ctx)
+	defer over()
+	released := c.release(tps, ErrRevoked, ctx)
+	if len(released) > 0 {
+		// The released partitions' marks go with their state: nothing
+		// commits them after this.
+		if err := c.commitMarked(ctx, released); err != nil {
+			c.client.logger.Error("keel: commit on revoke failed", "group", c.group, "err", err)
+		}
+	}
+	c.client.logger.Info("keel: partitions revoked", "group", c.group, "partitions", tps)
+	if c.cfg.onRevoked != nil {
+		c.cfg.onRevoked(slices.Clone(tps))
+	}
+}
+
+// onLost stops lost partitions without committing: they may already be
+// another member's.
+func (c *memberCore) onLost(lost group.Partitions) {
+	ctx, cancel := context.WithTimeout(c.memberCtx, c.cfg.rebalanceTimeout)
+	defer cancel()
+	tps := topicpart.Flatten(lost)
+	c.release(tps, ErrLost, ctx) // their marks are dropped with them
+	c.client.logger.Warn("keel: partitions lost", "group", c.group, "partitions", tps)
+	if c.cfg.onLost != nil {
+		c.cfg.onLost(slices.Clone(tps))
+	}
+}
+
+// release stops fetching and processing partitions and waits, under ctx,
+// for their processing to stop. A record finished meanwhile is still
+// marked processed, so the commit that follows includes it and the next
+// owner does not process it again. It returns the states released, whose
+// marks that commit reads.
+func (c *memberCore) release(tps []TopicPartition, cause error, ctx context.Context) []*partitionState {
+	var released []*partitionState
+	c.mu.Lock()
+	for _, tp := range tps {
+		ps := c.parts[tp]
+		if ps == nil {
+			continue
+		}
+		released = append(released, ps)
+		ps.leaving = true
+		c.fetcher.Unassign(tp)
+	}
+	c.mu.Unlock()
+	for _, ps := range c.path.stop(released, cause, ctx) {
+		c.client.logger.Warn("keel: a handler did not return within the rebalance timeout; its partition moves on anyway", "group", c.group, "partition", ps.tp)
+	}
+	c.mu.Lock()
+	for _, tp := range tps {
+		delete(c.parts, tp)
+	}
+	c.mu.Unlock()
+	return released
+}
+
+// lookup returns the state of tp if this member owns it and it is not
+// leaving.
+func (c *memberCore) lookup(tp TopicPartition) *partitionState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ps := c.parts[tp]; ps != nil && !ps.leaving {
+		return ps
+	}
+	return nil
+}
+
+// commitMarked commits the processed offsets of pss, or of every owned
+// partition when pss is nil, that are not committed yet.
+func (c *memberCore) commitMarked(ctx context.Context, pss []*partitionState) error {
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
+	if pss == nil {
+		c.mu.Lock()
+		pss = make([]*partitionState, 0, len(c.parts))
+		for _, ps := range c.parts {
+			pss = append(pss, ps)
+		}
+		c.mu.Unlock()
+	}
+	offsets := make(map[TopicPartition]group.Offset)
+	var sent []*partitionState
+	for _, ps := range pss {
+		if o, ok := ps.marks.pending(); ok {
+			offsets[ps.tp] = o
+			sent = append(sent, ps)
+		}
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	err := c.member.Commit(ctx, offsets)
+	if err == nil {
+		for _, ps := range sent {
+			ps.marks.committed(offsets[ps.tp])
+		}
+	}
+	return err
+}
+
+func (c *memberCore) autoCommit(ctx context.Context) {
+	defer close(c.autoDone)
+	if c.cfg.autoCommit <= 0 {
+		return
+	}
+	t := time.NewTicker(c.cfg.autoCommit)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			cctx, cancel := context.WithTimeout(ctx, c.cfg.autoCommit)
+			if err := c.commitMarked(cctx, nil); err != nil && ctx.Err() == nil {
+				c.client.logger.Warn("keel: interval commit failed; retrying at the next", "group", c.group, "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// assigned returns the partitions this member owns now, sorted.
+func (c *memberCore) assigned() []TopicPartition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]TopicPartition, 0, len(c.parts))
+	for tp := range c.parts {
+		out = append(out, tp)
+	}
+	topicpart.Sort(out)
+	return out
+}
+
+// close stops the path's processing (within ctx), commits what was
+// processed, leaves the group and stops. It returns when ctx ends at the
+// latest.
+func (c *memberCore) close(ctx context.Context, name string) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	started := c.started
+	close(c.stopping)
+	c.mu.Unlock()
+	if !started {
+		c.fetcher.Close()
+		return nil
+	}
+	problems := c.path.closing(ctx)
+	c.stopAutoCommit()
+	select {
+	case <-c.autoDone:
+	case <-ctx.Done():
+	}
+	if err := c.commitMarked(ctx, nil); err != nil {
+		problems = append(problems, fmt.Errorf("final commit: %w", err))
+	}
+	if err := c.member.Leave(ctx); err != nil {
+		problems = append(problems, fmt.Errorf("leaving the group: %w", err))
+	}
+	c.stopMember()
+	select {
+	case <-c.memberDone:
+	case <-ctx.Done():
+		problems = append(problems, ctx.Err())
+	}
+	c.fetcher.Close()
+	if len(problems) > 0 {
+		return fmt.Errorf("keel: closing %s %q: %w", name, c.group, errors.Join(problems...))
+	}
+	return nil
+}
+
+// isStopping reports whether Close has begun.
+func (c *memberCore) isStopping() bool {
+	select {
+	case <-c.stopping:
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,110 @@
+package keel
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/keel-go/keel/internal/group"
+)
+
+// markCell is a partition's processed position: the offset after the last
+// record processed, which is what a commit sends, with the leader epoch of
+// that record. Each partition has its own, and marking is lock-free in the
+// common case, so that marking a record (once per record in Run mode) is
+// one compare-and-swap instead of the consumer's lock and a map update
+// (issue 6).
+//
+// word packs both: next<<markEpochBits | epoch+1, for offsets below 2^43
+// and epochs below 2^20-1, which is every real partition. A position that
+// does not fit is kept in slow under mu, and word is then markSlow for
+// good. Zero is nothing marked.
+type markCell struct {
+	word atomic.Int64
+	mu   sync.Mutex
+	slow group.Offset // when word == markSlow
+	// last is the position last committed from this cell (lastSet: any);
+	// only commitMarked touches it, under commitMu.
+	last    group.Offset
+	lastSet bool
+}
+
+const (
+	markEpochBits       = 20
+	markSlow      int64 = -1
+)
+
+// mark records that the record at offset, of a batch of leader epoch
+// epoch, was processed. Positions never move back, and marking a record
+// again changes nothing. Safe for concurrent use.
+func (c *markCell) mark(offset int64, epoch int32) {
+	next := offset + 1
+	if next <= 0 {
+		return // not a record's offset
+	}
+	if next < 1<<(63-markEpochBits) && epoch >= -1 && epoch < 1<<markEpochBits-1 {
+		w := next<<markEpochBits | int64(epoch+1)
+		for {
+			old := c.word.Load()
+			if old == markSlow {
+				break
+			}
+			if old>>markEpochBits >= next {
+				return
+			}
+			if c.word.CompareAndSwap(old, w) {
+				return
+			}
+		}
+	}
+	c.markSlow(next, epoch)
+}
+
+// markSlow is mark for positions word cannot hold (or once it holds none).
+func (c *markCell) markSlow(next int64, epoch int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		old := c.word.Load()
+		if old == markSlow {
+			if c.slow.At < next {
+				c.slow = group.Offset{At: next, Epoch: epoch}
+			}
+			return
+		}
+		if old>>markEpochBits >= next {
+			return
+		}
+		c.slow = group.Offset{At: next, Epoch: epoch}
+		if c.word.CompareAndSwap(old, markSlow) {
+			return
+		}
+		// A lock-free mark moved word meanwhile: look again.
+	}
+}
+
+// position returns the processed position, if any record was marked.
+func (c *markCell) position() (group.Offset, bool) {
+	switch w := c.word.Load(); {
+	case w == 0:
+		return group.Offset{}, false
+	case w == markSlow:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.slow, true
+	default:
+		return group.Offset{At: w >> markEpochBits, Epoch: int32(w&(1<<markEpochBits-1)) - 1}, true
+	}
+}
+
+// pending returns the position to commit, if it moved since the last
+// commit.
+func (c *markCell) pending() (group.Offset, bool) {
+	o, ok := c.position()
+	if !ok || c.lastSet && c.last == o {
+		return group.Offset{}, false
+	}
+	return o, true
+}
+
+// committed records that o was committed.
+func (c *markCell) committed(o group.Offset) { c.last, c.lastSet = o, true }
