@@ -35,10 +35,14 @@ type Of[R any] struct {
 	wg     sync.WaitGroup
 	unsub  func()
 
+	// mu guards everything below and every partition's state. Work
+	// under it is proportional to what changed — the partitions of one
+	// fetch answer, of one Poll — never to every assigned partition, except
+	// on metadata changes and retry timers; decoding and I/O run outside
+	// it.
 	mu        sync.Mutex
 	parts     map[topicpart.TP]*partition[R]
-	order     []*partition[R] // Poll's round-robin order
-	pollNext  int
+	ready     partQueue[R] // partitions with data for Poll, oldest first
 	sources   map[int32]*source[R]
 	topics    map[string]*topicLookup
 	resolving bool
@@ -100,7 +104,7 @@ func (f *Of[R]) Assign(tp topicpart.TP, start Offset) {
 		return
 	}
 	f.startAtLocked(p, start)
-	f.routeLocked()
+	f.routeSomeLocked(p)
 }
 
 // AssignAtTime starts fetching tp at the first record whose timestamp is at
@@ -114,7 +118,7 @@ func (f *Of[R]) AssignAtTime(tp topicpart.TP, ts time.Time) {
 	}
 	f.startAtLocked(p, Earliest)
 	p.resolveTo, p.byTime = ts.UnixMilli(), true
-	f.routeLocked()
+	f.routeSomeLocked(p)
 }
 
 // Seek drops what is buffered for tp and continues from o (an exact
@@ -135,15 +139,10 @@ func (f *Of[R]) Unassign(tps ...topicpart.TP) {
 		f.dropBufferLocked(p)
 		p.gen++
 		p.removed = true
+		f.setLeaderLocked(p, -1)
 		delete(f.parts, tp)
-		for i, x := range f.order {
-			if x == p {
-				f.order = append(f.order[:i], f.order[i+1:]...)
-				break
-			}
-		}
 	}
-	f.routeLocked() // budget may have been freed
+	f.kickLocked() // budget may have been freed
 }
 
 // Pause leaves the partitions out of fetch requests (and out of the
@@ -163,13 +162,16 @@ func (f *Of[R]) Pause(tps ...topicpart.TP) {
 func (f *Of[R]) Resume(tps ...topicpart.TP) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	var resumed []*partition[R]
 	for _, tp := range tps {
-		if p := f.parts[tp]; p != nil {
+		if p := f.parts[tp]; p != nil && p.paused {
 			p.paused = false
+			f.ready.add(p)
+			resumed = append(resumed, p)
 		}
 	}
 	f.wakePollLocked()
-	f.routeLocked()
+	f.routeSomeLocked(resumed...)
 }
 
 // Position returns the offset of the next record Poll will return for tp
@@ -223,7 +225,6 @@ func (f *Of[R]) assignLocked(tp topicpart.TP) *partition[R] {
 	if p == nil {
 		p = &partition[R]{tp: tp, leader: -1, leaderEpoch: -1, maxBytes: f.cfg.PartitionMaxBytes, hwm: -1}
 		f.parts[tp] = p
-		f.order = append(f.order, p)
 	}
 	if t := f.topics[tp.Topic]; t == nil || !t.pending && t.err != nil {
 		f.lookupTopicLocked(tp.Topic)
@@ -261,8 +262,14 @@ func (f *Of[R]) dropBufferLocked(p *partition[R]) {
 // stopLocked queues err for Poll and stops p until Seek or Unassign.
 func (f *Of[R]) stopLocked(p *partition[R], err error) {
 	p.state = stStopped
-	p.buf = append(p.buf, &chunk[R]{next: p.fetchOffset, err: err})
+	f.appendChunkLocked(p, &chunk[R]{next: p.fetchOffset, err: err})
 	f.wakePollLocked()
+}
+
+// appendChunkLocked queues c after p's buffered data, for Poll.
+func (f *Of[R]) appendChunkLocked(p *partition[R], c *chunk[R]) {
+	p.buf = append(p.buf, c)
+	f.ready.add(p)
 }
 
 // backoffLocked makes p wait before its next request; with unroute it
@@ -271,7 +278,7 @@ func (f *Of[R]) backoffLocked(p *partition[R], unroute bool) {
 	p.failures++
 	p.retryAt = time.Now().Add(f.cfg.RetryBackoff.Delay(p.failures))
 	if unroute {
-		p.leader = -1
+		f.setLeaderLocked(p, -1)
 	}
 	f.armLocked(p.retryAt)
 }
@@ -298,7 +305,7 @@ func (f *Of[R]) lookupTopicLocked(topic string) {
 		}
 		f.topics[topic] = &topicLookup{err: err}
 		if err != nil {
-			for _, p := range f.order {
+			for _, p := range f.parts {
 				if p.tp.Topic == topic && p.state != stStopped {
 					f.stopLocked(p, err)
 				}
@@ -308,58 +315,137 @@ func (f *Of[R]) lookupTopicLocked(topic string) {
 	}()
 }
 
-// routeLocked gives every partition that is not busy its current leader
-// from metadata, then starts the goroutines that have work: the sources of
-// brokers with fetchable partitions and the offset resolver. Partitions in
-// backoff are retried by a timer.
+// routeLocked routes every assigned partition (see routeSomeLocked): after
+// a metadata change, a topic lookup, or when a retry timer fires.
 func (f *Of[R]) routeLocked() {
 	if f.closed {
 		return
 	}
-	snap := f.meta.Current()
-	now := time.Now()
-	var wake time.Time
-	needMeta, resolve := false, false
-	for _, p := range f.order {
-		if p.state == stStopped || p.inflight {
-			continue
-		}
-		if p.retryAt.After(now) {
-			wake = earliest(wake, p.retryAt)
-			continue
-		}
-		if t := f.topics[p.tp.Topic]; t == nil || t.pending || t.err != nil {
-			continue
-		}
-		b, mp, ok := snap.Leader(p.tp.Topic, p.tp.Partition)
-		if !ok {
-			if t := snapTopic(snap, p.tp.Topic); t != nil && t.ErrCode == errs.CodeNone && int(p.tp.Partition) >= len(t.Partitions) {
-				f.stopLocked(p, &errs.Error{Code: errs.CodeUnknownTopicOrPartition, Name: errs.Lookup(errs.CodeUnknownTopicOrPartition).Name,
-					Detail: fmt.Sprintf("partition %v does not exist (topic has %d partitions)", p.tp, len(t.Partitions))})
-				continue
-			}
-			needMeta = true
-			f.backoffLocked(p, true)
-			wake = earliest(wake, p.retryAt)
-			continue
-		}
-		p.leader, p.leaderEpoch = b.ID, mp.LeaderEpoch
-		switch {
-		case p.fetchable(now) && f.buffered < f.cfg.MaxBufferedBytes:
-			f.startSourceLocked(p.leader)
-		case p.resolvable(now):
-			resolve = true
+	var r router[R]
+	r.begin(f)
+	for _, p := range f.parts {
+		r.route(p)
+	}
+	r.end()
+}
+
+// routeSomeLocked gives each of ps that is not busy its current leader
+// from metadata, then starts the goroutines that have work: the sources of
+// brokers with fetchable partitions and the offset resolver. Partitions in
+// backoff are retried by a timer.
+func (f *Of[R]) routeSomeLocked(ps ...*partition[R]) {
+	if f.closed || len(ps) == 0 {
+		return
+	}
+	var r router[R]
+	r.begin(f)
+	for _, p := range ps {
+		if !p.removed {
+			r.route(p)
 		}
 	}
-	if needMeta {
+	r.end()
+}
+
+// router is one routing pass.
+type router[R any] struct {
+	f         *Of[R]
+	snap      *meta.Snapshot
+	now, wake time.Time
+	needMeta  bool
+	resolve   bool
+}
+
+func (r *router[R]) begin(f *Of[R]) { *r = router[R]{f: f, snap: f.meta.Current(), now: time.Now()} }
+
+func (r *router[R]) route(p *partition[R]) {
+	f := r.f
+	if p.state == stStopped || p.inflight {
+		return
+	}
+	if p.retryAt.After(r.now) {
+		r.wake = earliest(r.wake, p.retryAt)
+		return
+	}
+	if t := f.topics[p.tp.Topic]; t == nil || t.pending || t.err != nil {
+		return
+	}
+	b, mp, ok := r.snap.Leader(p.tp.Topic, p.tp.Partition)
+	if !ok {
+		if t := snapTopic(r.snap, p.tp.Topic); t != nil && t.ErrCode == errs.CodeNone && int(p.tp.Partition) >= len(t.Partitions) {
+			f.stopLocked(p, &errs.Error{Code: errs.CodeUnknownTopicOrPartition, Name: errs.Lookup(errs.CodeUnknownTopicOrPartition).Name,
+				Detail: fmt.Sprintf("partition %v does not exist (topic has %d partitions)", p.tp, len(t.Partitions))})
+			return
+		}
+		r.needMeta = true
+		f.backoffLocked(p, true)
+		r.wake = earliest(r.wake, p.retryAt)
+		return
+	}
+	f.setLeaderLocked(p, b.ID)
+	p.leaderEpoch = mp.LeaderEpoch
+	switch {
+	case p.fetchable(r.now) && f.buffered < f.cfg.MaxBufferedBytes:
+		f.startSourceLocked(p.src)
+	case p.resolvable(r.now):
+		r.resolve = true
+	}
+}
+
+func (r *router[R]) end() {
+	f := r.f
+	if r.needMeta {
 		f.meta.RefreshSoon()
 	}
-	if resolve && !f.resolving {
+	if r.resolve {
+		f.startResolverLocked()
+	}
+	f.armLocked(r.wake)
+}
+
+// setLeaderLocked makes broker id (-1: none) p's leader and moves p to its
+// source, whose fetches then include it.
+func (f *Of[R]) setLeaderLocked(p *partition[R], id int32) {
+	p.leader = id
+	if p.src != nil && p.src.id == id {
+		return
+	}
+	if p.src != nil {
+		p.src.remove(p)
+		p.src = nil
+	}
+	if id < 0 {
+		return
+	}
+	s := f.sources[id]
+	if s == nil {
+		s = &source[R]{f: f, id: id}
+		f.sources[id] = s
+	}
+	s.add(p)
+}
+
+// kickLocked restarts the sources that stopped because the buffer budget
+// was used up, once it has room again.
+func (f *Of[R]) kickLocked() {
+	if f.closed || f.buffered >= f.cfg.MaxBufferedBytes {
+		return
+	}
+	for _, s := range f.sources {
+		if s.starved {
+			s.starved = false
+			f.startSourceLocked(s)
+		}
+	}
+}
+
+// startResolverLocked starts the offset resolver unless it runs already.
+func (f *Of[R]) startResolverLocked() {
+	if !f.resolving && !f.closed {
 		f.resolving = true
 		f.wg.Add(1)
 		go f.resolveLoop()
 	}
-	f.armLocked(wake)
 }
 
 func snapTopic(s *meta.Snapshot, topic string) *meta.Topic {

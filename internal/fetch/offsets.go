@@ -25,7 +25,7 @@ func (f *Of[R]) resolveLoop() {
 		}
 		now := time.Now()
 		byLeader := make(map[int32][]inReq[R])
-		for _, p := range f.order {
+		for _, p := range f.parts {
 			if p.resolvable(now) {
 				p.inflight = true
 				byLeader[p.leader] = append(byLeader[p.leader], inReq[R]{p: p, gen: p.gen, offset: p.resolveTo, epoch: p.leaderEpoch})
@@ -84,9 +84,12 @@ func (f *Of[R]) listOffsets(id int32, reqs []inReq[R]) {
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	ps := make([]*partition[R], 0, len(reqs))
 	for _, r := range reqs {
 		r.p.inflight = false
+		ps = append(ps, r.p)
 	}
+	defer f.routeSomeLocked(ps...)
 	if err != nil {
 		if !f.closed {
 			f.cfg.Logger.Debug("keel: list offsets failed", "broker", id, "err", err)
@@ -132,10 +135,9 @@ func (f *Of[R]) listOffsets(id int32, reqs []inReq[R]) {
 		} else {
 			// Data fetched before an out-of-range reset is still
 			// returned; the position jumps once it is drained.
-			p.buf = append(p.buf, &chunk[R]{next: a.Offset})
+			f.appendChunkLocked(p, &chunk[R]{next: a.Offset})
 		}
 	}
-	f.routeLocked()
 }
 
 // listErrorLocked handles a partition-level ListOffsets error.

@@ -44,12 +44,15 @@ type partition[R any] struct {
 	paused   bool
 	inflight bool // in a Fetch or ListOffsets request right now
 
-	leader      int32 // broker to ask; -1 while unknown
-	leaderEpoch int32 // from metadata, sent as CurrentLeaderEpoch
+	leader      int32      // broker to ask; -1 while unknown
+	src         *source[R] // the leader's source, whose fetches include it; nil while unknown
+	srcIdx      int        // index in src.parts
+	leaderEpoch int32      // from metadata, sent as CurrentLeaderEpoch
 	retryAt     time.Time
 	failures    int
 
-	buf []*chunk[R] // fetched data not yet returned by Poll, oldest first
+	buf    []*chunk[R] // fetched data not yet returned by Poll, oldest first
+	queued bool        // in the fetcher's ready queue
 }
 
 // chunk is one fetch answer's data for a partition, waiting for Poll.
@@ -73,3 +76,46 @@ func (p *partition[R]) fetchable(now time.Time) bool {
 func (p *partition[R]) resolvable(now time.Time) bool {
 	return p.state == stResolve && !p.inflight && p.leader >= 0 && !p.retryAt.After(now)
 }
+
+// partQueue is the fetcher's ready queue: partitions that may have data
+// for Poll, in the order it arrived, each at most once (partition.queued).
+// Poll takes from its head instead of looking at every partition. An entry
+// whose partition was paused, unassigned or seeked meanwhile is skipped
+// when its turn comes.
+type partQueue[R any] struct {
+	items []*partition[R]
+	head  int
+}
+
+// add queues p unless it is queued already or has nothing to return now.
+func (q *partQueue[R]) add(p *partition[R]) {
+	if p.queued || p.paused || p.removed || len(p.buf) == 0 {
+		return
+	}
+	p.queued = true
+	if q.head > 0 && q.head >= len(q.items)/2 {
+		// Reuse the consumed front rather than growing forever.
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items = q.items[:n]
+		q.head = 0
+	}
+	q.items = append(q.items, p)
+}
+
+// pop takes the partition at the head, nil when the queue is empty.
+func (q *partQueue[R]) pop() *partition[R] {
+	if q.head == len(q.items) {
+		return nil
+	}
+	p := q.items[q.head]
+	q.items[q.head] = nil
+	q.head++
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	}
+	p.queued = false
+	return p
+}
+
+func (q *partQueue[R]) len() int { return len(q.items) - q.head }

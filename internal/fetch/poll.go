@@ -44,21 +44,17 @@ func (f *Of[R]) Poll(ctx context.Context, max int) ([]FetchOf[R], error) {
 }
 
 // takeLocked hands out buffered records, advancing positions and releasing
-// the budget.
+// the budget. It visits the partitions of the ready queue in turn; one cut
+// short by the limit goes to the back, so that a busy partition cannot
+// starve the others.
 func (f *Of[R]) takeLocked(limit int) []FetchOf[R] {
-	n := len(f.order)
-	if n == 0 {
-		return nil
-	}
-	start := f.pollNext % n
-	f.pollNext = start + 1
 	var out []FetchOf[R]
 	left := limit
 	drained := false
-	for i := 0; i < n && (limit <= 0 || left > 0); i++ {
-		p := f.order[(start+i)%n]
-		if p.paused || len(p.buf) == 0 {
-			continue
+	for n := f.ready.len(); n > 0 && (limit <= 0 || left > 0); n-- {
+		p := f.ready.pop()
+		if p.paused || p.removed || len(p.buf) == 0 {
+			continue // Resume or new data queues it again
 		}
 		fe := FetchOf[R]{TP: p.tp, HighWatermark: p.hwm}
 		for len(p.buf) > 0 && (limit <= 0 || left > 0) {
@@ -100,12 +96,13 @@ func (f *Of[R]) takeLocked(limit int) []FetchOf[R] {
 				break
 			}
 		}
+		f.ready.add(p) // what the limit left
 		if len(fe.Records) > 0 || fe.Err != nil {
 			out = append(out, fe)
 		}
 	}
 	if drained || len(out) > 0 {
-		f.routeLocked() // the budget may have room again
+		f.kickLocked() // the budget may have room again
 	}
 	return out
 }

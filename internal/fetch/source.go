@@ -16,9 +16,14 @@ import (
 // the broker leads fetchable partitions and the buffer budget has room,
 // with one fetch request in flight at a time; it owns the fetch session.
 type source[R any] struct {
-	f       *Of[R]
-	id      int32
-	running bool // guarded by f.mu
+	f  *Of[R]
+	id int32
+	// Guarded by f.mu: the partitions this broker leads, whether the
+	// goroutine runs, and whether it stopped for want of budget (so that
+	// Poll freeing some restarts it).
+	parts   []*partition[R]
+	running bool
+	starved bool
 	sess    session
 	// sessionErrs counts session errors in a row, so that a broker that
 	// keeps rejecting our sessions is not asked again in a tight loop.
@@ -33,13 +38,21 @@ type inReq[R any] struct {
 	epoch  int32 // current leader epoch sent with it
 }
 
-// startSourceLocked starts broker id's goroutine unless it runs already.
-func (f *Of[R]) startSourceLocked(id int32) {
-	s := f.sources[id]
-	if s == nil {
-		s = &source[R]{f: f, id: id}
-		f.sources[id] = s
-	}
+func (s *source[R]) add(p *partition[R]) {
+	p.src, p.srcIdx = s, len(s.parts)
+	s.parts = append(s.parts, p)
+}
+
+func (s *source[R]) remove(p *partition[R]) {
+	last := len(s.parts) - 1
+	s.parts[p.srcIdx] = s.parts[last]
+	s.parts[p.srcIdx].srcIdx = p.srcIdx
+	s.parts[last] = nil
+	s.parts = s.parts[:last]
+}
+
+// startSourceLocked starts s's goroutine unless it runs already.
+func (f *Of[R]) startSourceLocked(s *source[R]) {
 	if s.running || f.closed {
 		return
 	}
@@ -89,14 +102,18 @@ func (s *source[R]) fetchOnce() bool {
 // marks them in flight. It returns none while the budget is used up.
 func (s *source[R]) collectLocked() (map[topicpart.TP]sessionPart, map[topicpart.TP]inReq[R], int32) {
 	f := s.f
-	if f.closed || f.buffered >= f.cfg.MaxBufferedBytes {
+	if f.closed {
+		return nil, nil, 0
+	}
+	if f.buffered >= f.cfg.MaxBufferedBytes {
+		s.starved = true
 		return nil, nil, 0
 	}
 	now := time.Now()
 	want := make(map[topicpart.TP]sessionPart)
 	parts := make(map[topicpart.TP]inReq[R])
-	for _, p := range f.order {
-		if p.leader != s.id || !p.fetchable(now) {
+	for _, p := range s.parts {
+		if !p.fetchable(now) {
 			continue
 		}
 		p.inflight = true
@@ -246,18 +263,22 @@ func (s *source[R]) handle(sr sessionReq, parts map[topicpart.TP]inReq[R], resp 
 }
 
 // release clears the in-flight mark of the request's partitions, running
-// apply first under the lock, then routes again.
+// apply first under the lock, then routes them again: a leader that moved
+// while they were in flight takes them over now. This source's goroutine
+// goes on to its next fetch itself.
 func (s *source[R]) release(parts map[topicpart.TP]inReq[R], apply func()) {
 	f := s.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	ps := make([]*partition[R], 0, len(parts))
 	for _, r := range parts {
 		r.p.inflight = false
+		ps = append(ps, r.p)
 	}
 	if apply != nil {
 		apply()
 	}
-	f.routeLocked()
+	f.routeSomeLocked(ps...)
 }
 
 func abortedOf(rp *kmsg.FetchResponseTopicPartition) []abortedTxn {
@@ -310,12 +331,12 @@ func (s *source[R]) applyLocked(res result[R], addr string) {
 			if len(p.buf) == 0 {
 				p.position.At = d.next
 			} else {
-				p.buf = append(p.buf, &chunk[R]{next: d.next})
+				f.appendChunkLocked(p, &chunk[R]{next: d.next})
 			}
 		}
 		return
 	}
-	p.buf = append(p.buf, &chunk[R]{records: d.records, spans: d.spans, next: d.next, err: d.err})
+	f.appendChunkLocked(p, &chunk[R]{records: d.records, spans: d.spans, next: d.next, err: d.err})
 	f.buffered += d.bytes
 	p.fetchOffset = d.next
 	if d.err != nil {

@@ -64,3 +64,8 @@ func (s *Snapshot) Leader(topic string, partition int32) (Broker, Partition, boo
 	b, ok := s.Brokers[p.Leader]
 	return b, p, ok && p.Leader >= 0
 }
+
+// SetForTest replaces the current snapshot without asking a broker: for
+// tests of the packages that read it (the fetcher's routing), which run
+// without a cluster.
+func (m *Meta) SetForTest(s *Snapshot) { m.snap.Store(s) }
