@@ -43,6 +43,10 @@ var (
 	ErrConsumerClosed = errs.NewSentinel("keel: consumer closed", false)
 )
 
+// ErrNotAssigned: Seek named a partition this member of the group does not
+// own (any more): only the owner of a partition may move it.
+var ErrNotAssigned = errs.NewSentinel("keel: partition not assigned to this member", false)
+
 // HandlerAction is what to do after a handler failed on a message.
 type HandlerAction int8
 

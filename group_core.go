@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/fetch"
 	"github.com/keel-go/keel/internal/group"
 	"github.com/keel-go/keel/internal/group/assign"
@@ -63,18 +64,52 @@ type consumePath interface {
 	// closing is Close's first step: let what is being processed finish
 	// within ctx, then stop it; it returns what could not be stopped.
 	closing(ctx context.Context) []error
+	// seek moves ps to the exact offset to, under ctx; see
+	// GroupConsumer.Seek.
+	seek(ctx context.Context, ps *partitionState, to int64) error
+	// afterStopped runs fn once the processing of ps, which stop left
+	// running, has stopped; false when nothing runs (fn is not called).
+	afterStopped(ps *partitionState, fn func()) bool
 }
 
-// partitionState is a partition this member owns.
+// partitionState is a partition this member owns. Its fields other than
+// marks are guarded by core.mu.
 type partitionState struct {
 	tp    TopicPartition
 	marks markCell
 	// leaving: revoked or lost, waiting for its processing to stop. A
 	// record finished meanwhile still counts as processed.
 	leaving bool
-	// w is the partition's worker: set and used by the Run path only
-	// (nil on the Poll path, and on the Run path while no Run is active).
-	w *worker
+	// seq is the fetcher's sequence number of the partition's position
+	// (Assign, Seek): a Fetch with an older one was taken before the
+	// position moved and is dropped.
+	seq uint64
+	// start is where processing starts: an exact offset, or
+	// fetch.OffsetEarliest/OffsetLatest until the fetcher resolves it.
+	start int64
+	// skip are records after start processed already, out of order, by
+	// whoever had the partition before (the committed metadata, or the
+	// previous Run's lane): they are skipped, not processed again.
+	skip   doneRanges
+	skipAt int // the Poll path's cursor in skip
+	// userPaused: GroupConsumer.Pause; a Run's lane starts paused.
+	userPaused bool
+	// lane processes the partition's records: set and used by the Run
+	// path only (nil on the Poll path, and before the first Run).
+	lane lane
+}
+
+// metadataLocked returns what gives the metadata to commit with an offset
+// of ps: the records after it processed already (see doneRanges), which
+// its lane tracks, or else its skip ranges not reached yet.
+func (ps *partitionState) metadataLocked() func(committed int64) string {
+	if ps.lane != nil {
+		return ps.lane.doneMetadata
+	}
+	if skip := ps.skip; len(skip) > 0 {
+		return skip.encode
+	}
+	return nil
 }
 
 // newMemberCore checks the options and builds the core; the member joins
@@ -197,8 +232,10 @@ func (c *memberCore) onAssign(assigned group.Partitions) {
 		start := fetch.Offset{At: resetStart(c.cfg.resetFor(tp.Topic)), Epoch: -1}
 		if o, ok := committed[tp]; ok {
 			start = fetch.Offset{At: o.At, Epoch: o.Epoch}
+			ps.skip = decodeDoneRanges(o.Metadata, o.At)
 		}
-		c.fetcher.Assign(tp, start)
+		ps.start = start.At
+		ps.seq = c.fetcher.Assign(tp, start)
 		c.path.assignedLocked(ps, start)
 	}
 	c.mu.Unlock()
@@ -233,7 +270,7 @@ func (c *memberCore) onRevoke(ctx context.Context, revoked group.Partitions) {
 	c.mu.Unlock()
 	over := c.path.revoking(ctx)
 	defer over()
-	released := c.release(tps, ErrRevoked, ctx)
+	released, stuck := c.release(tps, ErrRevoked, ctx)
 	if len(released) > 0 {
 		// The released partitions' marks go with their state: nothing
 		// commits them after this.
@@ -242,8 +279,20 @@ func (c *memberCore) onRevoke(ctx context.Context, revoked group.Partitions) {
 		}
 	}
 	c.client.logger.Info("keel: partitions revoked", "group", c.group, "partitions", tps)
-	if c.cfg.onRevoked != nil {
-		c.cfg.onRevoked(slices.Clone(tps))
+	if c.cfg.onRevoked == nil {
+		return
+	}
+	// OnRevoked promises that the partitions' handlers returned. One that
+	// outlived the rebalance timeout gets its call when it returns, alone;
+	// the partition has moved on meanwhile (see OnRevoked).
+	now := slices.Clone(tps)
+	for _, ps := range stuck {
+		if c.path.afterStopped(ps, func() { c.cfg.onRevoked([]TopicPartition{ps.tp}) }) {
+			now = slices.DeleteFunc(now, func(tp TopicPartition) bool { return tp == ps.tp })
+		}
+	}
+	if len(now) > 0 {
+		c.cfg.onRevoked(now)
 	}
 }
 
@@ -253,7 +302,7 @@ func (c *memberCore) onLost(lost group.Partitions) {
 	ctx, cancel := context.WithTimeout(c.memberCtx, c.cfg.rebalanceTimeout)
 	defer cancel()
 	tps := topicpart.Flatten(lost)
-	c.release(tps, ErrLost, ctx) // their marks are dropped with them
+	c.release(tps, ErrLost, ctx) // their marks are dropped with them; OnLost does not wait
 	c.client.logger.Warn("keel: partitions lost", "group", c.group, "partitions", tps)
 	if c.cfg.onLost != nil {
 		c.cfg.onLost(slices.Clone(tps))
@@ -264,9 +313,8 @@ func (c *memberCore) onLost(lost group.Partitions) {
 // for their processing to stop. A record finished meanwhile is still
 // marked processed, so the commit that follows includes it and the next
 // owner does not process it again. It returns the states released, whose
-// marks that commit reads.
-func (c *memberCore) release(tps []TopicPartition, cause error, ctx context.Context) []*partitionState {
-	var released []*partitionState
+// marks that commit reads, and those still being processed when ctx ended.
+func (c *memberCore) release(tps []TopicPartition, cause error, ctx context.Context) (released, stuck []*partitionState) {
 	c.mu.Lock()
 	for _, tp := range tps {
 		ps := c.parts[tp]
@@ -278,15 +326,16 @@ func (c *memberCore) release(tps []TopicPartition, cause error, ctx context.Cont
 		c.fetcher.Unassign(tp)
 	}
 	c.mu.Unlock()
-	for _, ps := range c.path.stop(released, cause, ctx) {
-		c.client.logger.Warn("keel: a handler did not return within the rebalance timeout; its partition moves on anyway", "group", c.group, "partition", ps.tp)
+	stuck = c.path.stop(released, cause, ctx)
+	for _, ps := range stuck {
+		c.client.logger.Warn("keel: a handler did not return within the rebalance timeout; its partition moves on anyway (its record is not committed)", "group", c.group, "partition", ps.tp)
 	}
 	c.mu.Lock()
 	for _, tp := range tps {
 		delete(c.parts, tp)
 	}
 	c.mu.Unlock()
-	return released
+	return released, stuck
 }
 
 // lookup returns the state of tp if this member owns it and it is not
@@ -305,18 +354,22 @@ func (c *memberCore) lookup(tp TopicPartition) *partitionState {
 func (c *memberCore) commitMarked(ctx context.Context, pss []*partitionState) error {
 	c.commitMu.Lock()
 	defer c.commitMu.Unlock()
+	c.mu.Lock()
 	if pss == nil {
-		c.mu.Lock()
 		pss = make([]*partitionState, 0, len(c.parts))
 		for _, ps := range c.parts {
 			pss = append(pss, ps)
 		}
-		c.mu.Unlock()
 	}
+	metas := make([]func(int64) string, len(pss))
+	for i, ps := range pss {
+		metas[i] = ps.metadataLocked()
+	}
+	c.mu.Unlock()
 	offsets := make(map[TopicPartition]group.Offset)
 	var sent []*partitionState
-	for _, ps := range pss {
-		if o, ok := ps.marks.pending(); ok {
+	for i, ps := range pss {
+		if o, ok := ps.marks.pending(metas[i]); ok {
 			offsets[ps.tp] = o
 			sent = append(sent, ps)
 		}
@@ -389,7 +442,7 @@ func (c *memberCore) close(ctx context.Context, name string) error {
 	case <-c.autoDone:
 	case <-ctx.Done():
 	}
-	if err := c.commitMarked(ctx, nil); err != nil {
+	if err := c.finalCommit(ctx); err != nil {
 		problems = append(problems, fmt.Errorf("final commit: %w", err))
 	}
 	if err := c.member.Leave(ctx); err != nil {
@@ -406,6 +459,74 @@ func (c *memberCore) close(ctx context.Context, name string) error {
 		return fmt.Errorf("keel: closing %s %q: %w", name, c.group, errors.Join(problems...))
 	}
 	return nil
+}
+
+// seek moves tp, which this member must own, to start (see
+// GroupConsumer.Seek).
+func (c *memberCore) seek(ctx context.Context, method string, tp TopicPartition, start StartOffset) error {
+	if ctx == nil {
+		return errs.NilContext(method)
+	}
+	if err := start.check(method, tp); err != nil {
+		return err
+	}
+	ps := c.lookup(tp)
+	if ps == nil {
+		return &errs.Error{Detail: fmt.Sprintf("%s: %v is not assigned to this member of group %q", method, tp, c.group), Err: ErrNotAssigned}
+	}
+	to := start.at
+	if ts := start.time; !ts.IsZero() || to < 0 {
+		// The target is committed as the partition's position: it must
+		// be an offset now, not a timestamp resolved later.
+		at := to
+		if !ts.IsZero() {
+			at = ts.UnixMilli()
+		}
+		var err error
+		if to, err = c.fetcher.ListOffset(ctx, tp, at); err != nil {
+			return fmt.Errorf("keel: %s of %v: %w", method, tp, err)
+		}
+	}
+	if err := c.path.seek(ctx, ps, to); err != nil {
+		return err
+	}
+	c.client.logger.Info("keel: partition seeked", "group", c.group, "partition", tp, "offset", to)
+	return nil
+}
+
+// seekLocked moves ps to the offset to when nothing processes it: the
+// fetcher starts there, records fetched before are dropped, and the
+// position to commit is to, also backwards.
+func (c *memberCore) seekLocked(ps *partitionState, to int64) {
+	ps.seq = c.fetcher.Seek(ps.tp, fetch.At(to))
+	ps.start = to
+	ps.skip, ps.skipAt = nil, 0
+	ps.marks.reset(to, -1)
+}
+
+// finalCommit is Close's commit of what was processed. Close may come in
+// the middle of a rebalance, when the broker refuses commits of the
+// generation the member is in (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION);
+// giving up then would have every record processed since the last commit
+// processed again by the next owner. So it waits (up to the session
+// timeout) for the member to be synced in the next generation — where,
+// with a cooperative assignor, it still owns the partitions it did not
+// give up (those it gave up were committed on revoke) — and commits again.
+func (c *memberCore) finalCommit(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		gen, _, _ := c.member.Generation()
+		err := c.commitMarked(ctx, nil)
+		if err == nil || !errors.Is(err, group.ErrCommitFenced) || attempt == 3 {
+			return err
+		}
+		wctx, cancel := context.WithTimeout(ctx, c.cfg.sessionTimeout)
+		werr := c.member.WaitGeneration(wctx, gen)
+		cancel()
+		if werr != nil {
+			return err
+		}
+		c.client.logger.Info("keel: final commit refused during a rebalance; committing again in the new generation", "group", c.group, "err", err)
+	}
 }
 
 // isStopping reports whether Close has begun.

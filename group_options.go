@@ -31,6 +31,10 @@ type groupConfig struct {
 	onLost            func([]TopicPartition)
 	onError           func(*Message, error) HandlerAction
 	maxConcurrency    int
+	order             Order
+	perPartition      int
+	parallelTotal     int
+	parallelSet       bool
 	blockOnPoll       bool
 	fetchMaxWait      time.Duration
 	fetchMaxBytes     int32
@@ -157,8 +161,67 @@ func OnHandlerError(fn func(m *Message, err error) HandlerAction) GroupOption {
 }
 
 // MaxConcurrency bounds how many handlers run at once across partitions
-// (default: one per assigned partition).
+// (default: one per assigned partition, or Parallel's per-partition limit
+// for each). With Parallel it is the same bound as its total.
 func MaxConcurrency(n int) GroupOption { return func(c *groupConfig) { c.maxConcurrency = n } }
+
+// Order is which records of a partition a GroupConsumer may process at
+// the same time.
+type Order int8
+
+const (
+	// PartitionOrder processes a partition's records one at a time, in
+	// offset order: the default.
+	PartitionOrder Order = iota
+	// KeyOrder processes records with different keys at the same time
+	// and records with the same key one after another, in offset order.
+	// Records without a key (nil Key) count as one key of their own:
+	// they are processed one after another, in offset order, beside the
+	// keyed ones. (An empty, non-nil key is a key like any other.)
+	KeyOrder
+	// NoOrder processes any records of a partition at the same time.
+	NoOrder
+)
+
+func (o Order) String() string {
+	switch o {
+	case PartitionOrder:
+		return "PartitionOrder"
+	case KeyOrder:
+		return "KeyOrder"
+	case NoOrder:
+		return "NoOrder"
+	}
+	return fmt.Sprintf("Order(%d)", int8(o))
+}
+
+// Parallel makes Run process up to perPartition records of each partition
+// at once, in order (KeyOrder or NoOrder), and up to total across all
+// partitions (0: no bound but perPartition times the partitions). Whatever
+// finishes when, the committed offset of a partition is its contiguous
+// processed prefix: never past a record that has not finished. Records
+// processed past it are committed too, in the commit's metadata, so that
+// whoever continues the partition — after a rebalance, a restart or a
+// crash — skips them rather than processing them again. A partition's
+// fetching pauses while its queue is full, so memory stays bounded as in
+// sequential processing. docs/CONSUMING.md has the whole story.
+func Parallel(order Order, perPartition, total int) GroupOption {
+	return func(c *groupConfig) {
+		c.order, c.perPartition, c.parallelTotal, c.parallelSet = order, perPartition, total, true
+	}
+}
+
+// totalLimit is the bound on handlers running at once across partitions,
+// 0 for none.
+func (c *groupConfig) totalLimit() int {
+	switch {
+	case c.maxConcurrency > 0 && c.parallelTotal > 0:
+		return min(c.maxConcurrency, c.parallelTotal)
+	case c.maxConcurrency > 0:
+		return c.maxConcurrency
+	}
+	return c.parallelTotal
+}
 
 // BlockRebalanceOnPoll holds a rebalance, once Poll has returned records,
 // until AllowRebalance is called (bounded by the rebalance timeout): the
@@ -218,6 +281,20 @@ func (c *groupConfig) validate(group string, topics []string, kind consumerKind)
 	}
 	if kind == runKind && c.blockOnPoll {
 		bad("BlockRebalanceOnPoll", "given to a GroupConsumer, which has no Poll", "use it with NewGroupPoller; Run holds rebalances for its handlers itself")
+	}
+	if c.parallelSet {
+		switch {
+		case kind != runKind:
+			bad("Parallel", "given to a consumer without a handler", "use it with NewGroupConsumer")
+		case c.order != KeyOrder && c.order != NoOrder:
+			bad("Parallel", fmt.Sprintf("order %v", c.order), "use KeyOrder or NoOrder (PartitionOrder is the default without Parallel)")
+		}
+		if c.perPartition < 1 {
+			bad("Parallel", fmt.Sprintf("%d records per partition", c.perPartition), "allow at least 1, e.g. 64")
+		}
+		if c.parallelTotal < 0 {
+			bad("Parallel", fmt.Sprintf("total %d", c.parallelTotal), "use 0 for no bound across partitions")
+		}
 	}
 	if kind == pollKind {
 		if c.maxConcurrency != 0 {

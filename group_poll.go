@@ -84,11 +84,19 @@ func (g *GroupPoller) Poll(ctx context.Context) ([]*Message, error) {
 		var firstErr error
 		c.mu.Lock()
 		for _, f := range fs {
-			if ps := c.parts[f.TP]; ps == nil || ps.leaving {
-				continue // revoked since it was fetched
+			ps := c.parts[f.TP]
+			if ps == nil || ps.leaving || f.Seq != ps.seq {
+				continue // revoked or moved since it was fetched
 			}
 			for i := range f.Records {
-				out = append(out, &f.Records[i])
+				m := &f.Records[i]
+				if ps.skip != nil && ps.skip.contains(m.Offset, &ps.skipAt) {
+					// Processed already by whoever had the partition
+					// before (a parallel GroupConsumer): not again.
+					ps.marks.mark(m.Offset, m.leaderEpoch)
+					continue
+				}
+				out = append(out, m)
 			}
 			if f.Err != nil && firstErr == nil {
 				firstErr = f.Err
@@ -107,10 +115,10 @@ func (g *GroupPoller) Poll(ctx context.Context) ([]*Message, error) {
 // MarkProcessed records that msgs were processed, so their offsets may be
 // committed. Messages of partitions no longer assigned are ignored. A
 // message this consumer never handed out — an offset at or past the
-// partition's position, such as a made-up Message — is refused: it is not
-// marked (a commit past the end of the log would skip records written
-// later), a warning is logged, and the error says which; the others are
-// marked.
+// partition's position, such as a made-up Message, or one handed out
+// before a Seek back — is refused: it is not marked (a commit past the end
+// of the log would skip records written later), a warning is logged, and
+// the error says which; the others are marked.
 func (g *GroupPoller) MarkProcessed(msgs ...*Message) error {
 	c := g.core
 	var refused []error
@@ -127,21 +135,20 @@ func (g *GroupPoller) MarkProcessed(msgs ...*Message) error {
 			j++
 		}
 		tp := TopicPartition{Topic: m.Topic, Partition: m.Partition}
+		// Under the lock, so that a Seek (which resets the partition's
+		// position under it) does not interleave with these marks.
 		c.mu.Lock()
-		ps := c.parts[tp]
-		c.mu.Unlock()
-		if ps == nil {
-			i = j
-			continue // no longer ours: the new owner decides
-		}
-		pos, known := c.fetcher.Position(tp)
-		for _, m := range msgs[i:j] {
-			if !known || m.Offset >= pos.At {
-				refused = append(refused, fmt.Errorf("offset %d of %v was never handed out by this consumer (its position is %d)", m.Offset, tp, pos.At))
-				continue
+		if ps := c.parts[tp]; ps != nil { // else no longer ours: the new owner decides
+			pos, known := c.fetcher.Position(tp)
+			for _, m := range msgs[i:j] {
+				if !known || m.Offset >= pos.At {
+					refused = append(refused, fmt.Errorf("offset %d of %v was never handed out by this consumer at its position (%d)", m.Offset, tp, pos.At))
+					continue
+				}
+				ps.marks.mark(m.Offset, m.leaderEpoch)
 			}
-			ps.marks.mark(m.Offset, m.leaderEpoch)
 		}
+		c.mu.Unlock()
 		i = j
 	}
 	if len(refused) == 0 {
@@ -200,6 +207,30 @@ func (p *pollPath) revoked() {
 func (p *pollPath) stop([]*partitionState, error, context.Context) []*partitionState { return nil }
 
 func (p *pollPath) closing(context.Context) []error { return nil }
+
+func (p *pollPath) afterStopped(*partitionState, func()) bool { return false }
+
+func (p *pollPath) seek(_ context.Context, ps *partitionState, to int64) error {
+	c := p.core
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ps.leaving || c.parts[ps.tp] != ps {
+		return &errs.Error{Detail: fmt.Sprintf("GroupPoller.Seek: %v was revoked before the seek", ps.tp), Err: ErrNotAssigned}
+	}
+	c.seekLocked(ps, to)
+	return nil
+}
+
+// Seek moves tp, a partition this member owns, to start: Poll returns
+// records from start on (records fetched before are dropped), and the
+// position to commit becomes start (also backwards), so a new owner after
+// a rebalance or a crash continues there too. AtEarliest, AtLatest and
+// AtTime are resolved to an offset first, under ctx. A partition stopped by
+// a fetch error goes on from start. Seek of a partition this member does
+// not own returns an error matching ErrNotAssigned.
+func (g *GroupPoller) Seek(ctx context.Context, tp TopicPartition, start StartOffset) error {
+	return g.core.seek(ctx, "GroupPoller.Seek", tp, start)
+}
 
 // Commit commits every processed offset now.
 func (g *GroupPoller) Commit(ctx context.Context) error {

@@ -14,10 +14,10 @@ import (
 // one compare-and-swap instead of the consumer's lock and a map update
 // (issue 6).
 //
-// word packs both: next<<markEpochBits | epoch+1, for offsets below 2^43
-// and epochs below 2^20-1, which is every real partition. A position that
-// does not fit is kept in slow under mu, and word is then markSlow for
-// good. Zero is nothing marked.
+// word packs both: (next+1)<<markEpochBits | epoch+1, for offsets below
+// 2^43-1 and epochs below 2^20-1, which is every real partition. A
+// position that does not fit is kept in slow under mu, and word is then
+// markSlow until a reset. Zero is nothing marked.
 type markCell struct {
 	word atomic.Int64
 	mu   sync.Mutex
@@ -31,7 +31,19 @@ type markCell struct {
 const (
 	markEpochBits       = 20
 	markSlow      int64 = -1
+	markMaxNext         = 1<<(63-markEpochBits) - 2
 )
+
+// pack returns the word for position next with epoch, if it fits.
+func pack(next int64, epoch int32) (int64, bool) {
+	if next < 0 || next > markMaxNext || epoch < -1 || epoch >= 1<<markEpochBits-1 {
+		return 0, false
+	}
+	return (next+1)<<markEpochBits | int64(epoch+1), true
+}
+
+// packedNext is the position a packed word holds.
+func packedNext(w int64) int64 { return w>>markEpochBits - 1 }
 
 // mark records that the record at offset, of a batch of leader epoch
 // epoch, was processed. Positions never move back, and marking a record
@@ -41,14 +53,13 @@ func (c *markCell) mark(offset int64, epoch int32) {
 	if next <= 0 {
 		return // not a record's offset
 	}
-	if next < 1<<(63-markEpochBits) && epoch >= -1 && epoch < 1<<markEpochBits-1 {
-		w := next<<markEpochBits | int64(epoch+1)
+	if w, ok := pack(next, epoch); ok {
 		for {
 			old := c.word.Load()
 			if old == markSlow {
 				break
 			}
-			if old>>markEpochBits >= next {
+			if old != 0 && packedNext(old) >= next {
 				return
 			}
 			if c.word.CompareAndSwap(old, w) {
@@ -71,7 +82,7 @@ func (c *markCell) markSlow(next int64, epoch int32) {
 			}
 			return
 		}
-		if old>>markEpochBits >= next {
+		if old != 0 && packedNext(old) >= next {
 			return
 		}
 		c.slow = group.Offset{At: next, Epoch: epoch}
@@ -80,6 +91,21 @@ func (c *markCell) markSlow(next int64, epoch int32) {
 		}
 		// A lock-free mark moved word meanwhile: look again.
 	}
+}
+
+// reset sets the position to next (the offset of the next record to
+// process) with epoch, also backwards: the one way a position moves other
+// than forward, for Seek. The caller makes sure no mark of a record from
+// before the seek can come after it.
+func (c *markCell) reset(next int64, epoch int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if w, ok := pack(next, epoch); ok {
+		c.word.Store(w)
+		return
+	}
+	c.slow = group.Offset{At: next, Epoch: epoch}
+	c.word.Store(markSlow)
 }
 
 // position returns the processed position, if any record was marked.
@@ -92,15 +118,21 @@ func (c *markCell) position() (group.Offset, bool) {
 		defer c.mu.Unlock()
 		return c.slow, true
 	default:
-		return group.Offset{At: w >> markEpochBits, Epoch: int32(w&(1<<markEpochBits-1)) - 1}, true
+		return group.Offset{At: packedNext(w), Epoch: int32(w&(1<<markEpochBits-1)) - 1}, true
 	}
 }
 
-// pending returns the position to commit, if it moved since the last
-// commit.
-func (c *markCell) pending() (group.Offset, bool) {
+// pending returns the position to commit, with metadata md, if either
+// changed since the last commit.
+func (c *markCell) pending(md func(committed int64) string) (group.Offset, bool) {
 	o, ok := c.position()
-	if !ok || c.lastSet && c.last == o {
+	if !ok {
+		return group.Offset{}, false
+	}
+	if md != nil {
+		o.Metadata = md(o.At)
+	}
+	if c.lastSet && c.last == o {
 		return group.Offset{}, false
 	}
 	return o, true

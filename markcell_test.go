@@ -42,20 +42,20 @@ func TestMarkCellPositions(t *testing.T) {
 
 func TestMarkCellPending(t *testing.T) {
 	var c markCell
-	if _, ok := c.pending(); ok {
+	if _, ok := c.pending(nil); ok {
 		t.Fatal("pending with nothing marked")
 	}
 	c.mark(7, 2)
-	o, ok := c.pending()
+	o, ok := c.pending(nil)
 	if !ok || o != (group.Offset{At: 8, Epoch: 2}) {
 		t.Fatalf("pending %+v %v", o, ok)
 	}
 	c.committed(o)
-	if _, ok := c.pending(); ok {
+	if _, ok := c.pending(nil); ok {
 		t.Fatal("pending again after its commit")
 	}
 	c.mark(8, 2)
-	if o, ok := c.pending(); !ok || o.At != 9 {
+	if o, ok := c.pending(nil); !ok || o.At != 9 {
 		t.Fatalf("pending after a new mark: %+v %v", o, ok)
 	}
 }
@@ -80,5 +80,49 @@ func TestMarkCellConcurrent(t *testing.T) {
 		if got, _ := c.position(); got != (group.Offset{At: last + 1, Epoch: int32(last) % 1000}) {
 			t.Fatalf("base %d: position %+v, want %d/%d", base, got, last+1, int32(last)%1000)
 		}
+	}
+}
+
+// reset moves the position anywhere, backwards too, including to 0 and to
+// positions only the slow form holds; marks go on monotonically from
+// there, and pending reports the reset position for commit.
+func TestMarkCellReset(t *testing.T) {
+	var c markCell
+	c.mark(100, 2)
+	c.committed(group.Offset{At: 101, Epoch: 2})
+	for _, to := range []group.Offset{{At: 0, Epoch: -1}, {At: 50, Epoch: -1}, {At: 1 << 50, Epoch: -1}, {At: 7, Epoch: 1}} {
+		c.reset(to.At, to.Epoch)
+		if got, ok := c.position(); !ok || got != to {
+			t.Fatalf("reset to %+v: position %+v %v", to, got, ok)
+		}
+		if o, ok := c.pending(nil); !ok || o != to {
+			t.Fatalf("reset to %+v: pending %+v %v", to, o, ok)
+		}
+	}
+	c.mark(5, 1) // before the reset position: ignored
+	if got, _ := c.position(); got.At != 7 {
+		t.Fatalf("an older mark moved the reset position to %d", got.At)
+	}
+	c.mark(9, 1)
+	if got, _ := c.position(); got.At != 10 {
+		t.Fatalf("mark after reset: %d", got.At)
+	}
+}
+
+func TestMarkCellPendingMetadata(t *testing.T) {
+	var c markCell
+	c.mark(4, 0)
+	md := "a"
+	o, ok := c.pending(func(int64) string { return md })
+	if !ok || o.Metadata != "a" {
+		t.Fatalf("pending %+v %v", o, ok)
+	}
+	c.committed(o)
+	if _, ok := c.pending(func(int64) string { return md }); ok {
+		t.Fatal("unchanged position and metadata pending again")
+	}
+	md = "b"
+	if o, ok := c.pending(func(int64) string { return md }); !ok || o.Metadata != "b" || o.At != 5 {
+		t.Fatalf("new metadata at the same position: %+v %v", o, ok)
 	}
 }

@@ -3,109 +3,119 @@ package keel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
-	"github.com/keel-go/keel/internal/errs"
+	"github.com/keel-go/keel/internal/fetch"
 )
 
-// worker processes one partition's records in order on its own goroutine.
-// The dispatcher pushes each fetched run of records as one chunk; the
-// worker takes a whole chunk per lock, calls the handler for its records
-// and marks each processed record on the partition (see markCell). Taking
+// worker is the lane of a partition processed one record at a time, in
+// offset order, on its own goroutine (the default, PartitionOrder). The
+// dispatcher pushes each fetched run of records as one chunk; the worker
+// takes a whole chunk per lock, calls the handler for its records and
+// marks each processed record on the partition (see markCell). Taking
 // chunks rather than single records keeps the queue's lock off the
 // per-record path (issue 6).
+//
+// Only the worker's goroutine marks the partition, so a Seek is applied by
+// it too, between two records: that way no record handled before the seek
+// can mark the partition after it (see seek).
 type worker struct {
 	r  *runPath
 	c  *memberCore
 	ps *partitionState
 	tp TopicPartition
-	// ctx is the handlers' ctx, cancelled with the cause (ErrRevoked,
-	// ErrLost, ErrConsumerClosed) when the worker must stop.
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	h      Handler // the Run's handler
+	h  Handler
+	// ctx is the handlers' ctx (from the Run's), cancelled with the
+	// cause (ErrRevoked, ErrLost, ErrConsumerClosed) when the worker must
+	// stop.
+	ctx       context.Context
+	cancelCtx context.CancelCauseFunc
 
 	mu         sync.Mutex
 	queue      []workChunk
-	records    int   // queued, in all chunks
-	bytes      int   // of the queued messages' keys and values
-	paused     bool  // flow control paused fetching this partition
-	userPaused bool  // GroupConsumer.Pause: stays paused whatever flow control says
-	nextOffset int64 // offset expected next; older records are stale refetches (-1: any)
-	failure    error // a fetch error to report after the queued records
-	wake       chan struct{}
+	records    int    // queued, in all chunks
+	bytes      int    // of the queued messages' keys and values
+	paused     bool   // flow control paused fetching this partition
+	userPaused bool   // GroupConsumer.Pause: stays paused whatever flow control says
+	seq        uint64 // fetches with another sequence are from before a move
+	nextOffset int64  // offset expected next; older records are stale refetches (-1: any)
+	from       int64  // first offset this worker processes; -1 until known
+	failure    error  // a fetch error to report after the queued records
+	halted     bool   // stopped on a handler failure or a fetch error, until Seek
+	pending    *seekRequest
+	exited     bool
+	atExit     []func()
+	// skip: records processed already (see partitionState.skip); set
+	// under mu, read by the worker's goroutine, which alone writes it.
+	skip   doneRanges
+	skipAt int
+	wake   chan struct{}
 	// stopping: Close began; finish the current record, take no more.
-	// Atomic because the worker checks it before every record.
-	stopping atomic.Bool
-	done     chan struct{}
+	// Atomic because the worker checks it before every record, as it
+	// checks seekPending.
+	stopping    atomic.Bool
+	seekPending atomic.Bool
+	doneCh      chan struct{}
 }
 
-// workChunk is one pushed run of a partition's records, in offset order.
-type workChunk struct {
-	msgs  []Message
-	bytes int // of the messages' keys and values
+// seekRequest is a Seek waiting for the worker to apply it.
+type seekRequest struct {
+	to      int64
+	applied chan struct{} // closed once applied (or superseded)
 }
 
-// startWorkerLocked starts ps's worker (under core.mu), expecting records
-// from offset next on (-1: from wherever the fetcher is).
-func (r *runPath) startWorkerLocked(ps *partitionState, next int64) {
-	w := &worker{r: r, c: r.core, ps: ps, tp: ps.tp, wake: make(chan struct{}, 1), done: make(chan struct{}), nextOffset: max(next, -1), h: r.handler}
-	w.ctx, w.cancel = context.WithCancelCause(context.Background())
-	ps.w = w
-	r.wg.Add(1)
-	go w.run()
+// newWorker makes ps's worker (under core.mu) for the Run r runs now.
+func newWorker(r *runPath, ps *partitionState) *worker {
+	w := &worker{r: r, c: r.core, ps: ps, tp: ps.tp, h: r.handler, seq: ps.seq,
+		nextOffset: max(ps.start, -1), from: max(ps.start, -1), skip: ps.skip,
+		userPaused: ps.userPaused, wake: make(chan struct{}, 1), doneCh: make(chan struct{})}
+	w.ctx, w.cancelCtx = laneCtx(r.runCtx, w)
+	return w
 }
 
-// Flow control: a partition whose worker falls behind stops being fetched
-// until its queue drains, so fetched data does not pile up in memory. The
-// chunk the worker is on no longer counts, so at most one more chunk (one
-// partition's share of a fetch answer) is held beyond these.
-const (
-	queueHighBytes = 4 << 20
-	queueLowBytes  = 1 << 20
-)
+func (w *worker) done() <-chan struct{} { return w.doneCh }
 
-// push queues msgs (one partition's records in offset order, of about
-// bytes; see fetch.Fetch.Bytes), dropping any below the offset expected next (a
-// stale fetch of this partition's previous assignment), and pauses
-// fetching when the queue is full.
-func (w *worker) push(msgs []Message, bytes int, err error) {
-	w.mu.Lock()
-	if w.nextOffset >= 0 && len(msgs) > 0 && msgs[0].Offset < w.nextOffset {
-		skip := 0
-		for skip < len(msgs) && msgs[skip].Offset < w.nextOffset {
-			skip++
-		}
-		msgs = msgs[skip:]
-		bytes = msgBytes(msgs)
-	}
-	if len(msgs) > 0 {
-		w.nextOffset = msgs[len(msgs)-1].Offset + 1
-		w.queue = append(w.queue, workChunk{msgs: msgs, bytes: bytes})
-		w.records += len(msgs)
-		w.bytes += bytes
-	}
-	if err != nil && w.failure == nil {
-		w.failure = err
-	}
-	if !w.paused && (w.records >= w.c.cfg.queueRecords || w.bytes >= queueHighBytes) {
-		w.paused = true
-		w.c.fetcher.Pause(w.tp)
-	}
-	w.mu.Unlock()
+func (w *worker) wakeUp() {
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
 }
 
-func msgBytes(msgs []Message) int {
-	n := 0
-	for i := range msgs {
-		n += len(msgs[i].Key) + len(msgs[i].Value)
+// push queues f's records (one partition's records in offset order),
+// dropping any fetched before the worker's position moved and any below
+// the offset expected next, and pauses fetching when the queue is full.
+func (w *worker) push(f *fetch.FetchOf[Message]) {
+	w.mu.Lock()
+	if f.Seq != w.seq {
+		w.mu.Unlock()
+		return
 	}
-	return n
+	msgs, bytes := f.Records, int(f.Bytes)
+	if len(msgs) > 0 && msgs[0].Offset < w.nextOffset {
+		msgs = dropBefore(msgs, w.nextOffset)
+		bytes = msgBytes(msgs)
+	}
+	if len(msgs) > 0 {
+		if w.from < 0 {
+			w.from = msgs[0].Offset
+		}
+		w.nextOffset = msgs[len(msgs)-1].Offset + 1
+		w.queue = append(w.queue, workChunk{msgs: msgs, bytes: bytes})
+		w.records += len(msgs)
+		w.bytes += bytes
+	}
+	if f.Err != nil && w.failure == nil {
+		w.failure = f.Err
+	}
+	if !w.paused && (w.records >= w.c.cfg.queueRecords || w.bytes >= queueHighBytes) {
+		w.paused = true
+		w.c.fetcher.Pause(w.tp)
+	}
+	w.mu.Unlock()
+	w.wakeUp()
 }
 
 // setUserPaused applies GroupConsumer.Pause/Resume: fetching resumes
@@ -114,36 +124,97 @@ func (w *worker) setUserPaused(paused bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.userPaused = paused
-	tp := w.tp
 	if paused {
-		w.c.fetcher.Pause(tp)
-	} else if !w.paused {
-		w.c.fetcher.Resume(tp)
+		w.c.fetcher.Pause(w.tp)
+	} else if !w.paused && !w.halted {
+		w.c.fetcher.Resume(w.tp)
 	}
 }
 
 func (w *worker) stop() {
 	w.stopping.Store(true)
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
+	w.wakeUp()
 }
 
-// halted reports whether the worker must take no further record: Close
-// began, or its partition was revoked, lost or stopped.
-func (w *worker) halted() bool {
+func (w *worker) cancel(cause error) { w.cancelCtx(cause) }
+
+// quit reports whether the worker must take no further record: Close
+// began, or its partition was revoked, lost or its Run ended.
+func (w *worker) quit() bool {
 	return w.stopping.Load() || w.ctx.Err() != nil
 }
 
-// next waits for the next chunk of records; nil when the worker must exit.
-func (w *worker) next() ([]Message, error) {
+// seek moves the worker to the offset to. The worker applies it between
+// records: Seek waits for that under ctx, except from a handler of this
+// same partition, where it returns at once and applies when that handler
+// returns (the record it handles then still counts as processed, and the
+// position moves right after).
+func (w *worker) seek(ctx context.Context, to int64) error {
+	req := &seekRequest{to: to, applied: make(chan struct{})}
+	w.mu.Lock()
+	if w.exited {
+		w.mu.Unlock()
+		return errLaneExited
+	}
+	if w.pending != nil {
+		close(w.pending.applied) // superseded by this one
+	}
+	w.pending = req
+	w.seekPending.Store(true)
+	w.mu.Unlock()
+	w.wakeUp()
+	if fromOwnHandler(ctx, w) {
+		return nil
+	}
+	select {
+	case <-req.applied:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("keel: Seek of %v: %w (it still takes effect once the record being handled returns)", w.tp, context.Cause(ctx))
+	}
+}
+
+// errLaneExited: the lane asked to seek has stopped; the caller seeks the
+// partition itself.
+var errLaneExited = errors.New("keel: lane exited")
+
+// applySeekLocked applies the pending seek (under mu): the fetcher starts
+// at its offset, records queued are dropped, the partition's position to
+// commit becomes the offset, and a halted worker goes on.
+func (w *worker) applySeekLocked(moveFetcher bool) {
+	req := w.pending
+	w.pending = nil
+	w.seekPending.Store(false)
+	if moveFetcher {
+		if seq, ok := w.c.fetcher.SeekAssigned(w.tp, fetch.At(req.to)); ok {
+			w.seq = seq
+		}
+	}
+	clear(w.queue)
+	w.queue, w.records, w.bytes = w.queue[:0], 0, 0
+	w.failure, w.halted = nil, false
+	w.nextOffset, w.from = req.to, req.to
+	w.skip, w.skipAt = nil, 0
+	w.paused = false
+	if moveFetcher && !w.userPaused {
+		w.c.fetcher.Resume(w.tp) // undoes flow control's and a stop's pause
+	}
+	w.ps.marks.reset(req.to, -1)
+	close(req.applied)
+}
+
+// next waits for the next chunk of records; false when the worker must
+// exit.
+func (w *worker) next() ([]Message, bool) {
 	for {
-		if w.halted() {
-			return nil, nil
+		if w.quit() {
+			return nil, false
 		}
 		w.mu.Lock()
-		if len(w.queue) > 0 {
+		if w.pending != nil {
+			w.applySeekLocked(true)
+		}
+		if !w.halted && len(w.queue) > 0 {
 			c := w.queue[0]
 			w.queue[0] = workChunk{}
 			w.queue = w.queue[1:]
@@ -156,11 +227,14 @@ func (w *worker) next() ([]Message, error) {
 				}
 			}
 			w.mu.Unlock()
-			return c.msgs, nil
+			return c.msgs, true
 		}
-		if err := w.failure; err != nil {
-			w.mu.Unlock()
-			return nil, err
+		if err := w.failure; err != nil && !w.halted {
+			w.halted = true
+			w.c.client.logger.Error("keel: partition stopped: cannot read it (Seek restarts it)", "group", w.c.group, "partition", w.tp, "err", err)
+			if isAuthorizationFailure(err) {
+				w.c.failMember(err) // Run returns it (security.go)
+			}
 		}
 		w.mu.Unlock()
 		select {
@@ -171,89 +245,105 @@ func (w *worker) next() ([]Message, error) {
 }
 
 func (w *worker) run() {
-	defer w.r.wg.Done()
-	defer close(w.done)
+	defer w.exit()
 	for {
-		msgs, ferr := w.next()
-		if ferr != nil {
-			w.c.client.logger.Error("keel: partition stopped: cannot read it", "group", w.c.group, "partition", w.tp, "err", ferr)
-			if isAuthorizationFailure(ferr) {
-				w.c.failMember(ferr) // Run returns it (security.go)
-			}
+		msgs, ok := w.next()
+		if !ok {
 			return
 		}
-		if msgs == nil || !w.handle(msgs) {
-			return
-		}
+		w.handle(msgs)
 	}
 }
 
-// handle calls the handler for msgs in order, marking each one processed;
-// false when the worker must exit (halted, or the partition stopped on a
-// handler failure). The records after the one it stopped at are dropped:
-// they were never processed, so nothing commits them.
-func (w *worker) handle(msgs []Message) bool {
-	r, c := w.r, w.c
+// exit ends the worker: a seek still pending applies to the position (the
+// next lane, or the commit of a revoke, starts there), then what waits for
+// the exit runs.
+func (w *worker) exit() {
+	w.mu.Lock()
+	if w.pending != nil {
+		w.applySeekLocked(false)
+	}
+	w.exited = true
+	fns := w.atExit
+	w.atExit = nil
+	w.mu.Unlock()
+	close(w.doneCh)
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+func (w *worker) afterExit(fn func()) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.exited {
+		return false
+	}
+	w.atExit = append(w.atExit, fn)
+	return true
+}
+
+func (w *worker) resume() (int64, doneRanges, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.from < 0 {
+		return 0, nil, false
+	}
+	at := w.from
+	if pos, ok := w.ps.marks.position(); ok && pos.At > at {
+		at = pos.At
+	}
+	return at, w.skip.after(at), true
+}
+
+// doneMetadata is the commit metadata: the skipped ranges not reached yet.
+func (w *worker) doneMetadata(committed int64) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.skip.encode(committed)
+}
+
+// handle calls the handler for msgs in order, marking each one processed.
+// It returns early when the worker must stop, a seek waits, or the
+// partition stopped on a handler failure; the records after the one it
+// stopped at are dropped: they were never processed, so nothing commits
+// them.
+func (w *worker) handle(msgs []Message) {
+	r := w.r
 	for i := range msgs {
-		if w.halted() {
-			return false
+		if w.quit() || w.seekPending.Load() {
+			return
 		}
 		m := &msgs[i]
+		// Read before the handler runs: it may change m (to forward it,
+		// say), and what is committed is where the record was read.
+		offset, epoch := m.Offset, m.leaderEpoch
+		if w.skip != nil && w.skip.contains(offset, &w.skipAt) {
+			w.ps.marks.mark(offset, epoch) // processed before the partition came here
+			continue
+		}
 		if r.sem != nil {
 			select {
 			case r.sem <- struct{}{}:
 			case <-w.ctx.Done():
-				return false
+				return
 			}
 		}
-		// Read before the handler runs: it may change m (to forward it,
-		// say), and what is committed is where the record was read.
-		offset, epoch := m.Offset, m.leaderEpoch
 		err := callHandler(w.h, w.ctx, m)
 		if r.sem != nil {
 			<-r.sem
 		}
-		if err == nil {
+		switch r.outcome(w.ctx, m, offset, err) {
+		case recordDone:
 			w.ps.marks.mark(offset, epoch)
-			continue
+		case recordLeft:
+			return
+		case recordFailed:
+			w.mu.Lock()
+			w.halted = true
+			w.c.fetcher.Pause(w.tp)
+			w.mu.Unlock()
+			return
 		}
-		if cause := context.Cause(w.ctx); cause != nil && (errors.Is(err, context.Canceled) || errors.Is(err, cause)) {
-			return false // revoked, lost or closing: the record stays unprocessed
-		}
-		if c.isStopping() && errors.Is(err, ErrConsumerClosed) {
-			// The handler gave its record up because Close began (see
-			// Stopping): unprocessed, and not a failure.
-			return false
-		}
-		action := StopPartition
-		if c.cfg.onError != nil {
-			action = c.cfg.onError(m, err)
-		}
-		if action == SkipMessage {
-			c.client.logger.Warn("keel: handler failed; skipping the message", "group", c.group, "partition", w.tp, "offset", offset, "err", err)
-			w.ps.marks.mark(offset, epoch)
-			continue
-		}
-		attrs := []any{"group", c.group, "partition", w.tp, "offset", offset, "err", err}
-		if pe := (*errs.PanicError)(nil); errors.As(err, &pe) {
-			attrs = append(attrs, "stack", string(pe.Stack))
-		}
-		c.client.logger.Error("keel: handler failed; partition stopped (its offset is not committed past the failed message)", attrs...)
-		c.fetcher.Pause(w.tp)
-		return false
 	}
-	return true
-}
-
-// callHandler runs h for m, turning a panic into a *PanicError (matching
-// ErrPanicked, with the value and stack): the record then fails like any
-// handler error and OnHandlerError decides, instead of the panic ending
-// the user's process from a keel goroutine.
-func callHandler(h Handler, ctx context.Context, m *Message) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = errs.Recovered("handler", r)
-		}
-	}()
-	return h.Handle(ctx, m)
 }

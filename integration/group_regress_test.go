@@ -157,22 +157,57 @@ func TestGroupRegressionEagerRevokeKeepsHeartbeating(t *testing.T) {
 	}
 }
 
-// Run runs once: a second call says so instead of hanging or misbehaving.
-func TestGroupRegressionRunOnce(t *testing.T) {
+// Run may be called again after it returned (issue 14; it used to be
+// single-shot, leaving the member's partitions idle until Close): the next
+// Run continues every partition after its last processed record — nothing
+// lost, nothing processed twice, although the first Run's lanes had
+// records fetched beyond that — and a Run while another runs is refused.
+func TestGroupRunAgainAfterReturn(t *testing.T) {
 	cl := groupCluster(t, 2)
 	c := newClient(t, cl)
+	p := newProducer(t, c)
+	ctx := testCtx(t, 60*time.Second)
+	const n = 2000
+	sendRange(t, ctx, p, 0, n)
 	g, err := keel.NewGroupConsumer(c, "g", []string{"orders"}, fastGroup()...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Close(context.Background())
-	h := keel.HandlerFunc(func(ctx context.Context, m *keel.Message) error { return nil })
-	rctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := g.Run(rctx, h); err != context.DeadlineExceeded {
+	seen := newProcessed()
+	var handled atomic.Int64
+	rctx, cancel := context.WithCancel(ctx)
+	h := keel.HandlerFunc(func(hctx context.Context, m *keel.Message) error {
+		if handled.Add(1) == 500 {
+			cancel() // ends the first Run with records queued in its lanes
+		}
+		if hctx.Err() != nil {
+			return hctx.Err() // left unprocessed
+		}
+		seen.add(m)
+		return nil
+	})
+	if err := g.Run(rctx, h); err != context.Canceled {
 		t.Fatalf("first Run: %v", err)
 	}
-	if err := g.Run(context.Background(), h); err == nil || !strings.Contains(err.Error(), "once") {
-		t.Fatalf("second Run: %v", err)
+	first := seen.total.Load()
+	if first == 0 || first >= n {
+		t.Fatalf("the first Run processed %d of %d records", first, n)
 	}
+	second := make(chan error, 1)
+	rctx2, cancel2 := context.WithCancel(ctx)
+	defer cancel2()
+	go func() { second <- g.Run(rctx2, h) }()
+	seen.waitAll(t, ctx, n)
+	if err := g.Run(ctx, h); err == nil || !strings.Contains(err.Error(), "already running") {
+		t.Errorf("a Run beside a running one: %v, want an error saying it is already running", err)
+	}
+	cancel2()
+	if err := <-second; err != context.Canceled {
+		t.Errorf("second Run: %v", err)
+	}
+	if missing, dup := seen.report(n); missing != 0 || dup != 0 {
+		t.Fatalf("across two Runs: missing %d, duplicated %d (first Run processed %d)", missing, dup, first)
+	}
+	t.Logf("first Run processed %d records, the second the other %d", first, n-first)
 }

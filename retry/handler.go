@@ -78,14 +78,19 @@ func (p *Policy) Wrap(g *keel.GroupConsumer, h keel.Handler) keel.Handler {
 	hd := &handler{p: p, h: h}
 	if g != nil {
 		hd.g = g
+		// With keel.Parallel a waiting record holds only its own key:
+		// the other keys of its partition go on, so the partition must
+		// not be paused (the lane's flow control bounds what is fetched).
+		hd.keyOnly = g.Order() != keel.PartitionOrder
 	}
 	return hd
 }
 
 type handler struct {
-	p *Policy
-	g control // nil: nothing to pause
-	h keel.Handler
+	p       *Policy
+	g       control // nil: nothing to pause
+	keyOnly bool    // a waiting record holds its key, not its partition
+	h       keel.Handler
 }
 
 // Handle applies the policy to one record.
@@ -276,7 +281,8 @@ func (p *Policy) backoff(n int) time.Duration {
 }
 
 // wait holds the record until `until`, its partition paused so that
-// fetched records do not pile up meanwhile. It gives up when ctx ends or
+// fetched records do not pile up meanwhile — unless the consumer runs with
+// keel.Parallel, where the record holds only its key and the others go on. It gives up when ctx ends or
 // the consumer or policy closes. Heartbeats are unaffected: they run on
 // the consumer's own goroutine.
 func (hd *handler) wait(ctx context.Context, m *keel.Message, until time.Time) error {
@@ -285,7 +291,7 @@ func (hd *handler) wait(ctx context.Context, m *keel.Message, until time.Time) e
 		return nil
 	}
 	hd.p.logger.Debug("retry: record waits until its retry-after", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "until", until)
-	if hd.g != nil {
+	if hd.g != nil && !hd.keyOnly {
 		tp := keel.TopicPartition{Topic: m.Topic, Partition: m.Partition}
 		hd.g.Pause(tp)
 		defer hd.g.Resume(tp)

@@ -146,6 +146,7 @@ type Fetch = FetchOf[Record]
 // FetchOf is Fetch for a Fetcher of records of type R (see NewOf).
 type FetchOf[R any] struct {
 	TP            topicpart.TP
+	Seq           uint64 // of the Assign or Seek the records follow
 	Records       []R
 	HighWatermark int64
 	Err           error

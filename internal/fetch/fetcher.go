@@ -46,6 +46,7 @@ type Of[R any] struct {
 	sources   map[int32]*source[R]
 	topics    map[string]*topicLookup
 	resolving bool
+	seq       uint64        // last sequence number given by Assign or Seek
 	buffered  int64         // decompressed bytes fetched and not yet polled
 	ratio     float64       // decompressed/wire bytes of recent fetches
 	notify    chan struct{} // closed when Poll may find something new
@@ -95,36 +96,58 @@ func NewOf[R any](cfg Config, pool *conn.Pool, m *meta.Meta, sh Shape[R]) *Of[R]
 
 // Assign starts fetching tp at start: an exact offset, Earliest or Latest
 // (resolved with ListOffsets first). Assigning a partition already assigned
-// is Seek.
-func (f *Of[R]) Assign(tp topicpart.TP, start Offset) {
+// is Seek. It returns the sequence number that every Fetch of tp from this
+// start carries (Fetch.Seq), and no Fetch from before it: a consumer that
+// moves a partition tells the records of the new position from those taken
+// from the fetcher before by it. 0 after Close.
+func (f *Of[R]) Assign(tp topicpart.TP, start Offset) uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := f.assignLocked(tp)
 	if p == nil {
-		return
+		return 0
 	}
 	f.startAtLocked(p, start)
 	f.routeSomeLocked(p)
+	return p.seq
 }
 
 // AssignAtTime starts fetching tp at the first record whose timestamp is at
-// or after ts, or at the end of the partition if there is none.
-func (f *Of[R]) AssignAtTime(tp topicpart.TP, ts time.Time) {
+// or after ts, or at the end of the partition if there is none. It returns
+// the sequence number as Assign does.
+func (f *Of[R]) AssignAtTime(tp topicpart.TP, ts time.Time) uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := f.assignLocked(tp)
 	if p == nil {
-		return
+		return 0
 	}
 	f.startAtLocked(p, Earliest)
 	p.resolveTo, p.byTime = ts.UnixMilli(), true
 	f.routeSomeLocked(p)
+	return p.seq
 }
 
 // Seek drops what is buffered for tp and continues from o (an exact
 // offset, Earliest or Latest). It also restarts a partition stopped by an
-// error. Seeking a partition not assigned assigns it.
-func (f *Of[R]) Seek(tp topicpart.TP, o Offset) { f.Assign(tp, o) }
+// error. Seeking a partition not assigned assigns it. It returns the
+// sequence number as Assign does.
+func (f *Of[R]) Seek(tp topicpart.TP, o Offset) uint64 { return f.Assign(tp, o) }
+
+// SeekAssigned is Seek for a partition that is assigned; it does nothing
+// and reports false for one that is not (unassigned meanwhile: a consumer
+// giving a partition up must not get it back by a late seek).
+func (f *Of[R]) SeekAssigned(tp topicpart.TP, o Offset) (uint64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.parts[tp]
+	if p == nil || f.closed {
+		return 0, false
+	}
+	f.startAtLocked(p, o)
+	f.routeSomeLocked(p)
+	return p.seq, true
+}
 
 // Unassign stops fetching the partitions and drops what is buffered for
 // them.
@@ -236,6 +259,8 @@ func (f *Of[R]) assignLocked(tp topicpart.TP) *partition[R] {
 // for it.
 func (f *Of[R]) startAtLocked(p *partition[R], o Offset) {
 	f.dropBufferLocked(p)
+	f.seq++
+	p.seq = f.seq
 	p.gen++
 	p.retryAt, p.failures = time.Time{}, 0
 	p.byTime = false

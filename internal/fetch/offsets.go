@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/keel-go/keel/internal/conn"
 	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/topicpart"
+	"github.com/keel-go/keel/internal/wait"
 )
 
 // resolveLoop turns symbolic start offsets (earliest, latest, a timestamp)
@@ -153,4 +155,73 @@ func (f *Of[R]) listErrorLocked(p *partition[R], code int16, addr string) {
 		f.stopLocked(p, &errs.Error{Code: code, Name: info.Name, Broker: addr,
 			Detail: fmt.Sprintf("looking up the start offset of %v", p.tp)})
 	}
+}
+
+// ListOffset asks tp's leader for the offset of ts — OffsetEarliest,
+// OffsetLatest or a timestamp in milliseconds (the first record at or
+// after it; the end of the partition when there is none) — and waits for
+// the answer under ctx, retrying while the leader moves. Consumers that
+// must know where a move lands before it happens (a group's Seek, whose
+// target is committed) use it; Assign and Seek resolve lazily.
+func (f *Of[R]) ListOffset(ctx context.Context, tp topicpart.TP, ts int64) (int64, error) {
+	var out int64
+	err := wait.Retry(ctx, f.cfg.RetryBackoff, 0, func(int) (bool, error) {
+		o, err := f.listOffsetOnce(ctx, tp, ts)
+		if err == nil && o < 0 && ts >= 0 {
+			o, err = f.listOffsetOnce(ctx, tp, OffsetLatest) // no record at or after ts
+		}
+		if err != nil {
+			return !errs.IsRetriable(err), err
+		}
+		out = o
+		return true, nil
+	})
+	return out, err
+}
+
+func (f *Of[R]) listOffsetOnce(ctx context.Context, tp topicpart.TP, ts int64) (int64, error) {
+	if _, err := f.meta.Topic(ctx, tp.Topic); err != nil {
+		return 0, err
+	}
+	b, mp, ok := f.meta.Current().Leader(tp.Topic, tp.Partition)
+	if !ok {
+		f.meta.RefreshSoon()
+		return 0, &errs.Error{Retriable: true, Detail: fmt.Sprintf("no leader known for %v", tp), Err: errs.ErrBrokerUnreachable}
+	}
+	c, err := f.pool.Get(ctx, b.Addr(), conn.General)
+	if err != nil {
+		return 0, err
+	}
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	if f.cfg.ReadCommitted {
+		req.IsolationLevel = 1
+	}
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = tp.Topic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Partition = tp.Partition
+	rp.Timestamp = ts
+	rp.CurrentLeaderEpoch = mp.LeaderEpoch
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	kr, err := c.Request(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	for _, t := range kr.(*kmsg.ListOffsetsResponse).Topics {
+		for _, p := range t.Partitions {
+			if t.Topic != tp.Topic || p.Partition != tp.Partition {
+				continue
+			}
+			if p.ErrorCode != errs.CodeNone {
+				f.meta.HandleError(p.ErrorCode)
+				e := errs.FromCode(p.ErrorCode, b.Addr(), "").(*errs.Error)
+				e.Detail = fmt.Sprintf("looking up an offset of %v", tp)
+				return 0, e
+			}
+			return p.Offset, nil
+		}
+	}
+	return 0, &errs.Error{Retriable: true, Broker: b.Addr(), Detail: fmt.Sprintf("ListOffsets answered without %v", tp), Err: errs.ErrProtocol}
 }

@@ -28,6 +28,7 @@ type partition[R any] struct {
 	// (Assign, Seek, reset) or it is unassigned, so that an answer to a
 	// request sent before is recognised as stale and dropped.
 	gen     uint64
+	seq     uint64 // from the last Assign or Seek; every Fetch carries it
 	removed bool
 	state   partState
 

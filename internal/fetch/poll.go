@@ -56,7 +56,7 @@ func (f *Of[R]) takeLocked(limit int) []FetchOf[R] {
 		if p.paused || p.removed || len(p.buf) == 0 {
 			continue // Resume or new data queues it again
 		}
-		fe := FetchOf[R]{TP: p.tp, HighWatermark: p.hwm}
+		fe := FetchOf[R]{TP: p.tp, Seq: p.seq, HighWatermark: p.hwm}
 		for len(p.buf) > 0 && (limit <= 0 || left > 0) {
 			c := p.buf[0]
 			take := len(c.records) - c.i

@@ -72,6 +72,7 @@ func (m *Member) Leave(ctx context.Context) error {
 	id := m.memberID
 	m.stable = false
 	m.generation = -1
+	m.changedLocked()
 	m.mu.Unlock()
 	if id == "" || m.cfg.InstanceID != "" {
 		return nil

@@ -33,6 +33,7 @@ func (m *Member) joinAndSync(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	m.stable = false
+	m.changedLocked()
 	m.mu.Unlock()
 
 	topics := m.subscription()
@@ -48,6 +49,7 @@ func (m *Member) joinAndSync(ctx context.Context) error {
 	m.mu.Lock()
 	m.memberID = join.MemberID
 	m.generation = join.Generation
+	m.changedLocked()
 	if join.Protocol != nil {
 		m.protocol = *join.Protocol
 	}
@@ -235,6 +237,7 @@ func (m *Member) sync(ctx context.Context, join *kmsg.JoinGroupResponse, protoco
 func (m *Member) apply(ctx context.Context, owned, assigned Partitions, protocol string) error {
 	m.mu.Lock()
 	m.stable = true
+	m.changedLocked()
 	m.mu.Unlock()
 	if !m.isCooperative(protocol) {
 		m.mu.Lock()

@@ -68,8 +68,9 @@ type Member struct {
 	generation int32
 	protocol   string // the assignor the broker chose
 	owned      Partitions
-	signature  string // subscribed topics and partition counts at the last join
-	stable     bool   // synced and not rejoining: heartbeats go out
+	signature  string        // subscribed topics and partition counts at the last join
+	stable     bool          // synced and not rejoining: heartbeats go out
+	changed    chan struct{} // closed (and replaced) when generation or stable change
 
 	rejoin chan struct{}   // a rejoin was requested
 	lost   chan lostSignal // heartbeats found the member fenced
@@ -90,6 +91,7 @@ func New(cfg Config, pool *conn.Pool, m *meta.Meta) *Member {
 		owned:      Partitions{},
 		rejoin:     make(chan struct{}, 1),
 		lost:       make(chan lostSignal, 1),
+		changed:    make(chan struct{}),
 		owner:      fmt.Sprintf("group-member-%p", new(byte)),
 	}
 }
@@ -107,6 +109,31 @@ func (m *Member) Owned() Partitions {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return clonePartitions(m.owned)
+}
+
+// changedLocked wakes those waiting in WaitGeneration.
+func (m *Member) changedLocked() {
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+// WaitGeneration waits under ctx until the member is in a generation
+// other than gen and synced in it (a rebalance under way has completed).
+func (m *Member) WaitGeneration(ctx context.Context, gen int32) error {
+	for {
+		m.mu.Lock()
+		done := m.stable && m.generation >= 0 && m.generation != gen
+		ch := m.changed
+		m.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // RequestRejoin makes the member rejoin the group soon.
@@ -198,6 +225,7 @@ func (m *Member) loseAll(cause error) {
 	m.owned = Partitions{}
 	m.generation = -1
 	m.stable = false
+	m.changedLocked()
 	if errs.Code(cause) == errs.CodeUnknownMemberId {
 		m.memberID = ""
 	}

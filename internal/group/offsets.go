@@ -12,11 +12,13 @@ import (
 	"github.com/keel-go/keel/internal/wait"
 )
 
-// Offset is a committed position: the next offset to read, and the leader
-// epoch of the last record processed (-1 when unknown).
+// Offset is a committed position: the next offset to read, the leader
+// epoch of the last record processed (-1 when unknown), and the metadata
+// string committed with it ("" for none).
 type Offset struct {
-	At    int64
-	Epoch int32
+	At       int64
+	Epoch    int32
+	Metadata string
 }
 
 // ErrCommitFenced: the group moved to a new generation (or forgot this
@@ -85,6 +87,9 @@ func (m *Member) commitOnce(ctx context.Context, offsets map[topicpart.TP]Offset
 		p.Partition = tp.Partition
 		p.Offset = o.At
 		p.LeaderEpoch = o.Epoch
+		if o.Metadata != "" {
+			p.Metadata = kmsg.StringPtr(o.Metadata)
+		}
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, p)
 	}
 	resp, err := c.Request(ctx, req)
@@ -161,7 +166,11 @@ func (m *Member) committedOnce(ctx context.Context, tps []topicpart.TP) (map[top
 				return nil, m.groupErr("OffsetFetch", p.ErrorCode, addr)
 			}
 			if p.Offset >= 0 {
-				out[topicpart.TP{Topic: t.Topic, Partition: p.Partition}] = Offset{At: p.Offset, Epoch: p.LeaderEpoch}
+				o := Offset{At: p.Offset, Epoch: p.LeaderEpoch}
+				if p.Metadata != nil {
+					o.Metadata = *p.Metadata
+				}
+				out[topicpart.TP{Topic: t.Topic, Partition: p.Partition}] = o
 			}
 		}
 	}
