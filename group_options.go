@@ -143,7 +143,16 @@ func OnAssigned(fn func([]TopicPartition)) GroupOption {
 }
 
 // OnRevoked is called with partitions taken from this member, after their
-// handlers returned and their offsets were committed.
+// handlers returned and what they processed was committed. A handler that
+// does not return within the rebalance timeout (it ignores its ctx) does
+// not hold the rebalance longer: its partition moves on without it, and
+// OnRevoked is called for that partition alone once the handler returns
+// — never before — from the goroutine that ran it, so possibly beside
+// other callbacks. What that handler finishes is not committed by this
+// member (the partition is another's by then): its next owner processes
+// it again. A handler that never returns gets no OnRevoked. Nothing of a
+// GroupPoller is waited for: its partitions' OnRevoked comes after
+// AllowRebalance (with BlockRebalanceOnPoll) and the commit.
 func OnRevoked(fn func([]TopicPartition)) GroupOption {
 	return func(c *groupConfig) { c.onRevoked = fn }
 }
