@@ -225,11 +225,12 @@ type laneStart struct {
 }
 
 // takeLocked takes records from the queue, in offset order, while fewer
-// than limit are being handled: each becomes a task, started when its key
-// is free and queued behind its key otherwise. Records processed already
-// (skip) are finished at once.
-func (l *parallelLane) takeLocked(out []laneStart) []laneStart {
-	for !l.halted && l.running+len(out) < l.limit && l.track.len() < maxUntracked && len(l.queue) > 0 {
+// than limit are being handled (running, plus want-len(out) runners about
+// to start), until out has want tasks to start: each record becomes a
+// task, started when its key is free and queued behind its key otherwise.
+// Records processed already (skip) are finished at once.
+func (l *parallelLane) takeLocked(out []laneStart, want int) []laneStart {
+	for len(out) < want && !l.halted && l.track.len() < maxUntracked && len(l.queue) > 0 {
 		c := &l.queue[0]
 		m := &c.msgs[l.qi]
 		l.qi++
@@ -297,7 +298,7 @@ func (l *parallelLane) run() {
 			l.mu.Unlock()
 			return
 		}
-		starts = l.takeLocked(starts[:0])
+		starts = l.takeLocked(starts[:0], l.limit-l.running)
 		l.running += len(starts)
 		l.mu.Unlock()
 		for _, s := range starts {
@@ -312,7 +313,11 @@ func (l *parallelLane) run() {
 }
 
 // runKey handles t, then the records queued behind its key (q, nil with
-// NoOrder) until none waits, the lane stops or a handler fails.
+// NoOrder), then takes the lane's next startable record itself, until
+// there is none, the lane stops or a handler fails. Taking the next record
+// on the goroutine that just finished one, rather than handing back to the
+// lane's goroutine to start another, saves two goroutine switches a
+// record, which on a busy machine are most of what a short handler waits.
 func (l *parallelLane) runKey(q *keyQueue, t laneTask) {
 	r := l.r
 	acquired := true
@@ -340,15 +345,28 @@ func (l *parallelLane) runKey(q *keyQueue, t laneTask) {
 				l.c.fetcher.Pause(l.tp)
 			}
 		}
-		if out != recordDone || q == nil {
+		if out != recordDone {
 			break
 		}
-		next, ok := q.pop()
-		if !ok {
+		if q != nil {
+			if next, ok := q.pop(); ok {
+				t = next
+				l.startedLocked(t)
+				continue
+			}
+			q.busy = false
+			l.dropKeyLocked(q)
+			q = nil
+		}
+		if l.quit() || l.halted {
 			break
 		}
-		t = next
-		l.startedLocked(t)
+		var one [1]laneStart
+		got := l.takeLocked(one[:0], 1)
+		if len(got) == 0 {
+			break
+		}
+		q, t = got[0].q, got[0].t
 	}
 	if q != nil {
 		q.busy = false

@@ -67,18 +67,18 @@ func (l *keyLedger) begin(member string, m *keel.Message) ledgerEvent {
 }
 
 // end notes that the handling begun as ev returned; processed says it
-// returned nil.
-func (l *keyLedger) end(ev ledgerEvent, processed bool) {
+// returned nil. It returns how many handlings finished so far.
+func (l *keyLedger) end(ev ledgerEvent, processed bool) int64 {
 	ev.end = time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.running[ev.key]--
 	if !processed {
-		return
+		return l.finished.Load()
 	}
 	l.last[ev.key] = max(l.last[ev.key], ev.offset)
 	l.events = append(l.events, ev)
-	l.finished.Add(1)
+	return l.finished.Add(1)
 }
 
 // add records an event reported by another process.

@@ -19,5 +19,19 @@
 // Concurrency: all per-partition state lives in plain structs guarded by
 // the Fetcher's mutex. Network I/O and decompression run outside it, on the
 // source goroutines, which exist only while their broker has fetchable
-// partitions and the budget has room.
+// partitions and the budget has room. What runs under the mutex is
+// proportional to what changed: a fetch answer touches the partitions of
+// its request (each broker's source keeps the partitions it leads), Poll
+// the partitions with data (a ready queue); only metadata changes and retry
+// timers look at every partition. One mutex rather than one per broker: the
+// budget and Poll's queue span brokers, and with these short critical
+// sections a second lock would buy less than the lock order it costs
+// (BenchmarkFetchAnswer).
+//
+// Records are of a type the consumer chooses (Of[R], Shape): the keel
+// package decodes straight into its Message, which this package cannot
+// name (keel imports it), so the generic stays although partitions have one
+// type (topicpart.TP) everywhere; without it every record would be decoded
+// into a Record and copied into a Message, the copy and allocation issue 6
+// removed. Fetcher (Of[Record]) is the instance tests and tools use.
 package fetch
