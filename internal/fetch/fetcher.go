@@ -409,6 +409,7 @@ func (r *router[R]) route(p *partition[R]) {
 	}
 	f.setLeaderLocked(p, b.ID)
 	p.leaderEpoch = mp.LeaderEpoch
+	p.routedBy = r.snap
 	switch {
 	case p.fetchable(r.now) && f.buffered < f.cfg.MaxBufferedBytes:
 		f.startSourceLocked(p.src)

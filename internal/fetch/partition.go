@@ -3,6 +3,8 @@ package fetch
 import (
 	"time"
 
+	"github.com/keel-go/keel/internal/meta"
+
 	"github.com/keel-go/keel/internal/topicpart"
 )
 
@@ -45,10 +47,11 @@ type partition[R any] struct {
 	paused   bool
 	inflight bool // in a Fetch or ListOffsets request right now
 
-	leader      int32      // broker to ask; -1 while unknown
-	src         *source[R] // the leader's source, whose fetches include it; nil while unknown
-	srcIdx      int        // index in src.parts
-	leaderEpoch int32      // from metadata, sent as CurrentLeaderEpoch
+	leader      int32          // broker to ask; -1 while unknown
+	src         *source[R]     // the leader's source, whose fetches include it; nil while unknown
+	srcIdx      int            // index in src.parts
+	leaderEpoch int32          // from metadata, sent as CurrentLeaderEpoch
+	routedBy    *meta.Snapshot // the snapshot its leader came from
 	retryAt     time.Time
 	failures    int
 

@@ -110,8 +110,10 @@ func (s *source[R]) collectLocked() (map[topicpart.TP]sessionPart, map[topicpart
 		return nil, nil, 0
 	}
 	now := time.Now()
-	want := make(map[topicpart.TP]sessionPart)
-	parts := make(map[topicpart.TP]inReq[R])
+	// Sized up front: growing them was most of a round's cost with
+	// thousands of partitions (BenchmarkFetchAnswer).
+	want := make(map[topicpart.TP]sessionPart, len(s.parts))
+	parts := make(map[topicpart.TP]inReq[R], len(s.parts))
 	for _, p := range s.parts {
 		if !p.fetchable(now) {
 			continue
@@ -263,20 +265,27 @@ func (s *source[R]) handle(sr sessionReq, parts map[topicpart.TP]inReq[R], resp 
 }
 
 // release clears the in-flight mark of the request's partitions, running
-// apply first under the lock, then routes them again: a leader that moved
-// while they were in flight takes them over now. This source's goroutine
-// goes on to its next fetch itself.
+// apply first under the lock, then routes again those that need it: a
+// leader that moved while they were in flight (the metadata changed since
+// they were routed) takes them over now, and a partition that left the
+// fetch state gets what it needs next. The others stay with this source,
+// whose goroutine goes on to its next fetch itself.
 func (s *source[R]) release(parts map[topicpart.TP]inReq[R], apply func()) {
 	f := s.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	ps := make([]*partition[R], 0, len(parts))
 	for _, r := range parts {
 		r.p.inflight = false
-		ps = append(ps, r.p)
 	}
 	if apply != nil {
 		apply()
+	}
+	snap := f.meta.Current()
+	var ps []*partition[R]
+	for _, r := range parts {
+		if p := r.p; p.routedBy != snap || p.state != stFetch || p.src != s {
+			ps = append(ps, p)
+		}
 	}
 	f.routeSomeLocked(ps...)
 }
