@@ -333,6 +333,10 @@ func (w *worker) handle(msgs []Message) {
 		if r.sem != nil {
 			<-r.sem
 		}
+		if err == nil { // the common case, without a call
+			w.ps.marks.mark(offset, epoch)
+			continue
+		}
 		switch r.outcome(w.ctx, m, offset, err) {
 		case recordDone:
 			w.ps.marks.mark(offset, epoch)
