@@ -48,7 +48,7 @@ type memberCore struct {
 }
 
 // consumePath is the part of a partition's life that differs between the
-// Run path (workers call a handler) and the Poll path (the user polls).
+// Run path (lanes call a handler) and the Poll path (the user polls).
 type consumePath interface {
 	// assignedLocked sets up a partition newly assigned, starting at
 	// start; called under core.mu.
