@@ -506,21 +506,22 @@ func (c *memberCore) seekLocked(ps *partitionState, to int64) {
 
 // finalCommit is Close's commit of what was processed. Close may come in
 // the middle of a rebalance, when the broker refuses commits of the
-// generation the member is in (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION);
-// giving up then would have every record processed since the last commit
-// processed again by the next owner. So it waits (up to the session
-// timeout) for the member to be synced in the next generation — where,
-// with a cooperative assignor, it still owns the partitions it did not
-// give up (those it gave up were committed on revoke) — and commits again.
+// generation the member is in: REBALANCE_IN_PROGRESS while the generation
+// just joined waits for its SyncGroup, ILLEGAL_GENERATION once a newer one
+// began. Giving up then would have every record processed since the last
+// commit processed again by the next owner. So it waits (up to the session
+// timeout) for the member to complete that rebalance — where, with a
+// cooperative assignor, it still owns the partitions it did not give up
+// (those it gave up were committed on revoke) — and commits again.
 func (c *memberCore) finalCommit(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
-		gen, _, _ := c.member.Generation()
+		syncs := c.member.Syncs()
 		err := c.commitMarked(ctx, nil)
 		if err == nil || !errors.Is(err, group.ErrCommitFenced) || attempt == 3 {
 			return err
 		}
 		wctx, cancel := context.WithTimeout(ctx, c.cfg.sessionTimeout)
-		werr := c.member.WaitGeneration(wctx, gen)
+		werr := c.member.WaitSync(wctx, syncs)
 		cancel()
 		if werr != nil {
 			return err

@@ -237,6 +237,7 @@ func (m *Member) sync(ctx context.Context, join *kmsg.JoinGroupResponse, protoco
 func (m *Member) apply(ctx context.Context, owned, assigned Partitions, protocol string) error {
 	m.mu.Lock()
 	m.stable = true
+	m.syncs++
 	m.changedLocked()
 	m.mu.Unlock()
 	if !m.isCooperative(protocol) {

@@ -70,6 +70,7 @@ type Member struct {
 	owned      Partitions
 	signature  string        // subscribed topics and partition counts at the last join
 	stable     bool          // synced and not rejoining: heartbeats go out
+	syncs      uint64        // syncs completed (stable set): what WaitSync waits on
 	changed    chan struct{} // closed (and replaced) when generation or stable change
 
 	rejoin chan struct{}   // a rejoin was requested
@@ -117,12 +118,20 @@ func (m *Member) changedLocked() {
 	m.changed = make(chan struct{})
 }
 
-// WaitGeneration waits under ctx until the member is in a generation
-// other than gen and synced in it (a rebalance under way has completed).
-func (m *Member) WaitGeneration(ctx context.Context, gen int32) error {
+// Syncs returns how many times the member completed a rebalance (joined
+// and synced), for WaitSync.
+func (m *Member) Syncs() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.syncs
+}
+
+// WaitSync waits under ctx until the member completed a rebalance after
+// the syncs-th: the rebalance under way, or the next one.
+func (m *Member) WaitSync(ctx context.Context, after uint64) error {
 	for {
 		m.mu.Lock()
-		done := m.stable && m.generation >= 0 && m.generation != gen
+		done := m.syncs > after && m.stable
 		ch := m.changed
 		m.mu.Unlock()
 		if done {
