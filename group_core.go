@@ -27,7 +27,7 @@ type memberCore struct {
 	group   string
 	topics  []string
 	cfg     groupConfig
-	member  *group.Member
+	member  groupMember
 	fetcher *fetch.Of[Message]
 	path    consumePath // set once, before the member starts
 
@@ -45,6 +45,19 @@ type memberCore struct {
 	commitMu       sync.Mutex
 	stopAutoCommit context.CancelFunc
 	autoDone       chan struct{}
+}
+
+// groupMember is the group protocol under the core: group.Member
+// (classic, the default) or group.ConsumerMember (KIP-848), chosen by
+// the GroupProtocol option. Both call the core's onRevoke, onAssign and
+// onLost the same way.
+type groupMember interface {
+	Run(ctx context.Context) error
+	Leave(ctx context.Context) error
+	Committed(ctx context.Context, tps []TopicPartition) (map[TopicPartition]group.Offset, error)
+	Commit(ctx context.Context, offsets map[TopicPartition]group.Offset) error
+	Syncs() uint64
+	WaitSync(ctx context.Context, after uint64) error
 }
 
 // consumePath is the part of a partition's life that differs between the
@@ -135,7 +148,7 @@ func newMemberCore(client *Client, groupID string, topics []string, opts []Group
 		a, _ := assign.ByName(n)
 		assignors = append(assignors, a)
 	}
-	c.member = group.New(group.Config{
+	gcfg := group.Config{
 		Group:             groupID,
 		InstanceID:        cfg.instanceID,
 		Topics:            c.topics,
@@ -152,7 +165,14 @@ func newMemberCore(client *Client, groupID string, topics []string, opts []Group
 			Assign: c.onAssign,
 			Lost:   c.onLost,
 		},
-	}, client.pool, client.meta)
+		Protocol:       cfg.protocol,
+		ServerAssignor: cfg.serverAssignor,
+	}
+	if cfg.protocol == ConsumerProtocol {
+		c.member = group.NewConsumer(gcfg, client.pool, client.meta)
+	} else {
+		c.member = group.New(gcfg, client.pool, client.meta)
+	}
 	c.fetcher = newFetcher(client, cfg.fetchConfig(client))
 	return c, nil
 }

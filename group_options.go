@@ -15,7 +15,10 @@ import (
 type GroupOption func(*groupConfig)
 
 type groupConfig struct {
+	protocol          string
+	serverAssignor    string
 	assignors         []string
+	assignorsSet      bool
 	sessionTimeout    time.Duration
 	rebalanceTimeout  time.Duration
 	heartbeatInterval time.Duration
@@ -45,6 +48,7 @@ type groupConfig struct {
 
 func defaultGroupConfig() groupConfig {
 	return groupConfig{
+		protocol:          ClassicProtocol,
 		assignors:         []string{assign.CooperativeStickyName},
 		sessionTimeout:    45 * time.Second, // Java session.timeout.ms
 		rebalanceTimeout:  5 * time.Minute,  // Java max.poll.interval.ms
@@ -64,7 +68,36 @@ func defaultGroupConfig() groupConfig {
 // "range", "roundrobin". They interoperate with the Java client and
 // librdkafka, which use the same names and formats.
 func Assignors(names ...string) GroupOption {
-	return func(c *groupConfig) { c.assignors = names }
+	return func(c *groupConfig) { c.assignors, c.assignorsSet = names, true }
+}
+
+// The group protocols (Java's group.protocol), for GroupProtocol.
+const (
+	// ClassicProtocol: JoinGroup/SyncGroup, the assignment computed by
+	// a member with the Assignors; every Kafka version. The default.
+	ClassicProtocol = "classic"
+	// ConsumerProtocol: KIP-848 (Kafka 4.0+), ConsumerGroupHeartbeat
+	// with the assignment computed by the coordinator (ServerAssignor).
+	// Rebalances are incremental and involve only the members whose
+	// partitions move. docs/GROUPS.md compares the two.
+	ConsumerProtocol = "consumer"
+)
+
+// GroupProtocol picks the group protocol: ClassicProtocol (the default)
+// or ConsumerProtocol. Under ConsumerProtocol the coordinator decides the
+// session timeout and heartbeat interval (group.consumer.session.timeout.ms,
+// group.consumer.heartbeat.interval.ms; SessionTimeout is then unused and
+// HeartbeatInterval applies only until its first answer), a SubscribeRegex
+// is evaluated by the broker, and Assignors is refused (use ServerAssignor).
+// Commits carry the member epoch as their generation. Run, Poll, Parallel
+// and the retry package work the same under both.
+func GroupProtocol(name string) GroupOption { return func(c *groupConfig) { c.protocol = name } }
+
+// ServerAssignor names the coordinator's assignor under ConsumerProtocol
+// (Java's group.remote.assignor): "uniform" or "range"; "" (the default)
+// leaves it to the broker (group.consumer.assignors, uniform first).
+func ServerAssignor(name string) GroupOption {
+	return func(c *groupConfig) { c.serverAssignor = name }
 }
 
 // SessionTimeout is how long the group waits without heartbeats before it
@@ -312,6 +345,24 @@ func (c *groupConfig) validate(group string, topics []string, kind consumerKind)
 		if c.onError != nil {
 			bad("OnHandlerError", "given to a GroupPoller, which calls no handlers", "use it with NewGroupConsumer")
 		}
+	}
+	switch c.protocol {
+	case ClassicProtocol:
+		if c.serverAssignor != "" {
+			bad("ServerAssignor", "given with the classic protocol, whose members assign", `add GroupProtocol(keel.ConsumerProtocol), or use Assignors`)
+		}
+	case ConsumerProtocol:
+		if c.assignorsSet {
+			bad("Assignors", "given with the consumer protocol, where the coordinator assigns", `use ServerAssignor("uniform") or ServerAssignor("range")`)
+		}
+		if c.serverAssignor != "" && c.serverAssignor != "uniform" && c.serverAssignor != "range" {
+			bad("ServerAssignor", fmt.Sprintf("unknown assignor %q", c.serverAssignor), `use "uniform", "range", or "" for the broker's default`)
+		}
+		if c.regex != nil && len(topics) > 0 {
+			bad("SubscribeRegex", "given with topic names under the consumer protocol, whose broker takes one or the other", "put the topics in the regex (a|b|prefix.*), or pass no topic names")
+		}
+	default:
+		bad("GroupProtocol", fmt.Sprintf("unknown protocol %q", c.protocol), `use keel.ClassicProtocol or keel.ConsumerProtocol`)
 	}
 	if group == "" {
 		bad("group", "empty group id", "pass the consumer group's name")

@@ -34,3 +34,33 @@ func TestGroupOptionsOfTheOtherKindAreRefused(t *testing.T) {
 	}
 	g.Close(t.Context())
 }
+
+// GroupProtocol's options are checked together: each refusal names the
+// option and what to use instead.
+func TestGroupProtocolOptionsAreChecked(t *testing.T) {
+	c, err := NewClient(SeedBrokers("127.0.0.1:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(t.Context())
+	for _, tc := range []struct {
+		opts []GroupOption
+		want string
+	}{
+		{[]GroupOption{GroupProtocol("next")}, "GroupProtocol"},
+		{[]GroupOption{ServerAssignor("uniform")}, "ServerAssignor"},
+		{[]GroupOption{GroupProtocol(ConsumerProtocol), ServerAssignor("sticky")}, `unknown assignor "sticky"`},
+		{[]GroupOption{GroupProtocol(ConsumerProtocol), Assignors("range")}, "ServerAssignor"},
+	} {
+		if _, err := NewGroupConsumer(c, "g", []string{"t"}, tc.opts...); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%d options: %v; want a ConfigError mentioning %q", len(tc.opts), err, tc.want)
+		}
+	}
+	for _, a := range []string{"", "uniform", "range"} {
+		g, err := NewGroupPoller(c, "g", []string{"t"}, GroupProtocol(ConsumerProtocol), ServerAssignor(a))
+		if err != nil {
+			t.Fatalf("ServerAssignor(%q): %v", a, err)
+		}
+		g.Close(t.Context())
+	}
+}

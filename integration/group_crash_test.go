@@ -19,6 +19,9 @@ import (
 // the only honest way to crash without Close.
 const crashHelperEnv = "KEEL_CRASH_HELPER_BROKERS"
 
+// crashProtocolEnv names the group protocol the helper runs under.
+const crashProtocolEnv = "KEEL_CRASH_HELPER_PROTOCOL"
+
 // TestGroupCrashHelperProcess is the member that crashes; it only runs when
 // started by TestGroupMemberCrashWithoutClose.
 func TestGroupCrashHelperProcess(t *testing.T) {
@@ -31,7 +34,7 @@ func TestGroupCrashHelperProcess(t *testing.T) {
 		fmt.Println("error", err)
 		os.Exit(1)
 	}
-	g, err := keel.NewGroupConsumer(c, "crashy", []string{"orders"}, fastGroup()...)
+	g, err := keel.NewGroupConsumer(c, "crashy", []string{"orders"}, fastGroup(protocolNamed(os.Getenv(crashProtocolEnv))...)...)
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -53,82 +56,84 @@ func TestGroupCrashHelperProcess(t *testing.T) {
 // Records it processed after its last commit are processed again — the
 // only duplicates allowed, and they are counted.
 func TestGroupMemberCrashWithoutClose(t *testing.T) {
-	cl := groupCluster(t, 4)
-	c := newClient(t, cl)
-	p := newProducer(t, c)
-	ctx := testCtx(t, 2*time.Minute)
-	const n = 5000
-	if failed := produceIDs(t, ctx, p, "orders", n, nil); len(failed) > 0 {
-		t.Fatal(failed[0].Err)
-	}
-
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestGroupCrashHelperProcess$", "-test.v=false")
-	cmd.Env = append(os.Environ(), crashHelperEnv+"="+strings.Join(cl.Addrs(), ","))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	seen := newProcessed()
-	byCrashed := 0
-	lines := bufio.NewScanner(stdout)
-	for byCrashed < 1500 && lines.Scan() {
-		if id, ok := strings.CutPrefix(lines.Text(), "processed "); ok {
-			seen.add(&keel.Message{Value: []byte(id)})
-			byCrashed++
+	forEachProtocol(t, func(t *testing.T, proto []keel.GroupOption) {
+		cl := groupCluster(t, 4)
+		c := newClient(t, cl)
+		p := newProducer(t, c)
+		ctx := testCtx(t, 2*time.Minute)
+		const n = 5000
+		if failed := produceIDs(t, ctx, p, "orders", n, nil); len(failed) > 0 {
+			t.Fatal(failed[0].Err)
 		}
-	}
-	if byCrashed < 1500 {
-		t.Fatalf("helper stopped after %d records", byCrashed)
-	}
-	time.Sleep(300 * time.Millisecond) // let an interval commit or two happen
-	cmd.Process.Kill()                 // no Close, no LeaveGroup
-	for lines.Scan() {                 // what it printed before dying
-		if id, ok := strings.CutPrefix(lines.Text(), "processed "); ok {
-			seen.add(&keel.Message{Value: []byte(id)})
-			byCrashed++
-		}
-	}
-	cmd.Wait()
-	killed := time.Now()
 
-	var firstAssign time.Time
-	var once sync.Once
-	var firstMu sync.Mutex
-	first := map[int32]int64{}
-	m := startMember(t, c, "crashy", func(ctx context.Context, msg *keel.Message) error {
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestGroupCrashHelperProcess$", "-test.v=false")
+		cmd.Env = append(os.Environ(), crashHelperEnv+"="+strings.Join(cl.Addrs(), ","), crashProtocolEnv+"="+protocolName(proto))
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		seen := newProcessed()
+		byCrashed := 0
+		lines := bufio.NewScanner(stdout)
+		for byCrashed < 1500 && lines.Scan() {
+			if id, ok := strings.CutPrefix(lines.Text(), "processed "); ok {
+				seen.add(&keel.Message{Value: []byte(id)})
+				byCrashed++
+			}
+		}
+		if byCrashed < 1500 {
+			t.Fatalf("helper stopped after %d records", byCrashed)
+		}
+		time.Sleep(300 * time.Millisecond) // let an interval commit or two happen
+		cmd.Process.Kill()                 // no Close, no LeaveGroup
+		for lines.Scan() {                 // what it printed before dying
+			if id, ok := strings.CutPrefix(lines.Text(), "processed "); ok {
+				seen.add(&keel.Message{Value: []byte(id)})
+				byCrashed++
+			}
+		}
+		cmd.Wait()
+		killed := time.Now()
+
+		var firstAssign time.Time
+		var once sync.Once
+		var firstMu sync.Mutex
+		first := map[int32]int64{}
+		m := startMember(t, c, "crashy", func(ctx context.Context, msg *keel.Message) error {
+			firstMu.Lock()
+			if _, ok := first[msg.Partition]; !ok {
+				first[msg.Partition] = msg.Offset
+			}
+			firstMu.Unlock()
+			seen.add(msg)
+			return nil
+		},
+			fastGroup(with(proto, keel.OnAssigned(func([]keel.TopicPartition) {
+				once.Do(func() { firstMu.Lock(); firstAssign = time.Now(); firstMu.Unlock() })
+			}))...)...)
+		seen.waitAll(t, ctx, n)
+		if len(m.g.Assigned()) != 4 {
+			t.Fatalf("survivor has %v", m.g.Assigned())
+		}
 		firstMu.Lock()
-		if _, ok := first[msg.Partition]; !ok {
-			first[msg.Partition] = msg.Offset
-		}
+		waited := firstAssign.Sub(killed)
 		firstMu.Unlock()
-		seen.add(msg)
-		return nil
-	},
-		fastGroup(keel.OnAssigned(func([]keel.TopicPartition) {
-			once.Do(func() { firstMu.Lock(); firstAssign = time.Now(); firstMu.Unlock() })
-		}))...)
-	seen.waitAll(t, ctx, n)
-	if len(m.g.Assigned()) != 4 {
-		t.Fatalf("survivor has %v", m.g.Assigned())
-	}
-	firstMu.Lock()
-	waited := firstAssign.Sub(killed)
-	firstMu.Unlock()
-	missing, dup := seen.report(n)
-	t.Logf("crashed member processed %d records; survivor got the partitions %v after the kill (session timeout 6s); reprocessed after the crash: %d", byCrashed, waited.Round(time.Millisecond), dup)
-	if missing != 0 {
-		t.Fatalf("%d records never processed", missing)
-	}
-	if waited < 4*time.Second {
-		t.Errorf("partitions were reassigned %v after the crash, before the session timeout could expire", waited)
-	}
-	// The survivor resumed from the last commit, not from the start: at
-	// most the records the crashed member processed in its last commit
-	// interval (plus the 300ms we waited) come twice.
-	if dup >= byCrashed {
-		t.Fatalf("%d of %d records processed again: the survivor did not resume from committed offsets", dup, byCrashed)
-	}
+		missing, dup := seen.report(n)
+		t.Logf("crashed member processed %d records; survivor got the partitions %v after the kill (session timeout 6s); reprocessed after the crash: %d", byCrashed, waited.Round(time.Millisecond), dup)
+		if missing != 0 {
+			t.Fatalf("%d records never processed", missing)
+		}
+		if waited < 4*time.Second {
+			t.Errorf("partitions were reassigned %v after the crash, before the session timeout could expire", waited)
+		}
+		// The survivor resumed from the last commit, not from the start: at
+		// most the records the crashed member processed in its last commit
+		// interval (plus the 300ms we waited) come twice.
+		if dup >= byCrashed {
+			t.Fatalf("%d of %d records processed again: the survivor did not resume from committed offsets", dup, byCrashed)
+		}
+	})
 }

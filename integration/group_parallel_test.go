@@ -23,8 +23,8 @@ import (
 // kills: the only honest way to crash without Close.
 const parallelHelperEnv = "KEEL_PARALLEL_HELPER_BROKERS"
 
-func parallelOpts(extra ...keel.GroupOption) []keel.GroupOption {
-	return fastGroup(append([]keel.GroupOption{keel.Parallel(keel.KeyOrder, 16, 0)}, extra...)...)
+func parallelOpts(proto []keel.GroupOption, extra ...keel.GroupOption) []keel.GroupOption {
+	return fastGroup(with(proto, append([]keel.GroupOption{keel.Parallel(keel.KeyOrder, 16, 0)}, extra...)...)...)
 }
 
 // randomDelay sleeps 0-20 ms, ignoring ctx: a handler at work finishes.
@@ -43,7 +43,7 @@ func TestGroupParallelHelperProcess(t *testing.T) {
 		fmt.Println("error", err)
 		os.Exit(1)
 	}
-	g, err := keel.NewGroupConsumer(c, "parallel", []string{"orders"}, parallelOpts()...)
+	g, err := keel.NewGroupConsumer(c, "parallel", []string{"orders"}, parallelOpts(protocolNamed(os.Getenv(crashProtocolEnv)))...)
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -85,92 +85,94 @@ func parseHelperLine(line string) (ledgerEvent, bool) {
 // offset at the kill — records it processed past that but committed in
 // the metadata are not handled again.
 func TestGroupParallelKeyOrderChecker(t *testing.T) {
-	n := 30_000
-	if testing.Short() {
-		n = 12_000
-	}
-	cl := groupCluster(t, 6)
-	c := newClient(t, cl)
-	p := newProducer(t, c)
-	ctx := testCtx(t, 4*time.Minute)
-	if failed := produceIDs(t, ctx, p, "orders", n, func(i int) []byte { return []byte(fmt.Sprintf("k%d", i%300)) }); len(failed) > 0 {
-		t.Fatal(failed[0].Err)
-	}
-	ledger := newKeyLedger()
-	handler := func(who string) keel.HandlerFunc {
-		return func(hctx context.Context, m *keel.Message) error {
-			ev := ledger.begin(who, m)
-			randomDelay()
-			ledger.end(ev, true)
-			return nil
+	forEachProtocol(t, func(t *testing.T, proto []keel.GroupOption) {
+		n := 30_000
+		if testing.Short() || len(proto) > 0 {
+			n = 12_000 // the consumer protocol's run at CI size
 		}
-	}
-	// The member to kill runs in its own process; start it first so
-	// that it owns partitions from the beginning.
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestGroupParallelHelperProcess$", "-test.v=false")
-	cmd.Env = append(os.Environ(), parallelHelperEnv+"="+strings.Join(cl.Addrs(), ","))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	var helperLines sync.WaitGroup
-	helperLines.Add(1)
-	var byKilled atomicCount
-	go func() {
-		defer helperLines.Done()
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if ev, ok := parseHelperLine(sc.Text()); ok {
-				ledger.add(ev)
-				byKilled.add()
+		cl := groupCluster(t, 6)
+		c := newClient(t, cl)
+		p := newProducer(t, c)
+		ctx := testCtx(t, 4*time.Minute)
+		if failed := produceIDs(t, ctx, p, "orders", n, func(i int) []byte { return []byte(fmt.Sprintf("k%d", i%300)) }); len(failed) > 0 {
+			t.Fatal(failed[0].Err)
+		}
+		ledger := newKeyLedger()
+		handler := func(who string) keel.HandlerFunc {
+			return func(hctx context.Context, m *keel.Message) error {
+				ev := ledger.begin(who, m)
+				randomDelay()
+				ledger.end(ev, true)
+				return nil
 			}
 		}
-	}()
-	a := startMember(t, c, "parallel", handler("a"), parallelOpts()...)
-	b := startMember(t, c, "parallel", handler("b"), parallelOpts()...)
-	waitFor(t, ctx, "the killed member to handle records", func() bool { return byKilled.get() >= 300 })
+		// The member to kill runs in its own process; start it first so
+		// that it owns partitions from the beginning.
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestGroupParallelHelperProcess$", "-test.v=false")
+		cmd.Env = append(os.Environ(), parallelHelperEnv+"="+strings.Join(cl.Addrs(), ","), crashProtocolEnv+"="+protocolName(proto))
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cmd.Process.Kill()
+		var helperLines sync.WaitGroup
+		helperLines.Add(1)
+		var byKilled atomicCount
+		go func() {
+			defer helperLines.Done()
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				if ev, ok := parseHelperLine(sc.Text()); ok {
+					ledger.add(ev)
+					byKilled.add()
+				}
+			}
+		}()
+		a := startMember(t, c, "parallel", handler("a"), parallelOpts(proto)...)
+		b := startMember(t, c, "parallel", handler("b"), parallelOpts(proto)...)
+		waitFor(t, ctx, "the killed member to handle records", func() bool { return byKilled.get() >= 300 })
 
-	// A graceful leave and a join while everything runs.
-	b.stop(t)
-	b2 := startMember(t, c, "parallel", handler("b2"), parallelOpts()...)
-	waitFor(t, ctx, "progress after b left", func() bool { return int(ledger.finished.Load()) >= n/3 })
+		// A graceful leave and a join while everything runs.
+		b.stop(t)
+		b2 := startMember(t, c, "parallel", handler("b2"), parallelOpts(proto)...)
+		waitFor(t, ctx, "progress after b left", func() bool { return int(ledger.finished.Load()) >= n/3 })
 
-	// The kill: no Close, no LeaveGroup, no last commit.
-	cmd.Process.Kill()
-	cmd.Wait()
-	helperLines.Wait()
-	time.Sleep(300 * time.Millisecond) // a commit it sent before dying lands
-	adm, err := admin.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	offs, err := adm.GroupOffsets(ctx, "parallel")
-	if err != nil {
-		t.Fatal(err)
-	}
-	killedAt := map[int32]int64{}
-	for tp, o := range offs {
-		killedAt[tp.Partition] = o
-	}
-	d := startMember(t, c, "parallel", handler("d"), parallelOpts()...)
-	waitFor(t, ctx, "progress after the kill", func() bool { return int(ledger.finished.Load()) >= 2*n/3 })
+		// The kill: no Close, no LeaveGroup, no last commit.
+		cmd.Process.Kill()
+		cmd.Wait()
+		helperLines.Wait()
+		time.Sleep(300 * time.Millisecond) // a commit it sent before dying lands
+		adm, err := admin.New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs, err := adm.GroupOffsets(ctx, "parallel")
+		if err != nil {
+			t.Fatal(err)
+		}
+		killedAt := map[int32]int64{}
+		for tp, o := range offs {
+			killedAt[tp.Partition] = o
+		}
+		d := startMember(t, c, "parallel", handler("d"), parallelOpts(proto)...)
+		waitFor(t, ctx, "progress after the kill", func() bool { return int(ledger.finished.Load()) >= 2*n/3 })
 
-	// Another graceful leave and join.
-	a.stop(t)
-	a2 := startMember(t, c, "parallel", handler("a2"), parallelOpts()...)
-	ledger.waitDistinct(t, n, 3*time.Minute)
-	for _, m := range []*member{b2, d, a2} {
-		m.stop(t)
-	}
-	rep := ledger.check(n, "killed", killedAt)
-	t.Logf("killed member handled %d records; committed at the kill %v; %s", byKilled.get(), killedAt, rep)
-	if !rep.ok() {
-		t.Fatalf("checker: %s", rep)
-	}
+		// Another graceful leave and join.
+		a.stop(t)
+		a2 := startMember(t, c, "parallel", handler("a2"), parallelOpts(proto)...)
+		ledger.waitDistinct(t, n, 3*time.Minute)
+		for _, m := range []*member{b2, d, a2} {
+			m.stop(t)
+		}
+		rep := ledger.check(n, "killed", killedAt)
+		t.Logf("killed member handled %d records; committed at the kill %v; %s", byKilled.get(), killedAt, rep)
+		if !rep.ok() {
+			t.Fatalf("checker: %s", rep)
+		}
+	})
 }
 
 type atomicCount struct {

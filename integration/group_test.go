@@ -76,7 +76,13 @@ func (p *processed) waitAll(t *testing.T, ctx context.Context, n int) {
 
 func groupCluster(t *testing.T, partitions int32, opts ...keeltest.Option) *keeltest.Cluster {
 	return startCluster(t, append([]keeltest.Option{keeltest.Brokers(3), keeltest.Topic("orders", partitions),
-		keeltest.GroupSessionTimeouts(500*time.Millisecond, time.Minute)}, opts...)...)
+		keeltest.GroupSessionTimeouts(500*time.Millisecond, time.Minute),
+		// The consumer protocol's timings are the broker's: as fast as
+		// fastGroup's for the classic one.
+		keeltest.BrokerConfigs(map[string]string{
+			"group.consumer.heartbeat.interval.ms": "200",
+			"group.consumer.session.timeout.ms":    "6000",
+		})}, opts...)...)
 }
 
 func fastGroup(extra ...keel.GroupOption) []keel.GroupOption {
@@ -128,42 +134,44 @@ func closeAndWaitRun(t *testing.T, close func(context.Context) error, done chan 
 }
 
 func TestGroupConsumesEverythingOnceAndCommits(t *testing.T) {
-	cl := groupCluster(t, 6)
-	c := newClient(t, cl)
-	p := newProducer(t, c)
-	ctx := testCtx(t, 60*time.Second)
-	const n = 10_000
-	if failed := produceIDs(t, ctx, p, "orders", n, func(i int) []byte { return []byte(fmt.Sprint(i % 50)) }); len(failed) > 0 {
-		t.Fatal(failed[0].Err)
-	}
-	seen := newProcessed()
-	var assigned sync.Map
-	h := func(ctx context.Context, m *keel.Message) error { seen.add(m); return nil }
-	m1 := startMember(t, c, "billing", h, fastGroup(keel.OnAssigned(func(tps []keel.TopicPartition) {
-		for _, tp := range tps {
-			assigned.Store(tp, true)
+	forEachProtocol(t, func(t *testing.T, proto []keel.GroupOption) {
+		cl := groupCluster(t, 6)
+		c := newClient(t, cl)
+		p := newProducer(t, c)
+		ctx := testCtx(t, 60*time.Second)
+		const n = 10_000
+		if failed := produceIDs(t, ctx, p, "orders", n, func(i int) []byte { return []byte(fmt.Sprint(i % 50)) }); len(failed) > 0 {
+			t.Fatal(failed[0].Err)
 		}
-	}))...)
-	m2 := startMember(t, c, "billing", h, fastGroup()...)
-	seen.waitAll(t, ctx, n)
-	if missing, dup := seen.report(n); missing != 0 || dup != 0 {
-		t.Fatalf("missing %d, duplicated %d", missing, dup)
-	}
-	m1.stop(t)
-	m2.stop(t)
+		seen := newProcessed()
+		var assigned sync.Map
+		h := func(ctx context.Context, m *keel.Message) error { seen.add(m); return nil }
+		m1 := startMember(t, c, "billing", h, fastGroup(with(proto, keel.OnAssigned(func(tps []keel.TopicPartition) {
+			for _, tp := range tps {
+				assigned.Store(tp, true)
+			}
+		}))...)...)
+		m2 := startMember(t, c, "billing", h, fastGroup(proto...)...)
+		seen.waitAll(t, ctx, n)
+		if missing, dup := seen.report(n); missing != 0 || dup != 0 {
+			t.Fatalf("missing %d, duplicated %d", missing, dup)
+		}
+		m1.stop(t)
+		m2.stop(t)
 
-	// A new member of the same group finds everything committed.
-	again := newProcessed()
-	m3 := startMember(t, c, "billing", func(ctx context.Context, m *keel.Message) error { again.add(m); return nil }, fastGroup()...)
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) && len(m3.g.Assigned()) < 6 {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if got := len(m3.g.Assigned()); got != 6 {
-		t.Fatalf("the lone member got %d partitions", got)
-	}
-	time.Sleep(500 * time.Millisecond)
-	if got := again.total.Load(); got != 0 {
-		t.Fatalf("a second run of the group processed %d records again: commits were lost", got)
-	}
+		// A new member of the same group finds everything committed.
+		again := newProcessed()
+		m3 := startMember(t, c, "billing", func(ctx context.Context, m *keel.Message) error { again.add(m); return nil }, fastGroup(proto...)...)
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) && len(m3.g.Assigned()) < 6 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got := len(m3.g.Assigned()); got != 6 {
+			t.Fatalf("the lone member got %d partitions", got)
+		}
+		time.Sleep(500 * time.Millisecond)
+		if got := again.total.Load(); got != 0 {
+			t.Fatalf("a second run of the group processed %d records again: commits were lost", got)
+		}
+	})
 }

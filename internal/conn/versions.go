@@ -22,7 +22,7 @@ var supported = map[int16]versionRange{
 	int16(kmsg.Fetch):                {4, 12},
 	int16(kmsg.ListOffsets):          {1, 8},
 	int16(kmsg.Metadata):             {1, 12},
-	int16(kmsg.OffsetCommit):         {2, 8},
+	int16(kmsg.OffsetCommit):         {2, 9}, // v9: KIP-848 member epochs (same fields as v8)
 	int16(kmsg.OffsetFetch):          {1, 7},
 	int16(kmsg.FindCoordinator):      {0, 4},
 	int16(kmsg.JoinGroup):            {2, 9},

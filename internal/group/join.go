@@ -267,7 +267,7 @@ func (m *Member) apply(ctx context.Context, owned, assigned Partitions, protocol
 	return nil
 }
 
-func (m *Member) revoke(ctx context.Context, revoked Partitions) {
+func (m *state) revoke(ctx context.Context, revoked Partitions) {
 	if m.cfg.Callbacks.Revoke == nil {
 		return
 	}

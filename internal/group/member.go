@@ -47,17 +47,26 @@ type Config struct {
 	SessionTimeout    time.Duration
 	RebalanceTimeout  time.Duration
 	HeartbeatInterval time.Duration
-	Backoff           conn.Backoff
-	Logger            *slog.Logger
-	Callbacks         Callbacks
+	// Protocol is ProtocolClassic (JoinGroup/SyncGroup, the default) or
+	// ProtocolConsumer (KIP-848 ConsumerGroupHeartbeat); NewMember picks
+	// the member for it.
+	Protocol string
+	// ServerAssignor names the coordinator's assignor on the consumer
+	// protocol ("uniform", "range"); "" for the broker's default.
+	ServerAssignor string
+	Backoff        conn.Backoff
+	Logger         *slog.Logger
+	Callbacks      Callbacks
 }
 
 // ErrFatal wraps errors after which the member cannot continue (fenced
 // static instance, authorization).
 var ErrFatal = errors.New("group member cannot continue")
 
-// Member is one consumer group member.
-type Member struct {
+// state is what both kinds of member share: identity, generation (the
+// member epoch on the consumer protocol), owned partitions, and the
+// coordinator connections that commits and offset fetches use.
+type state struct {
 	cfg  Config
 	pool *conn.Pool
 	meta *meta.Meta
@@ -66,61 +75,72 @@ type Member struct {
 	mu         sync.Mutex
 	memberID   string
 	generation int32
-	protocol   string // the assignor the broker chose
 	owned      Partitions
-	signature  string        // subscribed topics and partition counts at the last join
 	stable     bool          // synced and not rejoining: heartbeats go out
 	syncs      uint64        // syncs completed (stable set): what WaitSync waits on
 	changed    chan struct{} // closed (and replaced) when generation or stable change
-
-	rejoin chan struct{}   // a rejoin was requested
-	lost   chan lostSignal // heartbeats found the member fenced
-	owner  string          // names this member's private join connection
+	owner      string        // names this member's private connection
 }
 
-// New returns a member; Run drives it.
-func New(cfg Config, pool *conn.Pool, m *meta.Meta) *Member {
+func newState(cfg Config, pool *conn.Pool, m *meta.Meta) state {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Member{
+	return state{
 		cfg:        cfg,
 		pool:       pool,
 		meta:       m,
 		log:        cfg.Logger.With("group", cfg.Group),
 		generation: -1,
 		owned:      Partitions{},
-		rejoin:     make(chan struct{}, 1),
-		lost:       make(chan lostSignal, 1),
 		changed:    make(chan struct{}),
 		owner:      fmt.Sprintf("group-member-%p", new(byte)),
 	}
 }
 
+// Member is one consumer group member on the classic protocol.
+type Member struct {
+	state
+	protocol  string // the assignor the broker chose
+	signature string // subscribed topics and partition counts at the last join
+
+	rejoin chan struct{}   // a rejoin was requested
+	lost   chan lostSignal // heartbeats found the member fenced
+}
+
+// New returns a member; Run drives it.
+func New(cfg Config, pool *conn.Pool, m *meta.Meta) *Member {
+	return &Member{
+		state:  newState(cfg, pool, m),
+		rejoin: make(chan struct{}, 1),
+		lost:   make(chan lostSignal, 1),
+	}
+}
+
 // Generation returns what an OffsetCommit must carry: the generation and
 // member id (-1 and "" while the member has none) and the instance id.
-func (m *Member) Generation() (generation int32, memberID, instanceID string) {
+func (m *state) Generation() (generation int32, memberID, instanceID string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.generation, m.memberID, m.cfg.InstanceID
 }
 
 // Owned returns the partitions the member owns now.
-func (m *Member) Owned() Partitions {
+func (m *state) Owned() Partitions {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return clonePartitions(m.owned)
 }
 
 // changedLocked wakes those waiting in WaitGeneration.
-func (m *Member) changedLocked() {
+func (m *state) changedLocked() {
 	close(m.changed)
 	m.changed = make(chan struct{})
 }
 
 // Syncs returns how many times the member completed a rebalance (joined
 // and synced), for WaitSync.
-func (m *Member) Syncs() uint64 {
+func (m *state) Syncs() uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.syncs
@@ -128,7 +148,7 @@ func (m *Member) Syncs() uint64 {
 
 // WaitSync waits under ctx until the member completed a rebalance after
 // the syncs-th: the rebalance under way, or the next one.
-func (m *Member) WaitSync(ctx context.Context, after uint64) error {
+func (m *state) WaitSync(ctx context.Context, after uint64) error {
 	for {
 		m.mu.Lock()
 		done := m.syncs > after && m.stable
@@ -247,7 +267,7 @@ func (m *Member) loseAll(cause error) {
 
 // coordinator returns a shared connection to the group coordinator, for
 // requests the broker answers at once (heartbeats, commits).
-func (m *Member) coordinator(ctx context.Context) (*conn.Conn, string, error) {
+func (m *state) coordinator(ctx context.Context) (*conn.Conn, string, error) {
 	return m.coordinatorConn(ctx, "")
 }
 
@@ -255,11 +275,11 @@ func (m *Member) coordinator(ctx context.Context) (*conn.Conn, string, error) {
 // for JoinGroup and SyncGroup, which the broker holds until the whole
 // group has joined: queued behind them, the heartbeats of other members of
 // the same client would stall until their sessions expired.
-func (m *Member) joinCoordinator(ctx context.Context) (*conn.Conn, string, error) {
+func (m *state) joinCoordinator(ctx context.Context) (*conn.Conn, string, error) {
 	return m.coordinatorConn(ctx, m.owner)
 }
 
-func (m *Member) coordinatorConn(ctx context.Context, owner string) (*conn.Conn, string, error) {
+func (m *state) coordinatorConn(ctx context.Context, owner string) (*conn.Conn, string, error) {
 	b, err := m.meta.Coordinator(ctx, meta.GroupCoordinator, m.cfg.Group)
 	if err != nil {
 		if fatalCode(errs.Code(err)) || refusedLogin(err) { // GROUP_AUTHORIZATION_FAILED, bad credentials
@@ -280,7 +300,7 @@ func (m *Member) coordinatorConn(ctx context.Context, owner string) (*conn.Conn,
 
 // groupErr turns a group API error code into an error, forgetting the
 // coordinator when it moved.
-func (m *Member) groupErr(api string, code int16, addr string) error {
+func (m *state) groupErr(api string, code int16, addr string) error {
 	m.meta.HandleCoordinatorError(meta.GroupCoordinator, m.cfg.Group, code)
 	e := errs.FromCode(code, addr, "").(*errs.Error)
 	e.Detail = fmt.Sprintf("%s for group %q", api, m.cfg.Group)

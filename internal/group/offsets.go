@@ -32,7 +32,7 @@ var ErrCommitFenced = errs.NewSentinel("keel: offset commit refused: the group r
 // The generation is taken once, when Commit is called: a retry after the
 // group moved on must not commit these (by then possibly stale) offsets in
 // the new generation, so it fails with ErrCommitFenced instead.
-func (m *Member) Commit(ctx context.Context, offsets map[topicpart.TP]Offset) error {
+func (m *state) Commit(ctx context.Context, offsets map[topicpart.TP]Offset) error {
 	if len(offsets) == 0 {
 		return nil
 	}
@@ -46,7 +46,7 @@ func (m *Member) Commit(ctx context.Context, offsets map[topicpart.TP]Offset) er
 	})
 }
 
-func (m *Member) commitOnce(ctx context.Context, offsets map[topicpart.TP]Offset) error {
+func (m *state) commitOnce(ctx context.Context, offsets map[topicpart.TP]Offset) error {
 	c, addr, err := m.coordinator(ctx)
 	if err != nil {
 		return err
@@ -102,7 +102,7 @@ func (m *Member) commitOnce(ctx context.Context, offsets map[topicpart.TP]Offset
 				continue
 			}
 			switch p.ErrorCode {
-			case errs.CodeIllegalGeneration, errs.CodeUnknownMemberId, errs.CodeRebalanceInProgress:
+			case errs.CodeIllegalGeneration, errs.CodeUnknownMemberId, errs.CodeRebalanceInProgress, errs.CodeStaleMemberEpoch:
 				return &errs.Error{
 					Code: p.ErrorCode, Name: errs.Lookup(p.ErrorCode).Name, Broker: addr,
 					Detail: fmt.Sprintf("committing %s/%d at %d for group %q in generation %d", t.Topic, p.Partition, offsets[topicpart.TP{Topic: t.Topic, Partition: p.Partition}].At, m.cfg.Group, gen),
@@ -118,7 +118,7 @@ func (m *Member) commitOnce(ctx context.Context, offsets map[topicpart.TP]Offset
 
 // Committed fetches the group's committed offsets for tps. A partition with
 // no commit is left out of the result.
-func (m *Member) Committed(ctx context.Context, tps []topicpart.TP) (map[topicpart.TP]Offset, error) {
+func (m *state) Committed(ctx context.Context, tps []topicpart.TP) (map[topicpart.TP]Offset, error) {
 	var out map[topicpart.TP]Offset
 	err := wait.Retry(ctx, m.cfg.Backoff, 0, func(int) (bool, error) {
 		var err error
@@ -131,7 +131,7 @@ func (m *Member) Committed(ctx context.Context, tps []topicpart.TP) (map[topicpa
 	return out, nil
 }
 
-func (m *Member) committedOnce(ctx context.Context, tps []topicpart.TP) (map[topicpart.TP]Offset, error) {
+func (m *state) committedOnce(ctx context.Context, tps []topicpart.TP) (map[topicpart.TP]Offset, error) {
 	c, addr, err := m.coordinator(ctx)
 	if err != nil {
 		return nil, err
