@@ -177,7 +177,9 @@ func TestConsumerGroupRegexEvaluatedByBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- g.Run(context.Background(), keel.HandlerFunc(func(context.Context, *keel.Message) error { return nil })) }()
+	go func() {
+		done <- g.Run(context.Background(), keel.HandlerFunc(func(context.Context, *keel.Message) error { return nil }))
+	}()
 	defer closeAndWaitRun(t, g.Close, done)
 	waitFor(t, ctx, "ev-a's partitions", func() bool { return len(g.Assigned()) == 2 })
 	if err := cl.CreateTopic("ev-b", 3); err != nil {
