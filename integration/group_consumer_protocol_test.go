@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/keel-go/keel"
+	"github.com/keel-go/keel/admin"
 	"github.com/keel-go/keel/keeltest"
 )
 
@@ -258,4 +259,55 @@ func TestConsumerGroupRefusedWhileClassicMembersActive(t *testing.T) {
 		t.Fatalf("Run: %v; want an error naming the classic members and what to do", err)
 	}
 	t.Logf("Run: %v", err)
+}
+
+// admin.DescribeConsumerGroups: member epochs, assignments and target
+// assignments of a settled group; a classic group is not one.
+func TestAdminDescribeConsumerGroups(t *testing.T) {
+	cl := groupCluster(t, 6)
+	c := newClient(t, cl)
+	ctx := testCtx(t, time.Minute)
+	nop := func(context.Context, *keel.Message) error { return nil }
+	a := startMember(t, c, "described", nop, fastGroup(with(consumerProtocol.opts, keel.ServerAssignor("uniform"), keel.InstanceID("a"))...)...)
+	b := startMember(t, c, "described", nop, fastGroup(consumerProtocol.opts...)...)
+	classic := startMember(t, c, "classic-one", nop, fastGroup()...)
+	waitFor(t, ctx, "a 3/3 split", func() bool { return len(a.g.Assigned()) == 3 && len(b.g.Assigned()) == 3 && len(classic.g.Assigned()) == 6 })
+	adm, err := admin.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d admin.ConsumerGroupDescription
+	waitFor(t, ctx, "a Stable description", func() bool {
+		ds, err := adm.DescribeConsumerGroups(ctx, "described")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d = ds[0]
+		return d.State == "Stable"
+	})
+	if d.Assignor != "uniform" || len(d.Members) != 2 || d.GroupEpoch <= 0 || d.AssignmentEpoch != d.GroupEpoch {
+		t.Fatalf("description %+v", d)
+	}
+	owners := map[keel.TopicPartition]string{}
+	static := 0
+	for _, m := range d.Members {
+		if m.MemberEpoch != d.GroupEpoch || fmt.Sprint(m.Assigned) != fmt.Sprint(m.Target) || len(m.Assigned) != 3 || fmt.Sprint(m.Subscribed) != "[orders]" {
+			t.Fatalf("member %+v of a settled group (epoch %d)", m, d.GroupEpoch)
+		}
+		if m.InstanceID == "a" {
+			static++
+		}
+		for _, tp := range m.Assigned {
+			if owners[tp] != "" {
+				t.Fatalf("%v owned by two members", tp)
+			}
+			owners[tp] = m.MemberID
+		}
+	}
+	if len(owners) != 6 || static != 1 {
+		t.Fatalf("owners %v, static members %d", owners, static)
+	}
+	if _, err := adm.DescribeConsumerGroups(ctx, "classic-one"); !errors.Is(err, admin.ErrGroupNotFound) {
+		t.Fatalf("describing a classic group: %v; want ErrGroupNotFound", err)
+	}
 }

@@ -82,7 +82,9 @@ type consumeOpts struct {
 	count     int64
 	exitAtEnd bool
 	group     string
-	clientID  string // with -G: this member's client id
+	protocol  keel.GroupOption // with -G: --group-protocol consumer, or nil
+	consumer  bool             // with -G: the group runs the consumer protocol (KIP-848)
+	clientID  string           // with -G: this member's client id
 	quiet     bool
 	format    *formatter
 }
@@ -105,6 +107,7 @@ func runConsume(ctx context.Context, args []string, io stdio) int {
 	fs.Var(&format, "f", "output format with kcat's verbs: %t %p %o %k %s %h %T %S %K (see above)")
 	fs.Var(&keyDelim, "K", "print KEY<DELIM>VALUE (ignored with -f)")
 	quiet := fs.Bool("q", false, "no summary on stderr")
+	groupProtocol := fs.String("group-protocol", "classic", "with -G: the group `protocol`, classic or consumer (KIP-848, Kafka 4.0+; kcat/librdkafka 2.0 cannot join such a group)")
 	aliases(fs, "t", "topic", "p", "partition", "o", "offset", "c", "max-messages", "G", "group", "f", "format", "K", "key-delimiter")
 	fs.BoolFunc("from-beginning", "the same as -o beginning (kafka-console-consumer.sh)", func(string) error { return offset.Set("beginning") })
 	rest, code, ok := parseArgs(fs, args)
@@ -137,6 +140,14 @@ func runConsume(ctx context.Context, args []string, io stdio) int {
 	}
 	if *partition < -1 {
 		return usageError(io, "consume", "-p %d: use a partition number", *partition)
+	}
+	if po, err := groupProtocolOption(*groupProtocol); err != nil {
+		return usageError(io, "consume", "%v", err)
+	} else if po != nil {
+		if o.group == "" {
+			return usageError(io, "consume", "--group-protocol goes with -G GROUP")
+		}
+		o.protocol, o.consumer = po, true
 	}
 	if o.group != "" && *partition >= 0 {
 		return usageError(io, "consume", "-p does not go with -G: the group decides which partitions this member reads")

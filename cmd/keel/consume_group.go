@@ -27,7 +27,8 @@ type groupState struct {
 	// and the group's committed offsets.
 	probe *keel.Consumer
 	adm   *admin.Admin
-	group string
+	group    string
+	consumer bool // the group runs the consumer protocol (KIP-848)
 }
 
 func (s *groupState) onAssigned(tps []keel.TopicPartition) {
@@ -78,6 +79,9 @@ func (s *groupState) holdsNothing() bool {
 // (an empty assignment calls none). With -e such a member is done: it
 // holds nothing that has not reached its end.
 func (s *groupState) gaveNothing(ctx context.Context, clientID string) bool {
+	if s.consumer {
+		return s.gaveNothingConsumer(ctx, clientID)
+	}
 	ds, err := s.adm.DescribeGroups(ctx, s.group)
 	if err != nil || len(ds) != 1 || ds[0].State != "Stable" {
 		return false
@@ -210,9 +214,10 @@ func consumeGroup(ctx context.Context, client *keel.Client, adm *admin.Admin, md
 			return err
 		}
 		defer probe.Close(context.Background())
-		state.probe, state.adm, state.group = probe, adm, o.group
+		state.probe, state.adm, state.group, state.consumer = probe, adm, o.group, o.consumer
 	}
 	g, err := keel.NewGroupPoller(client, o.group, o.topics,
+		o.protocol,
 		keel.ResetOffset(reset),
 		keel.OnAssigned(state.onAssigned),
 		keel.OnRevoked(state.onGone),

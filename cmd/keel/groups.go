@@ -101,7 +101,9 @@ func runGroupsList(ctx context.Context, args []string, io stdio) int {
 const groupsDescribeUsage = `Usage: keel groups describe -G GROUP [flags]
 
 Shows a group's state, protocol and coordinator, and each member with its
-client id, host and assigned partitions.
+client id, host and assigned partitions. A group on the consumer protocol
+(KIP-848) also shows the group and assignment epochs, the assignor, and
+each member's epoch and target assignment (TARGET "same": reconciled).
 
 Examples:
   keel groups describe -G billing
@@ -121,6 +123,9 @@ func runGroupsDescribe(ctx context.Context, args []string, io stdio) int {
 		return usageError(io, cmd, "which group? pass -G GROUP")
 	}
 	return withAdmin(ctx, io, cmd, f, func(ctx context.Context, a *admin.Admin) error {
+		if handled, err := describeConsumerGroup(ctx, io, a, *group, *asJSON); handled {
+			return err // a consumer-protocol group (groups_consumer.go)
+		}
 		ds, err := a.DescribeGroups(ctx, *group)
 		if err != nil {
 			return err
