@@ -271,7 +271,9 @@ func TestAdminDescribeConsumerGroups(t *testing.T) {
 	a := startMember(t, c, "described", nop, fastGroup(with(consumerProtocol.opts, keel.ServerAssignor("uniform"), keel.InstanceID("a"))...)...)
 	b := startMember(t, c, "described", nop, fastGroup(consumerProtocol.opts...)...)
 	classic := startMember(t, c, "classic-one", nop, fastGroup()...)
-	waitFor(t, ctx, "a 3/3 split", func() bool { return len(a.g.Assigned()) == 3 && len(b.g.Assigned()) == 3 && len(classic.g.Assigned()) == 6 })
+	waitFor(t, ctx, "a 3/3 split", func() bool {
+		return len(a.g.Assigned()) == 3 && len(b.g.Assigned()) == 3 && len(classic.g.Assigned()) == 6
+	})
 	adm, err := admin.New(c)
 	if err != nil {
 		t.Fatal(err)

@@ -25,8 +25,8 @@ type groupState struct {
 	next      map[keel.TopicPartition]int64 // where a newly given partition starts
 	// -e: settle looks where the group stands with a direct consumer
 	// and the group's committed offsets.
-	probe *keel.Consumer
-	adm   *admin.Admin
+	probe    *keel.Consumer
+	adm      *admin.Admin
 	group    string
 	consumer bool // the group runs the consumer protocol (KIP-848)
 }
