@@ -12,7 +12,7 @@ import (
 )
 
 const devUsage = `
-Usage: keel dev [--brokers 3] [--port 9092] [--data-dir DIR] [--topic NAME:PARTITIONS ...]
+Usage: keel dev [--brokers 3] [--port 9092] [--data-dir DIR] [--topic NAME:PARTITIONS ...] [--ui [--ui-addr 127.0.0.1:8080]]
 
 Runs a local Kafka cluster (keel's in-process test broker, keeltest) on
 127.0.0.1 until interrupted (Ctrl-C), printing its addresses and the
@@ -25,6 +25,8 @@ records and committed offsets are saved there on exit and restored on the
 next start (--topic is ignored when state is restored). Stop it with Ctrl-C
 or SIGTERM so it can save; a kill -9 loses what was not yet written out.
 
+--ui serves the browser console (keel ui) for the cluster beside it.
+
 It is a development tool, not a production broker: no replication between
 real machines, no security unless you add it in code.
 
@@ -34,6 +36,7 @@ Examples:
   keel dev --topic orders:6 --topic payments:3
   keel dev --data-dir ~/.keel-dev            # keep data across restarts
   keel dev --port 0                          # free ports; copy the export line
+  keel dev --ui                              # with the console on http://127.0.0.1:8080/
 `
 
 func init() {
@@ -66,6 +69,8 @@ func runDev(ctx context.Context, args []string, io stdio) int {
 	var topics topicsFlag
 	fs.Var(&topics, "topic", "create topic NAME:PARTITIONS at start (repeatable)")
 	logs := fs.Bool("log", false, "write the brokers' log to stderr")
+	withUI := fs.Bool("ui", false, "serve the browser console (keel ui) beside the cluster")
+	uiAddr := fs.String("ui-addr", "127.0.0.1:8080", "`address` of the console with --ui")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -108,6 +113,12 @@ func runDev(ctx context.Context, args []string, io stdio) int {
 	fmt.Fprintf(io.out, "export KEEL_BROKERS=%s\n", addrs)
 	fmt.Fprintln(io.out, "keel dev: topics are created on first use; Ctrl-C stops the cluster")
 
+	if *withUI {
+		if code := serveUI(ctx, io, addrs, uiOptions{addr: *uiAddr}); code != exitOK {
+			cluster.Close()
+			return code
+		}
+	}
 	<-ctx.Done()
 	fmt.Fprintln(io.err, "keel dev: stopping")
 	cluster.Close()

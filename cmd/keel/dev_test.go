@@ -19,6 +19,7 @@ type devProcess struct {
 	brokers string // what its export line says
 	stderr  lockedBuffer
 	done    chan struct{} // closed when the process exited
+	served  chan string   // the "keel ui: serving" line, when it prints one
 	waitErr error
 }
 
@@ -27,8 +28,19 @@ type devProcess struct {
 // if it is still running.
 func startDev(t *testing.T, args ...string) *devProcess {
 	t.Helper()
-	d := &devProcess{done: make(chan struct{})}
-	d.cmd = exec.Command(keelBinary, append([]string{"dev"}, args...)...)
+	d, brokers := startKeel(t, "export KEEL_BROKERS=", append([]string{"dev"}, args...)...)
+	d.brokers = brokers
+	return d
+}
+
+// startKeel runs the keel binary with args and waits (up to 30s) for a
+// line of its stdout starting with prefix; it returns the rest of that
+// line. Every later line starting with "keel ui: serving" is sent on
+// d.served too.
+func startKeel(t *testing.T, prefix string, args ...string) (*devProcess, string) {
+	t.Helper()
+	d := &devProcess{done: make(chan struct{}), served: make(chan string, 1)}
+	d.cmd = exec.Command(keelBinary, args...)
 	d.cmd.Env = filteredEnv("KEEL_BROKERS")
 	d.cmd.Stderr = &d.stderr
 	stdout, err := d.cmd.StdoutPipe()
@@ -44,9 +56,15 @@ func startDev(t *testing.T, args ...string) *devProcess {
 		// which closes the pipe.
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if b, ok := strings.CutPrefix(sc.Text(), "export KEEL_BROKERS="); ok {
+			if b, ok := strings.CutPrefix(sc.Text(), prefix); ok {
 				select {
 				case found <- b:
+				default:
+				}
+			}
+			if strings.HasPrefix(sc.Text(), "keel ui: serving") {
+				select {
+				case d.served <- sc.Text():
 				default:
 				}
 			}
@@ -63,13 +81,14 @@ func startDev(t *testing.T, args ...string) *devProcess {
 		}
 	})
 	select {
-	case d.brokers = <-found:
+	case line := <-found:
+		return d, line
 	case <-d.done:
-		t.Fatalf("keel dev exited before printing its addresses: %v\nstderr:\n%s", d.waitErr, d.stderr.String())
+		t.Fatalf("keel %s exited before printing %q: %v\nstderr:\n%s", args[0], prefix, d.waitErr, d.stderr.String())
 	case <-time.After(30 * time.Second):
-		t.Fatalf("keel dev printed no export line within 30s\nstderr:\n%s", d.stderr.String())
+		t.Fatalf("keel %s printed no %q line within 30s\nstderr:\n%s", args[0], prefix, d.stderr.String())
 	}
-	return d
+	return d, ""
 }
 
 // interrupt sends SIGINT and checks keel dev exits 0 within 15s.
