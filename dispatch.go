@@ -307,6 +307,11 @@ func (d *dispatcher) abandon(sizes []int64) {
 // 330 bytes allocated per record (issue 6). The spare slice stays with the
 // dispatcher between runs; it is at most as long as the producer's record
 // budget.
+// callbackRun is how many callbacks' budget is released at once: the
+// budget may be exceeded by at most that many records whose callbacks
+// are about to run.
+const callbackRun = 64
+
 func (d *dispatcher) runCallbacks() {
 	defer d.cbWG.Done()
 	var batch []callbackItem
@@ -324,20 +329,29 @@ func (d *dispatcher) runCallbacks() {
 		batch, d.callbacks, d.cbSpare = d.callbacks, d.cbSpare, nil
 		d.inHand.Add(int64(len(batch)))
 		d.mu.Unlock()
-		for i := range batch {
-			item := batch[i]
-			batch[i] = callbackItem{}
-			// The record's budget is released before its callback
-			// runs, so a callback may Produce without waiting on
-			// itself.
-			d.ledger.Release(1, item.size)
-			select {
-			case <-d.abort:
-				d.unread.Add(1) // Close gave up waiting: the rest are unread
-				continue
-			default:
+		for start := 0; start < len(batch); start += callbackRun {
+			run := batch[start:min(start+callbackRun, len(batch))]
+			// The records' budget is released before their callbacks
+			// run, so a callback may Produce without waiting on
+			// itself; a run at a time: a release per record made the
+			// budget's counters bounce between this goroutine and the
+			// producers' (issue 11).
+			var size int64
+			for i := range run {
+				size += run[i].size
 			}
-			d.call(item)
+			d.ledger.Release(len(run), size)
+			for i := range run {
+				item := run[i]
+				run[i] = callbackItem{}
+				select {
+				case <-d.abort:
+					d.unread.Add(1) // Close gave up waiting: the rest are unread
+					continue
+				default:
+				}
+				d.call(item)
+			}
 		}
 		d.inHand.Add(-int64(len(batch)))
 	}
