@@ -43,6 +43,12 @@ var (
 	// authority the client does not trust, a host name the certificate
 	// does not list, an expired certificate). Not retriable.
 	ErrTLSVerification = errs.ErrTLSVerification
+
+	// ErrLogTruncated: a partition's new leader lost records the consumer
+	// had already read (an unclean leader change, found by KIP-320
+	// validation) and the reset policy is ResetNone. It also matches
+	// ErrOffsetOutOfRange.
+	ErrLogTruncated = errs.ErrLogTruncated
 	// ErrNilContext: a method was called with a nil context.Context. keel
 	// answers it with an error naming the method (and, for Produce, a
 	// NotWritten report) rather than a panic; nothing else happens.

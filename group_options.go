@@ -303,6 +303,7 @@ func (c *groupConfig) fetchConfig(client *Client) fetch.Config {
 		Reset:             fetch.ResetPolicy(c.reset),
 		MaxBufferedBytes:  c.maxBufferedBytes,
 		Logger:            client.logger,
+		OnPositionReset:   client.positionReset,
 	}
 }
 

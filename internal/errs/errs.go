@@ -108,6 +108,12 @@ var (
 	ErrAuthentication    = NewSentinel("keel: authentication failed", false)
 	ErrProtocol          = NewSentinel("keel: malformed response from broker", true)
 	ErrTLSVerification   = NewSentinel("keel: broker certificate refused", false)
+	// ErrLogTruncated: the partition's new leader does not have records
+	// the consumer had already read (KIP-320): they were lost in an
+	// unclean leader change. Errors carrying it also match
+	// ErrOffsetOutOfRange, as Java's LogTruncationException is an
+	// OffsetOutOfRangeException.
+	ErrLogTruncated = NewSentinel("keel: log truncated below the consumer's position", false)
 )
 
 // Sentinels for the Kafka errors users most often test for.

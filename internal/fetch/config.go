@@ -72,6 +72,23 @@ type Config struct {
 	// record.DefaultMaxDecompressed), against decompression bombs.
 	MaxDecompressed int
 	Logger          *slog.Logger
+	// OnPositionReset, when set, is told each time a partition's
+	// position is moved by the fetcher itself rather than by the caller:
+	// an out-of-range offset reset, or a truncated log found by KIP-320
+	// validation. It is called under the fetcher's lock: it must return
+	// quickly and not call the fetcher.
+	OnPositionReset func(PositionReset)
+}
+
+// PositionReset describes a position the fetcher moved: From is where the
+// partition was, To where it continues (OffsetEarliest or OffsetLatest
+// while that is being resolved), Err why (matching errs.ErrLogTruncated or
+// errs.ErrOffsetOutOfRange).
+type PositionReset struct {
+	TP   topicpart.TP
+	From Offset
+	To   int64
+	Err  error
 }
 
 func (c *Config) setDefaults() {

@@ -43,6 +43,10 @@ type decoded[R any] struct {
 	// tooSmall: the data held bytes but not one complete batch, so the
 	// partition's max bytes cannot fit its next batch.
 	tooSmall bool
+	// epoch is the leader epoch of the last batch read (control and
+	// aborted ones too), -1 when none said: what the position after next
+	// remembers for KIP-320 validation.
+	epoch int32
 }
 
 // decodePartition turns one partition's record batches into records at or
@@ -60,7 +64,7 @@ func decodePartition(data []byte, fetchOffset int64, readCommitted bool, aborted
 
 // decodeAs is decodePartition making records of tp with sh.
 func decodeAs[R any](sh *Shape[R], tp topicpart.TP, data []byte, fetchOffset int64, readCommitted bool, aborted []abortedTxn, dec *record.Decompressor) decoded[R] {
-	d := decoded[R]{next: fetchOffset}
+	d := decoded[R]{next: fetchOffset, epoch: -1}
 	if readCommitted && len(aborted) > 1 {
 		aborted = slices.Clone(aborted)
 		slices.SortFunc(aborted, func(a, b abortedTxn) int { return cmpInt64(a.first, b.first) })
@@ -106,7 +110,7 @@ func decodeAs[R any](sh *Shape[R], tp topicpart.TP, data []byte, fetchOffset int
 					delete(abortedPIDs, b.ProducerID)
 				}
 			} else if _, ok := abortedPIDs[b.ProducerID]; ok && b.Attributes.Transactional() {
-				d.next = max(d.next, next)
+				d.advance(next, b.PartitionLeaderEpoch)
 				continue
 			}
 		}
@@ -115,7 +119,7 @@ func decodeAs[R any](sh *Shape[R], tp topicpart.TP, data []byte, fetchOffset int
 		// base offset (it is outside the CRC), and returning them would
 		// hand out offsets backwards (found by FuzzFetchResponse).
 		if b.Attributes.Control() || next <= d.next {
-			d.next = max(d.next, next)
+			d.advance(next, b.PartitionLeaderEpoch)
 			continue
 		}
 		taken, spans, bytes := len(d.records), len(d.spans), d.bytes
@@ -129,12 +133,22 @@ func decodeAs[R any](sh *Shape[R], tp topicpart.TP, data []byte, fetchOffset int
 			d.err = batchErr(b.BaseOffset, err)
 			return d
 		}
-		d.next = max(d.next, next)
+		d.advance(next, b.PartitionLeaderEpoch)
 	}
 	if !any && len(data) > 0 && rd.Truncated() {
 		d.tooSmall = true
 	}
 	return d
+}
+
+// advance moves next past a batch read whose leader epoch is epoch.
+func (d *decoded[R]) advance(next int64, epoch int32) {
+	if next > d.next {
+		d.next = next
+		if epoch >= 0 {
+			d.epoch = epoch
+		}
+	}
 }
 
 // appendBatch decodes b's records at or after fetchOffset onto d.

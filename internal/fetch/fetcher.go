@@ -246,7 +246,7 @@ func (f *Of[R]) assignLocked(tp topicpart.TP) *partition[R] {
 	}
 	p := f.parts[tp]
 	if p == nil {
-		p = &partition[R]{tp: tp, leader: -1, leaderEpoch: -1, maxBytes: f.cfg.PartitionMaxBytes, hwm: -1}
+		p = &partition[R]{tp: tp, leader: -1, leaderEpoch: -1, fetchEpoch: -1, maxBytes: f.cfg.PartitionMaxBytes, hwm: -1}
 		f.parts[tp] = p
 	}
 	if t := f.topics[tp.Topic]; t == nil || !t.pending && t.err != nil {
@@ -266,8 +266,11 @@ func (f *Of[R]) startAtLocked(p *partition[R], o Offset) {
 	p.byTime = false
 	if o.At >= 0 {
 		p.state = stFetch
-		p.fetchOffset = o.At
+		p.fetchOffset, p.fetchEpoch = o.At, o.Epoch
 		p.position = o
+		// An offset with its epoch (a committed one) is checked
+		// against the leader's log before fetching (KIP-320).
+		f.validateLocked(p)
 		return
 	}
 	p.state = stResolve
@@ -287,7 +290,7 @@ func (f *Of[R]) dropBufferLocked(p *partition[R]) {
 // stopLocked queues err for Poll and stops p until Seek or Unassign.
 func (f *Of[R]) stopLocked(p *partition[R], err error) {
 	p.state = stStopped
-	f.appendChunkLocked(p, &chunk[R]{next: p.fetchOffset, err: err})
+	f.appendChunkLocked(p, &chunk[R]{next: p.fetchOffset, epoch: p.fetchEpoch, err: err})
 	f.wakePollLocked()
 }
 
@@ -408,12 +411,15 @@ func (r *router[R]) route(p *partition[R]) {
 		return
 	}
 	f.setLeaderLocked(p, b.ID)
+	if needsValidation(p.leaderEpoch, mp.LeaderEpoch) {
+		f.validateLocked(p) // KIP-320: the new leader's log may be truncated
+	}
 	p.leaderEpoch = mp.LeaderEpoch
 	p.routedBy = r.snap
 	switch {
 	case p.fetchable(r.now) && f.buffered < f.cfg.MaxBufferedBytes:
 		f.startSourceLocked(p.src)
-	case p.resolvable(r.now):
+	case p.resolvable(r.now) || p.validatable(r.now):
 		r.resolve = true
 	}
 }

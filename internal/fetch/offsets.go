@@ -27,13 +27,18 @@ func (f *Of[R]) resolveLoop() {
 		}
 		now := time.Now()
 		byLeader := make(map[int32][]inReq[R])
+		toValidate := make(map[int32][]valReq[R])
 		for _, p := range f.parts {
-			if p.resolvable(now) {
+			switch {
+			case p.resolvable(now):
 				p.inflight = true
 				byLeader[p.leader] = append(byLeader[p.leader], inReq[R]{p: p, gen: p.gen, offset: p.resolveTo, epoch: p.leaderEpoch})
+			case p.validatable(now):
+				p.inflight = true
+				toValidate[p.leader] = append(toValidate[p.leader], valReq[R]{p: p, gen: p.gen, pos: p.position, current: p.leaderEpoch})
 			}
 		}
-		if len(byLeader) == 0 {
+		if len(byLeader) == 0 && len(toValidate) == 0 {
 			f.resolving = false
 			f.mu.Unlock()
 			return
@@ -43,6 +48,9 @@ func (f *Of[R]) resolveLoop() {
 		// needed once per assignment, not on the hot path.
 		for leader, reqs := range byLeader {
 			f.listOffsets(leader, reqs)
+		}
+		for leader, reqs := range toValidate {
+			f.validateOffsets(leader, reqs)
 		}
 	}
 }
@@ -131,13 +139,13 @@ func (f *Of[R]) listOffsets(id int32, reqs []inReq[R]) {
 		}
 		p.failures = 0
 		p.state = stFetch
-		p.fetchOffset = a.Offset
+		p.fetchOffset, p.fetchEpoch = a.Offset, a.LeaderEpoch
 		if len(p.buf) == 0 {
-			p.position = Offset{At: a.Offset, Epoch: -1}
+			p.position = Offset{At: a.Offset, Epoch: a.LeaderEpoch}
 		} else {
 			// Data fetched before an out-of-range reset is still
 			// returned; the position jumps once it is drained.
-			f.appendChunkLocked(p, &chunk[R]{next: a.Offset})
+			f.appendChunkLocked(p, &chunk[R]{next: a.Offset, epoch: a.LeaderEpoch})
 		}
 	}
 }

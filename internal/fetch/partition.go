@@ -20,6 +20,11 @@ const (
 	// stStopped: an error was queued for Poll; nothing more is fetched
 	// until Seek or Unassign.
 	stStopped
+	// stValidate: the leader changed (or the position came with an epoch
+	// from outside) and the position must be checked against the new
+	// leader's log with OffsetForLeaderEpoch before fetching (KIP-320):
+	// the log may have been truncated below it. See validate.go.
+	stValidate
 )
 
 // partition is the fetcher's state for one assigned partition. Every field
@@ -40,6 +45,7 @@ type partition[R any] struct {
 	byTime    bool
 
 	fetchOffset int64  // next offset to ask the broker for
+	fetchEpoch  int32  // leader epoch of the last batch before fetchOffset, -1 unknown (LastFetchedEpoch)
 	position    Offset // next offset Poll returns, and the epoch before it
 	maxBytes    int32  // this partition's max bytes in a fetch request
 	hwm         int64
@@ -66,6 +72,7 @@ type chunk[R any] struct {
 	i       int   // next record to return
 	sp      int   // next span whose bytes are still counted in the budget
 	next    int64 // the partition's position once the chunk is drained
+	epoch   int32 // the position's epoch once the chunk is drained (its last batch's), -1 unknown
 	err     error // reported after the records; the partition is stopped
 }
 
@@ -79,6 +86,12 @@ func (p *partition[R]) fetchable(now time.Time) bool {
 // now.
 func (p *partition[R]) resolvable(now time.Time) bool {
 	return p.state == stResolve && !p.inflight && p.leader >= 0 && !p.retryAt.After(now)
+}
+
+// validatable reports whether the partition's position can be checked
+// with its leader now.
+func (p *partition[R]) validatable(now time.Time) bool {
+	return p.state == stValidate && !p.inflight && p.leader >= 0 && !p.retryAt.After(now)
 }
 
 // partQueue is the fetcher's ready queue: partitions that may have data

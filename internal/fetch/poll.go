@@ -87,7 +87,7 @@ func (f *Of[R]) takeLocked(limit int) []FetchOf[R] {
 			}
 			// Drained: the position moves past what the chunk skipped
 			// (control batches, aborted transactions).
-			p.position.At = c.next
+			p.position = Offset{At: c.next, Epoch: c.epoch}
 			p.buf = p.buf[1:]
 			drained = true
 			if c.err != nil {

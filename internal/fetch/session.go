@@ -13,6 +13,7 @@ import (
 type sessionPart struct {
 	Offset      int64
 	LeaderEpoch int32
+	LastEpoch   int32 // leader epoch of the last batch before Offset (LastFetchedEpoch)
 	MaxBytes    int32
 }
 

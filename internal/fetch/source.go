@@ -119,7 +119,7 @@ func (s *source[R]) collectLocked() (map[topicpart.TP]sessionPart, map[topicpart
 			continue
 		}
 		p.inflight = true
-		want[p.tp] = sessionPart{Offset: p.fetchOffset, LeaderEpoch: p.leaderEpoch, MaxBytes: p.maxBytes}
+		want[p.tp] = sessionPart{Offset: p.fetchOffset, LeaderEpoch: p.leaderEpoch, LastEpoch: p.fetchEpoch, MaxBytes: p.maxBytes}
 		parts[p.tp] = inReq[R]{p: p, gen: p.gen, offset: p.fetchOffset}
 	}
 	// The response may not be larger than the room left in the budget
@@ -167,7 +167,7 @@ func (s *source[R]) request(sr sessionReq, maxBytes int32) *kmsg.FetchRequest {
 		rp.PartitionMaxBytes = sp.MaxBytes
 		rp.CurrentLeaderEpoch = sp.LeaderEpoch
 		rp.LogStartOffset = -1
-		rp.LastFetchedEpoch = -1
+		rp.LastFetchedEpoch = sp.LastEpoch // lets a v12+ leader say where our log diverged (KIP-595)
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 	}
 	forgotten := make(map[string]int)
@@ -210,6 +210,12 @@ type result[R any] struct {
 	code int16
 	hwm  int64
 	d    decoded[R]
+	// diverged: the leader says the log of the epoch we last fetched in
+	// ends at divergedAt in epoch divergedEpoch, below our fetch offset
+	// (KIP-595 DivergingEpoch); the answer has no records then.
+	diverged      bool
+	divergedEpoch int32
+	divergedAt    int64
 }
 
 // handle applies a fetch answer.
@@ -243,7 +249,9 @@ func (s *source[R]) handle(sr sessionReq, parts map[topicpart.TP]inReq[R], resp 
 				continue
 			}
 			res := result[R]{r: r, code: rp.ErrorCode, hwm: rp.HighWatermark}
-			if rp.ErrorCode == errs.CodeNone {
+			if de := rp.DivergingEpoch; rp.ErrorCode == errs.CodeNone && de.EndOffset >= 0 && de.Epoch >= 0 {
+				res.diverged, res.divergedEpoch, res.divergedAt = true, de.Epoch, de.EndOffset
+			} else if rp.ErrorCode == errs.CodeNone {
 				res.d = decodeAs(&f.shape, r.p.tp, rp.RecordBatches, r.offset, f.cfg.ReadCommitted, abortedOf(rp), f.dec)
 				if res.d.bytes > 0 {
 					wire += int64(len(rp.RecordBatches))
@@ -322,7 +330,14 @@ func (s *source[R]) applyLocked(res result[R], addr string) {
 	}
 	p.failures = 0
 	p.hwm = res.hwm
+	if res.diverged {
+		f.divergedLocked(p, res.divergedEpoch, res.divergedAt, addr)
+		return
+	}
 	d := res.d
+	if d.epoch >= 0 {
+		p.fetchEpoch = d.epoch
+	}
 	if d.tooSmall {
 		if p.maxBytes < maxPartitionBytes {
 			// A broker older than KIP-74 returns only what fits; ask
@@ -338,14 +353,14 @@ func (s *source[R]) applyLocked(res result[R], addr string) {
 		if d.next > p.fetchOffset {
 			p.fetchOffset = d.next
 			if len(p.buf) == 0 {
-				p.position.At = d.next
+				p.position = Offset{At: d.next, Epoch: p.fetchEpoch}
 			} else {
-				f.appendChunkLocked(p, &chunk[R]{next: d.next})
+				f.appendChunkLocked(p, &chunk[R]{next: d.next, epoch: p.fetchEpoch})
 			}
 		}
 		return
 	}
-	f.appendChunkLocked(p, &chunk[R]{records: d.records, spans: d.spans, next: d.next, err: d.err})
+	f.appendChunkLocked(p, &chunk[R]{records: d.records, spans: d.spans, next: d.next, epoch: p.fetchEpoch, err: d.err})
 	f.buffered += d.bytes
 	p.fetchOffset = d.next
 	if d.err != nil {
@@ -369,6 +384,8 @@ func (f *Of[R]) partitionErrorLocked(p *partition[R], code int16, addr string) {
 			f.cfg.Logger.Info("keel: fetch offset out of range; resetting", "partition", p.tp.String(), "offset", p.fetchOffset, "reset", f.cfg.Reset.String())
 			p.gen++
 			p.state, p.resolveTo, p.byTime = stResolve, to, false
+			f.positionResetLocked(p, Offset{At: p.fetchOffset, Epoch: p.fetchEpoch}, to, &errs.Error{Code: code, Name: info.Name, Broker: addr,
+				Detail: fmt.Sprintf("offset %d of %v is out of range; reset policy %v", p.fetchOffset, p.tp, f.cfg.Reset)})
 		default:
 			f.stopLocked(p, &errs.Error{Code: code, Name: info.Name, Broker: addr,
 				Detail: fmt.Sprintf("offset %d of %v is out of range and the reset policy is none", p.fetchOffset, p.tp)})
