@@ -442,19 +442,29 @@ func (b *batch) encode(ps record.ProducerState) error {
 	}
 	// The spare becomes the builder's buffer (uncompressed) or holds the
 	// compressed batch; either way Size() bytes fit.
-	wire, err := bb.FinishTake(ps, e.bufs.wire(bb.Size()))
+	compressed := e.cfg.Compression.Codec != record.CodecNone
+	var spare []byte
+	if compressed {
+		spare = e.bufs.compressTarget(bb.Size())
+	} else {
+		spare = e.bufs.wire(bb.Size())
+	}
+	wire, err := bb.FinishTake(ps, spare)
 	e.bufs.putBuilder(bb)
 	if err != nil {
+		if compressed {
+			e.bufs.putCompressTarget(spare)
+		}
 		return err
 	}
-	if len(wire) < cap(wire)/2 {
+	if compressed {
 		// Compressed into a buffer of the uncompressed size: keep only
 		// what it holds (a batch may wait a while in flight or for a
 		// resend), and the buffer for the next batch to compress into.
 		// With 64 partitions of 1 KB lz4 records, the buffers of the
 		// batches in flight were most of the peak RSS.
-		exact := append(make([]byte, 0, len(wire)), wire...)
-		e.bufs.putWire(wire)
+		exact := append(e.bufs.wire(len(wire)), wire...)
+		e.bufs.putCompressTarget(wire)
 		wire = exact
 	}
 	b.wire = wire
