@@ -59,6 +59,7 @@ import (
 type Rec struct {
 	Record    record.Record // a nil Key is Kafka's null key
 	Partition int32         // explicit partition, or partition.Unassigned
+	size      int32         // encoded size in its batch (beside Partition: one word for both)
 	// Ctx cancels the record while it is unsent; nil means never.
 	Ctx context.Context
 	// Owner and Notify are the caller's, returned untouched in reports
@@ -68,7 +69,6 @@ type Rec struct {
 	// Held is the budget the record holds, returned untouched.
 	Held int64
 
-	size int32 // encoded size in its batch
 	// deadline (engine clock, ns): Add time plus the delivery timeout,
 	// bounded by its batch's. Zero until the record is placed.
 	deadline int64
