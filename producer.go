@@ -35,6 +35,7 @@ type Producer struct {
 	// bookkeeping component, atomics only on the way of a record).
 	ledger *produce.Ledger
 	disp   *dispatcher
+	txn    *txnState // nil unless TransactionalID (producer_txn.go)
 
 	stopEvents func()
 
@@ -60,6 +61,11 @@ func NewProducer(client *Client, opts ...ProducerOption) (*Producer, error) {
 		return nil, err
 	}
 	p := &Producer{client: client, cfg: cfg}
+	var txnHooks *produce.TxnHooks
+	if cfg.txnIDSet {
+		p.txn = newTxnState(p, cfg.txnID, cfg.txnTimeout)
+		txnHooks = p.txn.hooks()
+	}
 	var disp *dispatcher
 	p.engine = produce.New(produce.Config{
 		Acks:               int16(cfg.acks),
@@ -81,6 +87,7 @@ func NewProducer(client *Client, opts ...ProducerOption) (*Producer, error) {
 			disp.emit(Warning{Message: msg, Err: err})
 		},
 		Logger: client.logger,
+		Txn:    txnHooks,
 	}, client.pool, client.meta)
 	p.ledger = p.engine.Ledger()
 	disp = newDispatcher(p.ledger, cfg.eventsBuffer, func(err error) { p.disp.emit(ErrorEvent{Err: err}) })
@@ -325,6 +332,17 @@ func (p *Producer) produce(ctx context.Context, msg *Message, t target, waitRoom
 			Err: &ProduceError{Topic: msg.Topic, Partition: -1, Outcome: NotWritten, Err: ErrProducerClosed}})
 		return nil
 	}
+	if p.txn != nil {
+		// Held to the engine's Add: a record is in its transaction's
+		// flush or refused (txnState.gate).
+		p.txn.gate.RLock()
+		defer p.txn.gate.RUnlock()
+		if err := p.txn.refuse(); err != nil {
+			p.reportUnheld(t, Delivery{Message: msg, Partition: -1, Offset: -1,
+				Err: &ProduceError{Topic: msg.Topic, Partition: -1, Outcome: NotWritten, Err: err}})
+			return nil
+		}
+	}
 	size := messageSize(msg)
 	if waitRoom {
 		if err := p.ledger.Acquire(ctx, size); err != nil {
@@ -390,6 +408,9 @@ func (p *Producer) toReport(rep *produce.Report, i int) report {
 		}
 		d.Err = &ProduceError{Topic: rep.Topic, Partition: res.Partition, Outcome: outcome, Err: res.Err}
 		d.Offset = -1
+		if p.txn != nil && !errors.Is(res.Err, ErrTxnAborted) {
+			p.txn.recordFailed(d.Err)
+		}
 	}
 	var t target
 	switch n := r.Notify.(type) {

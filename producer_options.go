@@ -61,6 +61,10 @@ type producerConfig struct {
 	nilPartitionerFunc bool
 	manual             bool
 	eventsBuffer       int
+	// transactions (producer_txn_options.go)
+	txnID      string
+	txnIDSet   bool
+	txnTimeout time.Duration
 }
 
 func defaultProducerConfig(c *Client) producerConfig {
@@ -79,6 +83,7 @@ func defaultProducerConfig(c *Client) producerConfig {
 		maxBytes:        64 << 20,
 		partitioner:     new(partition.Default),
 		eventsBuffer:    1024,
+		txnTimeout:      time.Minute,
 	}
 }
 
@@ -196,6 +201,7 @@ func (c *producerConfig) validate() error {
 	bad := func(opt, problem, fix string) {
 		problems = append(problems, &ConfigError{Option: opt, Problem: problem, Fix: fix})
 	}
+	c.validateTxn(bad)
 	switch c.acks {
 	case AcksAll, AcksLeader, AcksNone:
 	default:

@@ -162,6 +162,8 @@ type Config struct {
 	// Warn reports trouble keel is working around (retries, epoch bumps).
 	Warn   func(msg string, err error)
 	Logger *slog.Logger
+	// Txn, when set, makes the producer transactional (txn.go).
+	Txn *TxnHooks
 }
 
 // Engine runs the produce pipeline of one producer.

@@ -77,6 +77,13 @@ func (i *idempotence) ensure() {
 // already moved it past from. At the last epoch a new producer id is
 // fetched instead.
 func (i *idempotence) bump(from int16, why string) {
+	if i.e.txnal() {
+		// The transaction coordinator owns a transactional producer's
+		// epoch: the transaction must be aborted, and the abort moves
+		// the producer to a new epoch (KIP-360).
+		i.e.cfg.Warn("the open transaction must be aborted: "+why, nil)
+		return
+	}
 	i.mu.Lock()
 	if !i.ready || i.epoch != from {
 		i.mu.Unlock()
@@ -149,6 +156,9 @@ func permanent(err error) bool {
 
 func (i *idempotence) initProducerID(ctx context.Context) (int64, int16, error) {
 	e := i.e
+	if e.txnal() {
+		return e.cfg.Txn.InitProducerID(ctx)
+	}
 	snap, err := e.meta.Snapshot(ctx)
 	if err != nil {
 		return 0, 0, err

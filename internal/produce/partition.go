@@ -403,7 +403,7 @@ func (p *partState) nextBatch(s *sink, now int64, flushing bool, room int, pid i
 
 // producerState is what the batch is sent under.
 func (b *batch) producerState() record.ProducerState {
-	return record.ProducerState{ID: b.pid, Epoch: b.epoch, BaseSequence: b.seq}
+	return record.ProducerState{ID: b.pid, Epoch: b.epoch, BaseSequence: b.seq, Transactional: b.p.e().txnal()}
 }
 
 // wireLen is the batch's size on the wire (an upper bound until a

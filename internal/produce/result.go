@@ -150,6 +150,15 @@ func (p *partState) classifyLocked(b *batch, broker string, pr kmsg.ProduceRespo
 	err := errs.FromCode(code, broker, msg).(*errs.Error)
 	err.Detail = fmt.Sprintf("producing to %s/%d", p.t.name, p.id)
 	info := errs.Lookup(code)
+	if p.e().txnal() && (code == errs.CodeInvalidProducerEpoch || code == errs.CodeProducerFenced || code == errs.CodeTransactionalIdAuthorizationFailed || code == errs.CodeInvalidTxnState) {
+		// Another producer with the same transactional id moved the
+		// epoch on (or the coordinator aborted the transaction): this
+		// producer must not write again.
+		if code != errs.CodeTransactionalIdAuthorizationFailed && code != errs.CodeInvalidTxnState {
+			err.Err = ErrFenced
+		}
+		return verdict{act: actFail, err: err}
+	}
 	switch {
 	case code == errs.CodeOutOfOrderSequenceNumber && idem:
 		// The broker expected another sequence. If b is the first batch
@@ -320,7 +329,7 @@ func (p *partState) rebuildLocked(recs []Rec, preset []error, like *batch) *batc
 	if encoded == 0 {
 		return nil
 	}
-	if err := nb.encode(record.NoProducer); err != nil {
+	if err := nb.encode(p.e().noProducerState()); err != nil {
 		return nil
 	}
 	nb.state = batchSealed

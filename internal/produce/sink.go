@@ -164,6 +164,9 @@ func (s *sink) drainOnce() bool {
 		}
 	}
 	clear(parts)
+	if len(batches) > 0 && e.txnal() {
+		batches = s.addToTxn(batches)
+	}
 	if len(batches) == 0 {
 		return false
 	}
@@ -178,6 +181,9 @@ func (s *sink) write(addr string, batches []*batch) {
 	req := kmsg.NewPtrProduceRequest()
 	req.Acks = e.cfg.Acks
 	req.TimeoutMillis = int32(e.cfg.RequestTimeout / time.Millisecond)
+	if e.txnal() {
+		req.TransactionID = &e.cfg.Txn.ID
+	}
 	pr := produceRequest{ProduceRequest: req, bb: s.bb}
 	byTopic := make(map[string]int)
 	for _, b := range batches {
