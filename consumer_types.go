@@ -95,7 +95,7 @@ func (s StartOffset) check(method string, tp TopicPartition) error {
 		return &ConfigError{Option: method, Problem: s.bad, Fix: "pass a valid StartOffset"}
 	}
 	if err := ValidateTopicName(tp.Topic); err != nil {
-		return &ConfigError{Option: method, Problem: err.Error(), Fix: "pass a legal topic name"}
+		return &ConfigError{Option: method, Problem: err.Error(), Fix: "pass a legal topic name", Err: err}
 	}
 	if tp.Partition < 0 {
 		return &ConfigError{Option: method, Problem: fmt.Sprintf("partition %d of %q", tp.Partition, tp.Topic), Fix: "partitions are numbered from 0"}

@@ -44,6 +44,10 @@ var (
 	// does not list, an expired certificate). Not retriable.
 	ErrTLSVerification = errs.ErrTLSVerification
 
+	// ErrProtocol: a broker (or something listening at its address)
+	// sent an answer that is not a Kafka response, or a malformed one.
+	ErrProtocol = errs.ErrProtocol
+
 	// ErrLogTruncated: a partition's new leader lost records the consumer
 	// had already read (an unclean leader change, found by KIP-320
 	// validation) and the reset policy is ResetNone. It also matches
@@ -98,7 +102,13 @@ type ConfigError struct {
 	Option  string // the option, e.g. "DialTimeout"
 	Problem string // what is wrong
 	Fix     string // what to do instead
+	// Err is the cause when another check found the problem (a topic
+	// name's error, matching ErrInvalidTopic); nil otherwise.
+	Err error
 }
+
+// Unwrap returns the cause, so that errors.Is also sees its sentinels.
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 // Error says which option is wrong and how to fix it.
 func (e *ConfigError) Error() string {

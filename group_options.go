@@ -373,7 +373,7 @@ func (c *groupConfig) validate(group string, topics []string, kind consumerKind)
 	}
 	for _, t := range topics {
 		if err := ValidateTopicName(t); err != nil {
-			bad("topics", err.Error(), "subscribe to legal topic names only")
+			problems = append(problems, &ConfigError{Option: "topics", Problem: err.Error(), Fix: "subscribe to legal topic names only", Err: err})
 		}
 	}
 	if len(c.assignors) == 0 {

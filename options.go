@@ -186,8 +186,17 @@ func (c *clientConfig) validate() error {
 		bad("SASL", "several SASL mechanisms given ("+strings.Join(names, ", ")+")", "a connection authenticates with one mechanism: keep one SASL option")
 	}
 	for _, m := range c.sasl {
-		if _, ok := m.(nilOAuthSource); ok {
+		switch m := m.(type) {
+		case nilOAuthSource:
 			bad("SASLOAuthBearer", "nil token source", "pass a function that returns a token from your identity provider")
+		case conn.Plain:
+			if m.User == "" {
+				bad("SASLPlain", "empty user name", "pass the user the broker knows")
+			}
+		case conn.Scram:
+			if m.User == "" {
+				bad("SASLScram", "empty user name", "pass the user the broker knows")
+			}
 		}
 	}
 	if c.metadataMaxAge <= 0 {

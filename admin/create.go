@@ -155,9 +155,9 @@ func validateSpecs(topics []TopicSpec) error {
 		case seen[t.Name]:
 			return fmt.Errorf("admin: topic %q is listed twice", t.Name)
 		case t.Partitions == 0 || t.Partitions < -1:
-			return fmt.Errorf("admin: topic %q: %d partitions: use at least 1, or -1 for the broker default", t.Name, t.Partitions)
+			return &keel.ConfigError{Option: "TopicSpec.Partitions", Problem: fmt.Sprintf("topic %q: %d partitions", t.Name, t.Partitions), Fix: "use at least 1, or -1 for the broker default"}
 		case t.ReplicationFactor == 0 || t.ReplicationFactor < -1:
-			return fmt.Errorf("admin: topic %q: replication factor %d: use at least 1, or -1 for the broker default", t.Name, t.ReplicationFactor)
+			return &keel.ConfigError{Option: "TopicSpec.ReplicationFactor", Problem: fmt.Sprintf("topic %q: replication factor %d", t.Name, t.ReplicationFactor), Fix: "use at least 1, or -1 for the broker default"}
 		}
 		seen[t.Name] = true
 	}
