@@ -87,6 +87,9 @@ type consumeOpts struct {
 	clientID  string           // with -G: this member's client id
 	quiet     bool
 	format    *formatter
+	// isolation is keel.ReadCommitted() (the default, as in Java) or nil
+	// for --isolation read_uncommitted.
+	isolation keel.GroupOption
 }
 
 func runConsume(ctx context.Context, args []string, io stdio) int {
@@ -107,6 +110,7 @@ func runConsume(ctx context.Context, args []string, io stdio) int {
 	fs.Var(&format, "f", "output format with kcat's verbs: %t %p %o %k %s %h %T %S %K (see above)")
 	fs.Var(&keyDelim, "K", "print KEY<DELIM>VALUE (ignored with -f)")
 	quiet := fs.Bool("q", false, "no summary on stderr")
+	isolation := fs.String("isolation", "read_committed", "read_committed (records of open or aborted transactions are not shown) or read_uncommitted")
 	groupProtocol := fs.String("group-protocol", "classic", "with -G: the group `protocol`, classic or consumer (KIP-848, Kafka 4.0+; kcat/librdkafka 2.0 cannot join such a group)")
 	aliases(fs, "t", "topic", "p", "partition", "o", "offset", "c", "max-messages", "G", "group", "f", "format", "K", "key-delimiter")
 	fs.BoolFunc("from-beginning", "the same as -o beginning (kafka-console-consumer.sh)", func(string) error { return offset.Set("beginning") })
@@ -120,6 +124,13 @@ func runConsume(ctx context.Context, args []string, io stdio) int {
 		return usageError(io, "consume", "-G %q: an empty group name is no group; name the consumer group, or leave -G out to read without one", group.v)
 	}
 	o := consumeOpts{brokers: *brokers, partition: int32(*partition), count: *count, exitAtEnd: *exitAtEnd, group: group.v, quiet: *quiet}
+	switch *isolation {
+	case "read_committed":
+		o.isolation = keel.ReadCommitted()
+	case "read_uncommitted":
+	default:
+		return usageError(io, "consume", "--isolation %q: use read_committed or read_uncommitted", *isolation)
+	}
 	o.topics = append(o.topics, topics...)
 	if len(rest) > 0 {
 		if o.group == "" {
@@ -413,7 +424,7 @@ func consumeDirect(ctx context.Context, client *keel.Client, adm *admin.Admin, m
 	if o.offset.kind == offsetBeginning || o.offset.kind == offsetFromEnd {
 		reset = keel.ResetEarliest
 	}
-	c, err := keel.NewConsumer(client, keel.ResetOffset(reset))
+	c, err := keel.NewConsumer(client, keel.ResetOffset(reset), o.isolation)
 	if err != nil {
 		return err
 	}

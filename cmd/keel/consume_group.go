@@ -209,7 +209,7 @@ func consumeGroup(ctx context.Context, client *keel.Client, adm *admin.Admin, md
 	if o.exitAtEnd {
 		// With the group's reset policy, so that it starts where the
 		// group would.
-		probe, err := keel.NewConsumer(client, keel.ResetOffset(reset))
+		probe, err := keel.NewConsumer(client, keel.ResetOffset(reset), o.isolation)
 		if err != nil {
 			return err
 		}
@@ -219,6 +219,7 @@ func consumeGroup(ctx context.Context, client *keel.Client, adm *admin.Admin, md
 	g, err := keel.NewGroupPoller(client, o.group, o.topics,
 		o.protocol,
 		keel.ResetOffset(reset),
+		o.isolation,
 		keel.OnAssigned(state.onAssigned),
 		keel.OnRevoked(state.onGone),
 		keel.OnLost(state.onGone))

@@ -117,6 +117,8 @@ func runProduce(ctx context.Context, args []string, io stdio) int {
 	maxLine := fs.Int("max-line-bytes", 4<<20, "longest line accepted; a longer line fails alone and is not sent")
 	maxBatch := fs.Int("max-batch-bytes", 1_000_000, "largest batch per partition, and so largest record, the producer sends")
 	count := fs.Int64("c", 0, "stop after this many records (0: all of stdin)")
+	txnID := fs.String("transactional-id", "", "produce in transactions under this `id` (read_committed readers see the records once committed; Ctrl-C aborts the open one)")
+	txnRecords := fs.Int64("txn-records", 0, "with --transactional-id: commit every `N` records (0: one transaction for all of stdin); the rest is committed at end of input")
 	quiet := fs.Bool("q", false, "no delivery reports on stdout (failures and a failed run's summary still go to stderr)")
 	aliases(fs, "t", "topic", "p", "partition", "K", "key-delimiter", "k", "key", "z", "compression-codec", "H", "header", "c", "max-messages", "acks", "request-required-acks")
 	rest, code, ok := parseArgs(fs, args)
@@ -163,6 +165,9 @@ func runProduce(ctx context.Context, args []string, io stdio) int {
 	if *count < 0 {
 		return usageError(io, "produce", "-c %d: must not be negative", *count)
 	}
+	if *txnRecords < 0 || (*txnRecords > 0 && *txnID == "") {
+		return usageError(io, "produce", "--txn-records %d: needs --transactional-id and a count of 0 or more", *txnRecords)
+	}
 
 	// Producers ask for topics to be created on first use, as kcat's do:
 	// a cluster that allows it (keel dev) creates them, others refuse.
@@ -184,6 +189,9 @@ func runProduce(ctx context.Context, args []string, io stdio) int {
 	if *partition >= 0 {
 		opts = append(opts, keel.ManualPartitioner())
 	}
+	if *txnID != "" {
+		opts = append(opts, keel.TransactionalID(*txnID))
+	}
 	p, err := keel.NewProducer(client, opts...)
 	if err != nil {
 		return failed(io, "produce", err)
@@ -203,7 +211,19 @@ func runProduce(ctx context.Context, args []string, io stdio) int {
 	if fixedKey.set {
 		run.fixedKey = []byte(fixedKey.v)
 	}
+	if *txnID != "" {
+		run.txn = &produceTxn{every: *txnRecords}
+		if err := run.txn.begin(p); err != nil {
+			p.Close(context.Background())
+			return failed(io, "produce", err)
+		}
+	}
 	interrupted := run.feed(ctx, p, io.in, *maxLine, *count)
+	if run.txn != nil {
+		if err := run.txn.end(p, interrupted); err != nil {
+			run.txnErr = err
+		}
+	}
 
 	// Every record has an outcome within the delivery timeout; Close
 	// flushes, then fails whatever is left, so the wait is bounded.
@@ -237,6 +257,8 @@ type produceRun struct {
 	unknown   int64 // failures whose outcome is unknown (may be written)
 	rejected  int64 // lines never sent (too long, unreadable)
 	hinted    bool
+	txn       *produceTxn // --transactional-id (produce_txn.go)
+	txnErr    error       // the transaction failed: the run fails
 }
 
 // inputLine is one line of stdin, or why reading stopped.
@@ -287,6 +309,9 @@ func (r *produceRun) feed(ctx context.Context, p *keel.Producer, in io.Reader, m
 		r.sent++
 		r.mu.Unlock()
 		p.ProduceFunc(ctx, msg, func(d keel.Delivery) { r.report(n, d) })
+		if r.txn != nil && !r.txn.sent(ctx, p) {
+			return ctx.Err() != nil
+		}
 		if count > 0 && r.sentCount() >= count {
 			return false
 		}
@@ -386,6 +411,9 @@ func (r *produceRun) finish(interrupted bool) int {
 	if interrupted {
 		fmt.Fprintf(r.errOut, "keel produce: interrupted: stopped reading after line %d\n", r.lastLine)
 	}
+	if r.txnErr != nil {
+		fmt.Fprintf(r.errOut, "keel produce: transaction: %v\n", r.txnErr)
+	}
 	if !r.quiet || r.failed > 0 {
 		took := time.Since(r.start)
 		fmt.Fprintf(r.errOut, "keel produce: %d sent, %d delivered, %d failed", r.sent, r.delivered, r.failed)
@@ -401,7 +429,7 @@ func (r *produceRun) finish(interrupted bool) int {
 		}
 		fmt.Fprintf(r.errOut, " in %v\n", took.Round(time.Millisecond))
 	}
-	if r.failed > 0 {
+	if r.failed > 0 || r.txnErr != nil {
 		return exitFailure
 	}
 	return exitOK
