@@ -80,6 +80,7 @@ func serveUI(ctx context.Context, io stdio, brokers string, o uiOptions) int {
 	if err != nil {
 		return failed(io, "ui", fmt.Errorf("%w\n  is another keel ui running there? pick another --addr", err))
 	}
+	srv.RestrictHosts(ln.Addr()) // no DNS rebinding onto a loopback console
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()

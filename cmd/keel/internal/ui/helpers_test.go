@@ -70,6 +70,9 @@ func (f *fixture) call(method, path string, body any, out any) (int, []byte) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json") // as the page sends it; see crosssite.go
+	}
 	if f.token != "" {
 		req.Header.Set("Authorization", "Bearer "+f.token)
 	}

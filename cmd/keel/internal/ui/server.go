@@ -48,6 +48,7 @@ type Server struct {
 	closing context.Context
 	stop    context.CancelFunc
 	prod    lazyProducer
+	hosts   hostGuard // see crosssite.go
 }
 
 // New returns a Server for cfg.
@@ -170,6 +171,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
+	if err := s.crossSite(r); err != nil {
+		writeError(w, err)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
