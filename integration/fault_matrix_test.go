@@ -165,4 +165,3 @@ type faultEnv struct {
 	tick int
 	hold *keeltest.Hold
 }
-
