@@ -200,8 +200,8 @@ func (r *recycler) batch(p *partState, want int) *batch {
 }
 
 // Record slices come in sizes of 2^k and 1.5·2^k records from minRecs
-// up, one free list per size: a batch that outgrows its slice moves to the
-// next size from the free list (grow), and a reported batch gives its
+// up, one free list per size: a batch that outgrows its slice moves to one
+// twice as large from the free list (grow), and a reported batch gives its
 // slice back. Left to append, the slices grew by doubling from nothing per
 // batch, and were the largest share of the producer's allocations with
 // small records (issue 11); with powers of two alone a slice was on
