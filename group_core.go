@@ -58,6 +58,7 @@ type groupMember interface {
 	Commit(ctx context.Context, offsets map[TopicPartition]group.Offset) error
 	Syncs() uint64
 	WaitSync(ctx context.Context, after uint64) error
+	Generation() (generation int32, memberID, instanceID string)
 }
 
 // consumePath is the part of a partition's life that differs between the
