@@ -24,6 +24,8 @@ type Client struct {
 	pool   *conn.Pool
 	meta   *meta.Meta
 	events listeners
+	// hooks are WithHooks' (nil without): see hookset.go.
+	hooks *hookSet
 
 	closeOnce sync.Once
 }
@@ -47,7 +49,11 @@ func NewClient(opts ...ClientOption) (*Client, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cfg: cfg, logger: logger}
+	hooks, err := newHookSet(cfg.hooks, logger)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, logger: logger, hooks: hooks}
 
 	connCfg := &conn.Config{
 		ClientID:       cfg.clientID,
@@ -60,14 +66,23 @@ func NewClient(opts ...ClientOption) (*Client, error) {
 			OnConnect: func(addr string) {
 				logger.Debug("keel: connected", "broker", addr)
 				c.events.emit(BrokerConnected{Broker: addr})
+				if hooks != nil && len(hooks.connect) > 0 {
+					hooks.onConnect(addr)
+				}
 			},
 			OnDisconnect: func(addr string, err error) {
 				logger.Debug("keel: disconnected", "broker", addr, "err", err)
 				c.events.emit(BrokerDisconnected{Broker: addr, Err: err})
+				if hooks != nil && len(hooks.disconnect) > 0 {
+					hooks.onDisconnect(addr, err)
+				}
 			},
 			OnThrottle: func(addr string, key int16, d time.Duration) {
 				logger.Warn("keel: throttled by broker", "broker", addr, "api", kmsg.NameForKey(key), "for", d)
 				c.events.emit(Throttled{Broker: addr, API: kmsg.NameForKey(key), Duration: d})
+				if hooks != nil && len(hooks.throttle) > 0 {
+					hooks.onThrottle(addr, key, d)
+				}
 			},
 			OnAuthFailure: func(addr string, err error) {
 				logger.Error("keel: authentication failed", "broker", addr, "err", err)
@@ -75,6 +90,7 @@ func NewClient(opts ...ClientOption) (*Client, error) {
 			},
 		},
 	}
+	hooks.connHooks(&connCfg.Hooks)
 	if len(cfg.sasl) == 1 {
 		connCfg.SASL = cfg.sasl[0]
 	}

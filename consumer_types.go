@@ -136,5 +136,11 @@ var messageShape = fetch.Shape[Message]{
 
 // newFetcher returns the fetcher of Messages consumers read from.
 func newFetcher(c *Client, cfg fetch.Config) *fetch.Of[Message] {
+	if h := c.hooks; h != nil && len(h.fetchBatch) > 0 {
+		cfg.OnBatch = func(b fetch.Batch) {
+			h.onFetchBatch(FetchBatch{Broker: b.Broker, Topic: b.TP.Topic, Partition: b.TP.Partition,
+				Records: b.Records, Bytes: b.Bytes, HighWatermark: b.HighWatermark, Err: b.Err})
+		}
+	}
 	return fetch.NewOf(cfg, c.pool, c.meta, messageShape)
 }

@@ -34,6 +34,8 @@ type clientConfig struct {
 	reconnectMin        time.Duration
 	reconnectMax        time.Duration
 	maxVersions         map[int16]int16
+	hooks               []any // WithHooks
+	stallAfter          time.Duration
 }
 
 func defaultClientConfig() clientConfig {
@@ -47,7 +49,20 @@ func defaultClientConfig() clientConfig {
 		idleTimeout:         9 * time.Minute, // Java connections.max.idle.ms
 		reconnectMin:        50 * time.Millisecond,
 		reconnectMax:        time.Second,
+		stallAfter:          time.Minute,
 	}
+}
+
+// StallAfter is how long something may go without progress before keel
+// reports a stall (default 1 minute; 0 turns detection off): a handler
+// still running on one record, a consumed partition whose position does
+// not move while it has lag, a produced partition with records waiting
+// and nothing acknowledged. Each stall is reported once, as a Stall in
+// the producer's or consumer's Events(), to StallHooks, in Stats
+// (Stalled) and logged at Warn. It applies to every producer and consumer
+// of the client.
+func StallAfter(d time.Duration) ClientOption {
+	return func(c *clientConfig) { c.stallAfter = max(d, 0) }
 }
 
 // SeedBrokers sets the brokers to bootstrap from, as "host:port" (port 9092

@@ -36,6 +36,11 @@ type Producer struct {
 	ledger *produce.Ledger
 	disp   *dispatcher
 	txn    *txnState // nil unless TransactionalID (producer_txn.go)
+	// hooks are the client's (nil without WithHooks); outcomes counts
+	// reports for Stats; stalls watches for stuck partitions.
+	hooks    *hookSet
+	outcomes outcomeCounts
+	stalls   *produceStalls
 
 	stopEvents func()
 
@@ -60,13 +65,17 @@ func NewProducer(client *Client, opts ...ProducerOption) (*Producer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	p := &Producer{client: client, cfg: cfg}
+	p := &Producer{client: client, cfg: cfg, hooks: client.hooks}
 	var txnHooks *produce.TxnHooks
 	if cfg.txnIDSet {
 		p.txn = newTxnState(p, cfg.txnID, cfg.txnTimeout)
 		txnHooks = p.txn.hooks()
 	}
 	var disp *dispatcher
+	var onBatch func(produce.Batch)
+	if h := client.hooks; h != nil && len(h.produceBatch) > 0 {
+		onBatch = func(b produce.Batch) { h.onProduceBatch(ProduceBatch(b)) }
+	}
 	p.engine = produce.New(produce.Config{
 		Acks:               int16(cfg.acks),
 		Idempotent:         cfg.idempotent,
@@ -86,13 +95,15 @@ func NewProducer(client *Client, opts ...ProducerOption) (*Producer, error) {
 			client.logger.Warn("keel: "+msg, "err", err)
 			disp.emit(Warning{Message: msg, Err: err})
 		},
-		Logger: client.logger,
-		Txn:    txnHooks,
+		Logger:  client.logger,
+		Txn:     txnHooks,
+		OnBatch: onBatch,
 	}, client.pool, client.meta)
 	p.ledger = p.engine.Ledger()
 	disp = newDispatcher(p.ledger, cfg.eventsBuffer, func(err error) { p.disp.emit(ErrorEvent{Err: err}) })
 	p.disp = disp
 	p.stopEvents = client.events.add(p.disp.emit)
+	p.stalls = startProduceStalls(p)
 	return p, nil
 }
 
@@ -302,6 +313,7 @@ func (p *Producer) close(ctx context.Context) error {
 	// Close returns promptly: requests in flight are abandoned and a
 	// write stuck on a broker that stopped reading is cut off.
 	p.engine.Close()
+	p.stalls.stop()
 	p.stopEvents()
 
 	// Give readers until ctx ends to take the reports still queued.
@@ -343,6 +355,9 @@ func (p *Producer) produce(ctx context.Context, msg *Message, t target, waitRoom
 			return nil
 		}
 	}
+	if h := p.hooks; h != nil && len(h.produce) > 0 {
+		h.onProduce(ctx, msg) // before the size: it may add headers
+	}
 	size := messageSize(msg)
 	if waitRoom {
 		if err := p.ledger.Acquire(ctx, size); err != nil {
@@ -352,6 +367,9 @@ func (p *Producer) produce(ctx context.Context, msg *Message, t target, waitRoom
 		}
 	} else if !p.ledger.TryAcquire(size) {
 		return ErrBufferFull
+	}
+	if h := p.hooks; h != nil && len(h.buffer) > 0 {
+		h.onBuffered(msg.Topic, 1, size)
 	}
 	rec := produce.Rec{Partition: partition.Unassigned, Owner: msg, Held: size}
 	switch {
@@ -383,12 +401,22 @@ func (p *Producer) produce(ctx context.Context, msg *Message, t target, waitRoom
 // dispatcher's lock is held at once.
 func (p *Producer) complete(rep *produce.Report) {
 	var buf [64]report
+	var tally outcomeTally
+	h := p.hooks
 	for start := 0; start < len(rep.Recs); start += len(buf) {
 		chunk := buf[:min(len(buf), len(rep.Recs)-start)]
 		for i := range chunk {
 			chunk[i] = p.toReport(rep, start+i)
+			tally.add(&chunk[i].d, chunk[i].size)
+			if h != nil && len(h.produceRecord) > 0 {
+				h.onProduceRecord(chunk[i].d)
+			}
 		}
 		p.disp.deliverAll(chunk)
+	}
+	p.outcomes.add(&tally)
+	if h != nil && len(h.buffer) > 0 {
+		h.onUnbuffered(rep.Topic, len(rep.Recs), tally.held)
 	}
 }
 
@@ -425,6 +453,12 @@ func (p *Producer) toReport(rep *produce.Report, i int) report {
 // reportUnheld reports a record that never got budget.
 func (p *Producer) reportUnheld(t target, d Delivery) {
 	p.ledger.HoldUnbudgeted()
+	var tally outcomeTally
+	tally.add(&d, 0)
+	p.outcomes.add(&tally)
+	if h := p.hooks; h != nil && len(h.produceRecord) > 0 {
+		h.onProduceRecord(d)
+	}
 	p.disp.deliver(t, d, 0)
 }
 

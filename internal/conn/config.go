@@ -21,6 +21,12 @@ type Hooks struct {
 	OnAuthFailure func(addr string, err error)
 	// OnReauthenticate: a connection renewed its SASL session (KIP-368).
 	OnReauthenticate func(addr string)
+	// OnRequestWritten: a request was written (bytes with framing; wait
+	// from Send to the end of the write), or failed to be (err).
+	OnRequestWritten func(addr string, key int16, bytes int, wait time.Duration, err error)
+	// OnResponseRead: a response was read (bytes without framing;
+	// latency from the end of its request's write).
+	OnResponseRead func(addr string, key int16, bytes int, latency time.Duration)
 }
 
 // Config is what every connection of a client shares.

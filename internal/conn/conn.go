@@ -72,6 +72,10 @@ type call struct {
 	flex    bool // flexible response header
 	done    chan []byte
 	enqueue time.Time
+	// written is when the request's write ended (Unix ns), set only when
+	// OnResponseRead is installed; atomic because the answer may be read
+	// before the writer gets to store it.
+	written atomic.Int64
 }
 
 // Addr is the broker address this connection was dialed to.
@@ -511,17 +515,23 @@ func (c *Conn) write(ctx context.Context, req kmsg.Request, cl *call, wantResp b
 
 	stop := c.beginWrite(ctx)
 	var err error
+	var n int
 	if sr, ok := req.(Segmented); ok {
 		vec := c.appendSegmented(sr, corr)
-		_, err = vec.WriteTo(c.nc)
+		var n64 int64
+		n64, err = vec.WriteTo(c.nc)
+		n = int(n64)
 		clear(c.wvec) // the request's slices are not ours to keep
 		c.seg.reset()
 	} else {
 		c.wbuf = c.format.AppendRequest(c.wbuf[:0], req, corr)
-		_, err = c.nc.Write(c.wbuf)
+		n, err = c.nc.Write(c.wbuf)
 	}
 	stop()
 	c.keepOrDropWriteBuffer()
+	if hk := &c.cfg.Hooks; hk.OnRequestWritten != nil || hk.OnResponseRead != nil {
+		c.requestHooks(req.Key(), cl, n, err)
+	}
 	if err != nil {
 		werr := c.connErr("writing "+kmsg.NameForKey(req.Key()), err)
 		if ctx.Err() != nil {
@@ -660,8 +670,32 @@ func (c *Conn) readLoop() {
 		if body == nil {
 			body = []byte{}
 		}
+		if hook := c.cfg.Hooks.OnResponseRead; hook != nil {
+			c.responseHook(hook, cl, int(size))
+		}
 		cl.done <- body
 	}
+}
+
+// requestHooks calls OnRequestWritten for a write that just ended and
+// notes its end for OnResponseRead.
+func (c *Conn) requestHooks(key int16, cl *call, n int, err error) {
+	now := time.Now()
+	if c.cfg.Hooks.OnResponseRead != nil {
+		cl.written.Store(now.UnixNano())
+	}
+	if hook := c.cfg.Hooks.OnRequestWritten; hook != nil {
+		hook(c.addr, key, n, now.Sub(cl.enqueue), err)
+	}
+}
+
+// responseHook calls hook for the response to cl, of size bytes.
+func (c *Conn) responseHook(hook func(string, int16, int, time.Duration), cl *call, size int) {
+	from := cl.enqueue
+	if w := cl.written.Load(); w != 0 {
+		from = time.Unix(0, w)
+	}
+	hook(c.addr, cl.key, size, time.Since(from))
 }
 
 // Close closes the connection, failing requests still in flight.

@@ -78,6 +78,9 @@ type Config struct {
 	// validation. It is called under the fetcher's lock: it must return
 	// quickly and not call the fetcher.
 	OnPositionReset func(PositionReset)
+	// OnBatch, when set, is told of each partition's data in each fetch
+	// answer (observe.go), outside the fetcher's lock.
+	OnBatch func(Batch)
 }
 
 // PositionReset describes a position the fetcher moved: From is where the

@@ -270,6 +270,9 @@ func (s *source[R]) handle(sr sessionReq, parts map[topicpart.TP]inReq[R], resp 
 			s.applyLocked(res, addr)
 		}
 	})
+	if f.cfg.OnBatch != nil {
+		noteBatches(f.cfg.OnBatch, addr, results)
+	}
 }
 
 // release clears the in-flight mark of the request's partitions, running

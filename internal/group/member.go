@@ -32,6 +32,12 @@ type Callbacks struct {
 	// Lost: these partitions may already belong to another member (the
 	// member was fenced or expired). Stop processing; do not commit.
 	Lost func(lost Partitions)
+	// Rebalancing and Rebalanced, when set, bracket every rebalance (one
+	// join and sync round, its Revoke and Assign calls inside), for
+	// observability. Rebalanced gets the protocol and generation after
+	// the round and how it ended.
+	Rebalancing func(protocol string)
+	Rebalanced  func(protocol string, generation int32, took time.Duration, err error)
 }
 
 // Config configures a Member.
@@ -203,7 +209,7 @@ func (m *Member) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		err := m.joinAndSync(ctx)
+		err := m.observedJoinAndSync(ctx)
 		switch {
 		case err == nil:
 			attempt = 0
@@ -237,6 +243,30 @@ func (m *Member) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// observedJoinAndSync is joinAndSync bracketed by the Rebalancing and
+// Rebalanced callbacks.
+func (m *Member) observedJoinAndSync(ctx context.Context) error {
+	cb := &m.cfg.Callbacks
+	if cb.Rebalancing == nil && cb.Rebalanced == nil {
+		return m.joinAndSync(ctx)
+	}
+	m.mu.Lock()
+	protocol := m.protocol
+	m.mu.Unlock()
+	if cb.Rebalancing != nil {
+		cb.Rebalancing(protocol)
+	}
+	start := time.Now()
+	err := m.joinAndSync(ctx)
+	if cb.Rebalanced != nil {
+		m.mu.Lock()
+		protocol, gen := m.protocol, m.generation
+		m.mu.Unlock()
+		cb.Rebalanced(protocol, gen, time.Since(start), err)
+	}
+	return err
 }
 
 // lostSignal is a heartbeat's report that the member was fenced in a

@@ -164,6 +164,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Txn, when set, makes the producer transactional (txn.go).
 	Txn *TxnHooks
+	// OnBatch, when set, is told of every batch written (observe.go).
+	OnBatch func(Batch)
 }
 
 // Engine runs the produce pipeline of one producer.
@@ -190,6 +192,8 @@ type Engine struct {
 	mu sync.Mutex // serialises adding topics and sinks, and Close
 
 	unsubscribe func()
+
+	obs counters // observe.go
 }
 
 // ErrClosed is the cause of records failed because the producer closed.

@@ -53,6 +53,8 @@ type partState struct {
 	avgCount  int
 	lastBytes int
 
+	lastAck int64 // engine clock of the last acknowledged batch (observe.go)
+
 	outbox     []*Report  // decided, not yet handed on (deliver)
 	spare      []*Report  // the emptied outbox, reused
 	delivering bool       // a goroutine is handing the outbox on
@@ -656,6 +658,7 @@ func (p *partState) queueBatchFailureLocked(b *batch, err error, maybe bool) {
 func (p *partState) queueDeliveredLocked(b *batch, base, appendTime int64) {
 	b.rep = Report{Topic: p.t.name, Partition: p.id, Recs: b.recs, base: base, appendTime: appendTime, preset: b.preset, recycle: b}
 	p.outbox = append(p.outbox, &b.rep)
+	p.lastAck = p.e().now()
 }
 
 // deliver hands the queued reports on, in order. If another goroutine is

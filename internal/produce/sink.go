@@ -212,6 +212,7 @@ func (s *sink) write(addr string, batches []*batch) {
 	if err == nil {
 		r.pending, err = c.Send(e.ctx, pr)
 	}
+	s.noteWritten(addr, batches, err)
 	r.err = err
 	if err == nil && r.pending == nil {
 		// acks=0: Kafka sends no answer; written is all we learn.
