@@ -66,7 +66,7 @@ func TestTxnPollConsumeTransformProduce(t *testing.T) {
 				first[tp] = m.Offset
 			}
 			next[tp] = m.Offset + 1
-			p.Produce(ctx, &keel.Message{Topic: out, Key: m.Key, Value: append([]byte("out:"), m.Value...)}, nil)
+			p.ProduceFunc(ctx, &keel.Message{Topic: out, Key: m.Key, Value: append([]byte("out:"), m.Value...)}, func(keel.Delivery) {})
 		}
 		if round%3 == 1 { // a failed handler: abort and rewind
 			aborts++

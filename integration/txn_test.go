@@ -24,7 +24,13 @@ func newTxnProducer(t *testing.T, c *keel.Client, id string, opts ...keel.Produc
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.Close(context.Background()) })
+	t.Cleanup(func() {
+		// Bounded: reports sent to Events() that nobody read would hold
+		// Close until its ctx ends.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p.Close(ctx)
+	})
 	return p
 }
 
@@ -303,7 +309,7 @@ func TestTxnCommitFailsWhenARecordFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	produceTxn(ctx, p, topic, txnValues("doomed", 10))
-	p.Produce(ctx, &keel.Message{Topic: "no-such-topic-" + strings.Repeat("x", 300), Value: []byte("x")}, nil)
+	p.ProduceFunc(ctx, &keel.Message{Topic: "no-such-topic-" + strings.Repeat("x", 300), Value: []byte("x")}, func(keel.Delivery) {})
 	err := p.CommitTxn(ctx)
 	if !errors.Is(err, keel.ErrTxnMustAbort) {
 		t.Fatalf("CommitTxn with a failed record: %v, want ErrTxnMustAbort", err)
