@@ -169,6 +169,7 @@ func newMemberCore(client *Client, groupID string, topics []string, opts []Group
 		Protocol:       cfg.protocol,
 		ServerAssignor: cfg.serverAssignor,
 	}
+	c.rebalanceCallbacks(&gcfg.Callbacks)
 	if cfg.protocol == ConsumerProtocol {
 		c.member = group.NewConsumer(gcfg, client.pool, client.meta)
 	} else {
@@ -398,7 +399,7 @@ func (c *memberCore) commitMarked(ctx context.Context, pss []*partitionState) er
 	if len(offsets) == 0 {
 		return nil
 	}
-	err := c.member.Commit(ctx, offsets)
+	err := c.observedCommit(func() error { return c.member.Commit(ctx, offsets) }, offsets)
 	if err == nil {
 		for _, ps := range sent {
 			ps.marks.committed(offsets[ps.tp])

@@ -113,3 +113,72 @@ func TestWithHooksRefusesNonHook(t *testing.T) {
 		t.Fatal("WithHooks(42) accepted")
 	}
 }
+
+// groupHook counts rebalances and commits.
+type groupHook struct {
+	mu                      sync.Mutex
+	started, ended, commits int
+	committed               map[keel.TopicPartition]int64
+}
+
+func (h *groupHook) OnRebalanceStart(keel.RebalanceStart) { h.mu.Lock(); h.started++; h.mu.Unlock() }
+func (h *groupHook) OnRebalance(r keel.Rebalance) {
+	h.mu.Lock()
+	if r.Err == nil {
+		h.ended++
+	}
+	h.mu.Unlock()
+}
+func (h *groupHook) OnCommit(c keel.Commit) {
+	h.mu.Lock()
+	if c.Err == nil {
+		h.commits++
+		for tp, at := range c.Offsets {
+			h.committed[tp] = at
+		}
+	}
+	h.mu.Unlock()
+}
+
+// TestHooksSeeRebalanceAndCommit: one member joins (one rebalance, seen
+// started and ended), processes every record, and Close's commit is seen
+// with the offsets that were committed.
+func TestHooksSeeRebalanceAndCommit(t *testing.T) {
+	cl := startCluster(t, keeltest.Brokers(1), keeltest.Topic("g", 1))
+	h := &groupHook{committed: map[keel.TopicPartition]int64{}}
+	c := newClient(t, cl, keel.WithHooks(h))
+	p := newProducer(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 50
+	for i := 0; i < n; i++ {
+		if _, err := p.Send(ctx, &keel.Message{Topic: "g", Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g, err := keel.NewGroupConsumer(c, "hooks", []string{"g"}, keel.ResetOffset(keel.ResetEarliest), keel.AutoCommitInterval(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen sync.WaitGroup
+	seen.Add(n)
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- g.Run(rctx, keel.HandlerFunc(func(context.Context, *keel.Message) error { seen.Done(); return nil }))
+	}()
+	seen.Wait()
+	if err := g.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	<-done
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.started != 1 || h.ended != 1 {
+		t.Fatalf("rebalances started %d ended %d, want 1 and 1", h.started, h.ended)
+	}
+	if h.commits < 1 || h.committed[keel.TopicPartition{Topic: "g", Partition: 0}] != n {
+		t.Fatalf("commits %d, committed %v", h.commits, h.committed)
+	}
+}

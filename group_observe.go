@@ -1,0 +1,39 @@
+package keel
+
+import (
+	"time"
+
+	"github.com/keel-go/keel/internal/group"
+)
+
+// rebalanceCallbacks sets the member's Rebalancing/Rebalanced callbacks to tell
+// RebalanceHooks (group.Callbacks.Rebalancing/Rebalanced bracket each
+// join and sync round). Assigned/revoked/lost lists are not filled yet.
+func (c *memberCore) rebalanceCallbacks(cb *group.Callbacks) {
+	h := c.client.hooks
+	if h == nil || len(h.rebalance) == 0 {
+		return
+	}
+	cb.Rebalancing = func(protocol string) {
+		h.onRebalanceStart(RebalanceStart{Group: c.group, Protocol: protocol})
+	}
+	cb.Rebalanced = func(protocol string, gen int32, took time.Duration, err error) {
+		h.onRebalance(Rebalance{Group: c.group, Protocol: protocol, Generation: gen, Duration: took, Err: err})
+	}
+}
+
+// observedCommit is member.Commit told to CommitHooks.
+func (c *memberCore) observedCommit(commit func() error, offsets map[TopicPartition]group.Offset) error {
+	h := c.client.hooks
+	if h == nil || len(h.commit) == 0 {
+		return commit()
+	}
+	start := time.Now()
+	err := commit()
+	out := make(map[TopicPartition]int64, len(offsets))
+	for tp, o := range offsets {
+		out[tp] = o.At
+	}
+	h.onCommit(Commit{Group: c.group, Offsets: out, Duration: time.Since(start), Err: err})
+	return err
+}
