@@ -30,6 +30,9 @@ type memberCore struct {
 	member  groupMember
 	fetcher *fetch.Of[Message]
 	path    consumePath // set once, before the member starts
+	// handlerHooks is the client's hooks when some watch handler calls
+	// (group_observe.go), else nil: the lanes' one check per record.
+	handlerHooks *hookSet
 
 	mu         sync.Mutex
 	started    bool
@@ -170,6 +173,9 @@ func newMemberCore(client *Client, groupID string, topics []string, opts []Group
 		ServerAssignor: cfg.serverAssignor,
 	}
 	c.rebalanceCallbacks(&gcfg.Callbacks)
+	if client.hooks.handlers() {
+		c.handlerHooks = client.hooks
+	}
 	if cfg.protocol == ConsumerProtocol {
 		c.member = group.NewConsumer(gcfg, client.pool, client.meta)
 	} else {

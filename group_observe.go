@@ -1,6 +1,7 @@
 package keel
 
 import (
+	"context"
 	"time"
 
 	"github.com/keel-go/keel/internal/group"
@@ -35,5 +36,21 @@ func (c *memberCore) observedCommit(commit func() error, offsets map[TopicPartit
 		out[tp] = o.At
 	}
 	h.onCommit(Commit{Group: c.group, Offsets: out, Duration: time.Since(start), Err: err})
+	return err
+}
+
+// observedHandler is callHandler told to HandlerStartHooks (which may
+// give the handler a ctx of their own) and HandlerFinishHooks.
+func (c *memberCore) observedHandler(hk *hookSet, h Handler, ctx context.Context, m *Message) error {
+	tp, offset := TopicPartition{Topic: m.Topic, Partition: m.Partition}, m.Offset
+	hctx := ctx
+	if len(hk.handlerStart) > 0 {
+		hctx = hk.onHandlerStart(ctx, c.group, m)
+	}
+	start := time.Now()
+	err := callHandler(h, hctx, m)
+	if len(hk.handlerFinish) > 0 {
+		hk.onHandlerFinish(hctx, HandlerFinish{Group: c.group, Topic: tp.Topic, Partition: tp.Partition, Offset: offset, Duration: time.Since(start), Err: err})
+	}
 	return err
 }

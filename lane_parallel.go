@@ -332,7 +332,12 @@ func (l *parallelLane) runKey(q *keyQueue, t laneTask) {
 	for acquired && !l.quit() && !l.halted {
 		l.mu.Unlock()
 		offset := t.m.Offset
-		err := callHandler(l.h, l.ctx, t.m)
+		var err error
+		if hk := l.c.handlerHooks; hk == nil {
+			err = callHandler(l.h, l.ctx, t.m)
+		} else {
+			err = l.c.observedHandler(hk, l.h, l.ctx, t.m)
+		}
 		out := r.outcome(l.ctx, t.m, offset, err)
 		l.mu.Lock()
 		if t.gen == l.gen {

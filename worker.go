@@ -329,7 +329,12 @@ func (w *worker) handle(msgs []Message) {
 				return
 			}
 		}
-		err := callHandler(w.h, w.ctx, m)
+		var err error
+		if hk := w.c.handlerHooks; hk == nil {
+			err = callHandler(w.h, w.ctx, m)
+		} else {
+			err = w.c.observedHandler(hk, w.h, w.ctx, m)
+		}
 		if r.sem != nil {
 			<-r.sem
 		}

@@ -118,7 +118,16 @@ func TestWithHooksRefusesNonHook(t *testing.T) {
 type groupHook struct {
 	mu                      sync.Mutex
 	started, ended, commits int
+	handled                 int
 	committed               map[keel.TopicPartition]int64
+}
+
+func (h *groupHook) OnHandlerFinish(_ context.Context, f keel.HandlerFinish) {
+	h.mu.Lock()
+	if f.Err == nil && f.Topic == "g" {
+		h.handled++
+	}
+	h.mu.Unlock()
 }
 
 func (h *groupHook) OnRebalanceStart(keel.RebalanceStart) { h.mu.Lock(); h.started++; h.mu.Unlock() }
@@ -141,7 +150,8 @@ func (h *groupHook) OnCommit(c keel.Commit) {
 }
 
 // TestHooksSeeRebalanceAndCommit: one member joins (one rebalance, seen
-// started and ended), processes every record, and Close's commit is seen
+// started and ended), processes every record (each handler call seen
+// finished), and Close's commit is seen
 // with the offsets that were committed.
 func TestHooksSeeRebalanceAndCommit(t *testing.T) {
 	cl := startCluster(t, keeltest.Brokers(1), keeltest.Topic("g", 1))
@@ -177,6 +187,9 @@ func TestHooksSeeRebalanceAndCommit(t *testing.T) {
 	defer h.mu.Unlock()
 	if h.started != 1 || h.ended != 1 {
 		t.Fatalf("rebalances started %d ended %d, want 1 and 1", h.started, h.ended)
+	}
+	if h.handled != n {
+		t.Fatalf("handler finishes seen %d, want %d", h.handled, n)
 	}
 	if h.commits < 1 || h.committed[keel.TopicPartition{Topic: "g", Partition: 0}] != n {
 		t.Fatalf("commits %d, committed %v", h.commits, h.committed)
