@@ -1,60 +1,23 @@
 package ui
 
 import (
-	"context"
-	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/keel-go/keel"
+	"github.com/keel-go/keel/cmd/keel/internal/ui/uifixture"
 	"github.com/keel-go/keel/retry"
 )
-
-// deadLetterOne runs the retry package over topic until the record with
-// key "bad" was dead-lettered (its handler fails it permanently) and the
-// others handled; it returns where the dead letter was written.
-func deadLetterOne(t testing.TB, client *keel.Client, topic string) retry.DeadLetter {
-	t.Helper()
-	got := make(chan retry.DeadLetter, 1)
-	c, err := retry.NewGroupConsumer(client, "billing", []string{topic},
-		retry.Tiers(time.Second), retry.MaxAttempts(2), retry.CreateMissingTopics(-1, nil),
-		retry.OnDeadLetter(func(ctx context.Context, dl retry.DeadLetter) { got <- dl }),
-		retry.GroupOptions(keel.ResetOffset(keel.ResetEarliest)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- c.Run(ctx, keel.HandlerFunc(func(ctx context.Context, m *keel.Message) error {
-			if string(m.Key) == "bad" {
-				return retry.Permanent(errors.New("order bad: price is not a number"))
-			}
-			return nil
-		}))
-	}()
-	var dl retry.DeadLetter
-	select {
-	case dl = <-got:
-	case <-ctx.Done():
-		t.Fatal("no dead letter within 30 s")
-	}
-	cancel()
-	<-done
-	closeCtx, closeCancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer closeCancel()
-	_ = c.Close(closeCtx)
-	return dl
-}
 
 func TestDeadLettersListedWithErrorOriginAndReplayed(t *testing.T) {
 	f := newFixture(t, Config{})
 	f.createTopic("orders", 1)
 	f.produce(&keel.Message{Topic: "orders", Key: []byte("good"), Value: []byte("1")},
 		&keel.Message{Topic: "orders", Key: []byte("bad"), Value: []byte("NaN")})
-	dl := deadLetterOne(t, f.client, "orders")
+	dl, err := uifixture.DeadLetterOne(f.client, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	var topics []deadTopicJSON
 	f.mustOK("GET", "/api/deadletters", nil, &topics)
