@@ -65,6 +65,10 @@ func (m *ConsumerMember) heartbeatLoop(ctx context.Context) {
 			m.applyAnswer(epoch, resp)
 		case errors.Is(err, errRejoin):
 			m.mu.Lock()
+			if m.leaving { // the answer to a heartbeat that crossed Leave's
+				m.mu.Unlock()
+				return
+			}
 			m.fenced = err
 			m.generation = -1 // commits are refused until the member rejoined
 			m.stable = false
