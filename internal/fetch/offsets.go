@@ -80,15 +80,11 @@ func (f *Of[R]) listOffsets(id int32, reqs []inReq[R]) {
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 	}
 	var resp *kmsg.ListOffsetsResponse
-	addr, ok := f.meta.BrokerAddr(id)
-	var err error = &errs.Error{Retriable: true, Detail: fmt.Sprintf("broker %d is not in the metadata", id), Err: errs.ErrBrokerUnreachable}
-	if ok {
-		var c *conn.Conn
-		if c, err = f.pool.Get(f.ctx, addr, conn.General); err == nil {
-			var kr kmsg.Response
-			if kr, err = c.Request(f.ctx, req); err == nil {
-				resp = kr.(*kmsg.ListOffsetsResponse)
-			}
+	c, addr, err := f.brokerConn(id)
+	if err == nil {
+		var kr kmsg.Response
+		if kr, err = c.Request(f.ctx, req); err == nil {
+			resp = kr.(*kmsg.ListOffsetsResponse)
 		}
 	}
 
@@ -96,20 +92,10 @@ func (f *Of[R]) listOffsets(id int32, reqs []inReq[R]) {
 	defer f.mu.Unlock()
 	ps := make([]*partition[R], 0, len(reqs))
 	for _, r := range reqs {
-		r.p.inflight = false
 		ps = append(ps, r.p)
 	}
 	defer f.routeSomeLocked(ps...)
-	if err != nil {
-		if !f.closed {
-			f.cfg.Logger.Debug("keel: list offsets failed", "broker", id, "err", err)
-			for _, r := range reqs {
-				if !r.p.removed {
-					f.backoffLocked(r.p, true)
-				}
-			}
-			f.meta.RefreshSoon()
-		}
+	if !f.endRequestLocked(ps, "list offsets", id, err) {
 		return
 	}
 	answers := make(map[topicpart.TP]kmsg.ListOffsetsResponseTopicPartition)

@@ -5,7 +5,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/keel-go/keel/internal/conn"
 	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/topicpart"
 )
@@ -82,18 +81,14 @@ func (f *Of[R]) validateOffsets(id int32, reqs []valReq[R]) {
 	}
 	var resp *kmsg.OffsetForLeaderEpochResponse
 	unsupported := false
-	addr, ok := f.meta.BrokerAddr(id)
-	var err error = &errs.Error{Retriable: true, Detail: fmt.Sprintf("broker %d is not in the metadata", id), Err: errs.ErrBrokerUnreachable}
-	if ok {
-		var c *conn.Conn
-		if c, err = f.pool.Get(f.ctx, addr, conn.General); err == nil {
-			if c.Versions().Version(int16(kmsg.OffsetForLeaderEpoch)) < 0 {
-				unsupported = true // too old to validate: trust the position
-			} else {
-				var kr kmsg.Response
-				if kr, err = c.Request(f.ctx, req); err == nil {
-					resp = kr.(*kmsg.OffsetForLeaderEpochResponse)
-				}
+	c, addr, err := f.brokerConn(id)
+	if err == nil {
+		if c.Versions().Version(int16(kmsg.OffsetForLeaderEpoch)) < 0 {
+			unsupported = true // too old to validate: trust the position
+		} else {
+			var kr kmsg.Response
+			if kr, err = c.Request(f.ctx, req); err == nil {
+				resp = kr.(*kmsg.OffsetForLeaderEpochResponse)
 			}
 		}
 	}
@@ -102,20 +97,10 @@ func (f *Of[R]) validateOffsets(id int32, reqs []valReq[R]) {
 	defer f.mu.Unlock()
 	ps := make([]*partition[R], 0, len(reqs))
 	for _, r := range reqs {
-		r.p.inflight = false
 		ps = append(ps, r.p)
 	}
 	defer f.routeSomeLocked(ps...)
-	if err != nil {
-		if !f.closed {
-			f.cfg.Logger.Debug("keel: offset validation failed", "broker", id, "err", err)
-			for _, r := range reqs {
-				if !r.p.removed {
-					f.backoffLocked(r.p, true)
-				}
-			}
-			f.meta.RefreshSoon()
-		}
+	if !f.endRequestLocked(ps, "offset validation", id, err) {
 		return
 	}
 	answers := make(map[topicpart.TP]kmsg.OffsetForLeaderEpochResponseTopicPartition)
