@@ -116,6 +116,9 @@ func (g *GroupConsumer) Run(ctx context.Context, h Handler) error {
 		return err
 	}
 	runCtx, cancelRun := context.WithCancelCause(ctx)
+	if c.eos != nil {
+		runCtx = context.WithValue(runCtx, txnProducerKey{}, c.eos.p)
+	}
 	c.mu.Lock()
 	r.handler, r.runCtx, r.cancelRun = h, runCtx, cancelRun
 	for _, ps := range c.parts {
@@ -284,6 +287,15 @@ func (r *runPath) lanesOf(pss []*partitionState) ([]lane, []*partitionState) {
 // stop cancels the lanes of pss with cause and waits for them under ctx.
 func (r *runPath) stop(pss []*partitionState, cause error, ctx context.Context) []*partitionState {
 	lanes, of := r.lanesOf(pss)
+	if r.core.eos != nil && errors.Is(cause, ErrRevoked) {
+		// A handler cut off mid-record aborts the whole transaction:
+		// let the records being handled finish first (within ctx, the
+		// rebalance timeout), then commit them before the release.
+		for _, l := range lanes {
+			l.stop()
+		}
+		stuckLanes(ctx, lanes, of)
+	}
 	for _, l := range lanes {
 		l.cancel(cause)
 	}

@@ -44,6 +44,9 @@ type memberCore struct {
 	memberDone chan struct{}
 	memberErr  error
 
+	// eos: the transaction of ExactlyOnce (group_eos.go), else nil.
+	eos *eosSession
+
 	// One commit at a time: a late retry must not overtake a newer one.
 	commitMu       sync.Mutex
 	stopAutoCommit context.CancelFunc
@@ -139,6 +142,9 @@ func newMemberCore(client *Client, groupID string, topics []string, opts []Group
 	if err := cfg.validate(groupID, topics, kind); err != nil {
 		return nil, err
 	}
+	if cfg.eos != nil {
+		cfg.autoCommit = cfg.eos.interval // the transaction's interval
+	}
 	c := &memberCore{
 		client:   client,
 		group:    groupID,
@@ -182,6 +188,9 @@ func newMemberCore(client *Client, groupID string, topics []string, opts []Group
 		c.member = group.New(gcfg, client.pool, client.meta)
 	}
 	c.fetcher = newFetcher(client, cfg.fetchConfig(client))
+	if cfg.eos != nil {
+		c.eos = newEOSSession(c, cfg.eos)
+	}
 	return c, nil
 }
 
@@ -382,6 +391,9 @@ func (c *memberCore) lookup(tp TopicPartition) *partitionState {
 func (c *memberCore) commitMarked(ctx context.Context, pss []*partitionState) error {
 	c.commitMu.Lock()
 	defer c.commitMu.Unlock()
+	if c.eos != nil {
+		return c.eos.commit(ctx, pss) // the offsets go in the transaction
+	}
 	c.mu.Lock()
 	if pss == nil {
 		pss = make([]*partitionState, 0, len(c.parts))
@@ -426,12 +438,17 @@ func (c *memberCore) autoCommit(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			cctx, cancel := context.WithTimeout(ctx, c.cfg.autoCommit)
-			if err := c.commitMarked(cctx, nil); err != nil && ctx.Err() == nil {
-				c.client.logger.Warn("keel: interval commit failed; retrying at the next", "group", c.group, "err", err)
-			}
-			cancel()
+		case <-c.eos.kickC(): // a transaction's record bound, or an abort
 		}
+		timeout := c.cfg.autoCommit
+		if c.eos != nil {
+			timeout = eosCommitTimeout // flush, offsets and EndTxn
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		if err := c.commitMarked(cctx, nil); err != nil && ctx.Err() == nil {
+			c.client.logger.Warn("keel: interval commit failed; retrying at the next", "group", c.group, "err", err)
+		}
+		cancel()
 	}
 }
 

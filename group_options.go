@@ -44,6 +44,7 @@ type groupConfig struct {
 	partitionMaxBytes int32
 	maxBufferedBytes  int64
 	queueRecords      int
+	eos               *eosConfig // ExactlyOnce
 }
 
 func defaultGroupConfig() groupConfig {
@@ -322,6 +323,7 @@ func (c *groupConfig) validate(group string, topics []string, kind consumerKind)
 	bad := func(opt, problem, fix string) {
 		problems = append(problems, &ConfigError{Option: opt, Problem: problem, Fix: fix})
 	}
+	c.validateEOS(kind, bad)
 	if kind == runKind && c.blockOnPoll {
 		bad("BlockRebalanceOnPoll", "given to a GroupConsumer, which has no Poll", "use it with NewGroupPoller; Run holds rebalances for its handlers itself")
 	}

@@ -3,6 +3,7 @@ package keel
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/fetch"
@@ -81,6 +82,17 @@ func (r *runPath) outcome(ctx context.Context, m *Message, offset int64, err err
 	c := r.core
 	if err == nil {
 		return recordDone
+	}
+	if c.eos != nil {
+		// The handler may have produced part of its outputs: the whole
+		// transaction aborts and its partitions are processed again from
+		// their committed offsets. The partition halts until then.
+		tp := TopicPartition{Topic: m.Topic, Partition: m.Partition}
+		c.eos.fail(fmt.Errorf("handler of %v at offset %d: %w", tp, offset, err))
+		if ctx.Err() == nil {
+			c.client.logger.Warn("keel: handler failed; the transaction aborts and its partitions are processed again", "group", c.group, "partition", tp, "offset", offset, "err", err)
+		}
+		return recordFailed
 	}
 	if cause := context.Cause(ctx); cause != nil && (errors.Is(err, context.Canceled) || errors.Is(err, cause)) {
 		return recordLeft // revoked, lost or closing: the record stays unprocessed

@@ -150,19 +150,10 @@ func (w *worker) quit() bool {
 // returns (the record it handles then still counts as processed, and the
 // position moves right after).
 func (w *worker) seek(ctx context.Context, to int64) error {
-	req := &seekRequest{to: to, applied: make(chan struct{})}
-	w.mu.Lock()
-	if w.exited {
-		w.mu.Unlock()
-		return errLaneExited
+	req, err := w.seekRequested(to)
+	if err != nil {
+		return err
 	}
-	if w.pending != nil {
-		close(w.pending.applied) // superseded by this one
-	}
-	w.pending = req
-	w.seekPending.Store(true)
-	w.mu.Unlock()
-	w.wakeUp()
 	if fromOwnHandler(ctx, w) {
 		return nil
 	}
@@ -172,6 +163,31 @@ func (w *worker) seek(ctx context.Context, to int64) error {
 	case <-ctx.Done():
 		return fmt.Errorf("keel: Seek of %v: %w (it still takes effect once the record being handled returns)", w.tp, context.Cause(ctx))
 	}
+}
+
+// requestSeek asks the worker to move to to between two records, without
+// waiting: ExactlyOnce's abort asks it while holding the gate its handler
+// calls wait for.
+func (w *worker) requestSeek(to int64) error {
+	_, err := w.seekRequested(to)
+	return err
+}
+
+func (w *worker) seekRequested(to int64) (*seekRequest, error) {
+	req := &seekRequest{to: to, applied: make(chan struct{})}
+	w.mu.Lock()
+	if w.exited {
+		w.mu.Unlock()
+		return nil, errLaneExited
+	}
+	if w.pending != nil {
+		close(w.pending.applied) // superseded by this one
+	}
+	w.pending = req
+	w.seekPending.Store(true)
+	w.mu.Unlock()
+	w.wakeUp()
+	return req, nil
 }
 
 // errLaneExited: the lane asked to seek has stopped; the caller seeks the
@@ -329,6 +345,26 @@ func (w *worker) handle(msgs []Message) {
 				return
 			}
 		}
+		eos := w.c.eos
+		if eos != nil {
+			// The handler and the mark of its record happen inside one
+			// transaction (group_eos.go); an abort while waiting for it
+			// rewound the partition.
+			if err := eos.enter(w.tp, offset); err != nil {
+				if r.sem != nil {
+					<-r.sem
+				}
+				w.c.failMember(err)
+				return
+			}
+			if w.seekPending.Load() || w.quit() {
+				eos.leave(false)
+				if r.sem != nil {
+					<-r.sem
+				}
+				return
+			}
+		}
 		var err error
 		if hk := w.c.handlerHooks; hk == nil {
 			err = callHandler(w.h, w.ctx, m)
@@ -340,11 +376,20 @@ func (w *worker) handle(msgs []Message) {
 		}
 		if err == nil { // the common case, without a call
 			w.ps.marks.mark(offset, epoch)
+			if eos != nil {
+				eos.leave(true)
+			}
 			continue
 		}
-		switch r.outcome(w.ctx, m, offset, err) {
-		case recordDone:
+		out := r.outcome(w.ctx, m, offset, err)
+		if out == recordDone {
 			w.ps.marks.mark(offset, epoch)
+		}
+		if eos != nil {
+			eos.leave(out == recordDone)
+		}
+		switch out {
+		case recordDone:
 		case recordLeft:
 			return
 		case recordFailed:

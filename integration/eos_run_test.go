@@ -1,0 +1,269 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+
+	"github.com/keel-go/keel"
+	"github.com/keel-go/keel/admin"
+	"github.com/keel-go/keel/keeltest"
+)
+
+// eosInput writes n keyed input records ("k<i%keys>-in-<i>") to topic and
+// returns the outputs a transform must give ("out:" + the input).
+func eosInput(t *testing.T, ctx context.Context, c *keel.Client, topic string, n, keys int) []string {
+	t.Helper()
+	src, err := keel.NewProducer(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close(context.Background())
+	var inputs []*keel.Message
+	want := make([]string, 0, n)
+	for i := 0; i < n; i++ {
+		k := fmt.Sprintf("k%d", i%keys)
+		v := fmt.Sprintf("%s-in-%d", k, i)
+		inputs = append(inputs, &keel.Message{Topic: topic, Key: []byte(k), Value: []byte(v)})
+		want = append(want, "out:"+v)
+	}
+	for len(inputs) > 0 {
+		chunk := inputs[:min(len(inputs), 5000)]
+		inputs = inputs[len(chunk):]
+		if _, err := src.SendAll(ctx, chunk...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return want
+}
+
+// transform is the handlers' work: one output per input, produced in the
+// consumer's transaction.
+func transform(out string) keel.HandlerFunc {
+	return func(ctx context.Context, m *keel.Message) error {
+		p := keel.TxnProducer(ctx)
+		if p == nil {
+			return errors.New("no transactional producer in the handler's ctx")
+		}
+		p.ProduceFunc(ctx, &keel.Message{Topic: out, Key: m.Key, Value: append([]byte("out:"), m.Value...)}, func(keel.Delivery) {})
+		return nil
+	}
+}
+
+// eosMember is one ExactlyOnce group member with its own client and
+// transactional producer (the same id across its incarnations, so a new
+// one fences the one before).
+type eosMember struct {
+	c    *keel.Client
+	p    *keel.Producer
+	g    *keel.GroupConsumer
+	stop context.CancelFunc
+	done chan error
+}
+
+func startEOSMember(t *testing.T, ctx context.Context, cl *keeltest.Cluster, txnID, group, in string, h keel.Handler, extra ...keel.GroupOption) *eosMember {
+	t.Helper()
+	c, err := keel.NewClient(keel.SeedBrokers(cl.Addrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := keel.NewProducer(c, keel.TransactionalID(txnID), keel.Linger(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := fastGroup(append([]keel.GroupOption{keel.ReadCommitted(), keel.ExactlyOnce(p, keel.TxnEvery(100*time.Millisecond, 500))}, extra...)...)
+	g, err := keel.NewGroupConsumer(c, group, []string{in}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	m := &eosMember{c: c, p: p, g: g, stop: stop, done: make(chan error, 1)}
+	go func() { m.done <- g.Run(rctx, h) }()
+	return m
+}
+
+// close leaves the group cleanly: the open transaction is committed.
+func (m *eosMember) close(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := m.g.Close(ctx); err != nil {
+		t.Errorf("GroupConsumer.Close: %v", err)
+	}
+	m.stop()
+	<-m.done
+	m.p.Close(ctx)
+	m.c.Close(ctx)
+}
+
+// kill ends the member without Close: no commit, no LeaveGroup; its
+// client's connections close under it, so the group drops it after the
+// session timeout and its open transaction is aborted when the same id
+// starts again.
+func (m *eosMember) kill() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m.c.Close(ctx) // connections first: nothing more reaches the brokers
+	m.stop()
+	<-m.done
+	m.g.Close(ctx)
+	m.p.Close(ctx)
+}
+
+// checkEOSResult: a keel read_committed reader and kcat see every
+// output exactly once, in order per key, and the group's committed
+// offsets equal the input's end.
+func checkEOSResult(t *testing.T, ctx context.Context, cl *keeltest.Cluster, c *keel.Client, group, in, out string, partitions int32, want []string) {
+	t.Helper()
+	checkExactly(t, "keel read_committed", messageValues(readAll(t, ctx, c, out, partitions, len(want), true)), want)
+	if kcat := kcatPath(t); kcat != "" {
+		checkExactly(t, "kcat read_committed", kcatValues(t, ctx, kcat, cl.Addr(), out, "read_committed"), want)
+	}
+	adm, err := admin.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs, err := adm.GroupOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := adm.EndOffsets(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tp, end := range ends {
+		if offs[tp] != end {
+			t.Errorf("%v: group committed %d, input ends at %d", tp, offs[tp], end)
+		}
+	}
+}
+
+// waitCommitted waits until the group's committed offsets reach the
+// input's end.
+func waitCommitted(t *testing.T, ctx context.Context, c *keel.Client, group, in string) {
+	t.Helper()
+	adm, err := admin.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := adm.EndOffsets(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		offs, err := adm.GroupOffsets(ctx, group)
+		if err == nil {
+			done := true
+			for tp, end := range ends {
+				if offs[tp] != end {
+					done = false
+				}
+			}
+			if done {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the group never committed the input's end: %v (last %v)", ctx.Err(), offs)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// TestExactlyOnceRunOptions: ExactlyOnce refuses what it does not
+// support, at construction, with errors that say so.
+func TestExactlyOnceRunOptions(t *testing.T) {
+	cl := startCluster(t, keeltest.Topic("eos-opt", 1))
+	c := newClient(t, cl)
+	plain := newProducer(t, c)
+	txn := newTxnProducer(t, c, "eos-opt")
+	for name, opts := range map[string][]keel.GroupOption{
+		"nil producer":   {keel.ExactlyOnce(nil)},
+		"not txn":        {keel.ExactlyOnce(plain)},
+		"parallel":       {keel.ExactlyOnce(txn), keel.Parallel(keel.KeyOrder, 4, 0)},
+		"on error":       {keel.ExactlyOnce(txn), keel.OnHandlerError(func(*keel.Message, error) keel.HandlerAction { return keel.SkipMessage })},
+		"interval":       {keel.ExactlyOnce(txn, keel.TxnEvery(0, 10))},
+		"negative count": {keel.ExactlyOnce(txn, keel.TxnEvery(time.Second, -1))},
+	} {
+		if _, err := keel.NewGroupConsumer(c, "g", []string{"eos-opt"}, opts...); !errors.Is(err, keel.ErrInvalidConfig) {
+			t.Errorf("%s: got %v, want ErrInvalidConfig", name, err)
+		}
+	}
+	if _, err := keel.NewGroupPoller(c, "g", []string{"eos-opt"}, keel.ExactlyOnce(txn)); !errors.Is(err, keel.ErrInvalidConfig) {
+		t.Errorf("poller: got %v, want ErrInvalidConfig", err)
+	}
+}
+
+// TestExactlyOnceRunHandlerError: a handler fails once in the middle of a
+// transaction that already holds outputs of other records: the
+// transaction aborts, the partitions go back to their committed offsets,
+// and every output is still visible exactly once.
+func TestExactlyOnceRunHandlerError(t *testing.T) {
+	const in, out, group, n = "eosh-in", "eosh-out", "eosh", 2000
+	cl := groupCluster(t, 1, keeltest.Topic(in, 3), keeltest.Topic(out, 3))
+	c := newClient(t, cl)
+	ctx := testCtx(t, 2*time.Minute)
+	want := eosInput(t, ctx, c, in, n, 11)
+	var failed, calls atomic.Int64
+	tr := transform(out)
+	h := keel.HandlerFunc(func(ctx context.Context, m *keel.Message) error {
+		if err := tr(ctx, m); err != nil {
+			return err
+		}
+		if calls.Add(1) == n/2 && failed.Add(1) == 1 {
+			return errors.New("injected handler failure")
+		}
+		return nil
+	})
+	m := startEOSMember(t, ctx, cl, "eosh-1", group, in, h)
+	waitCommitted(t, ctx, c, group, in)
+	m.close(t)
+	if failed.Load() != 1 {
+		t.Fatalf("the handler failure was not injected")
+	}
+	if calls.Load() <= n {
+		t.Fatalf("%d handler calls for %d records: nothing was processed again after the abort", calls.Load(), n)
+	}
+	t.Logf("%d handler calls for %d records", calls.Load(), n)
+	checkEOSResult(t, ctx, cl, c, group, in, out, 3, want)
+}
+
+// TestExactlyOnceRunRevoke: a second member joins while the first is in
+// the middle of a transaction (handlers are slowed so it is): the
+// partitions that move are committed before they are released, and the
+// new owner continues after them without a duplicate.
+func TestExactlyOnceRunRevoke(t *testing.T) {
+	const in, out, group, n = "eosr-in", "eosr-out", "eosr", 3000
+	cl := groupCluster(t, 1, keeltest.Topic(in, 4), keeltest.Topic(out, 4))
+	c := newClient(t, cl)
+	ctx := testCtx(t, 2*time.Minute)
+	want := eosInput(t, ctx, c, in, n, 13)
+	var revoked atomic.Int64
+	var handled atomic.Int64
+	tr := transform(out)
+	slow := keel.HandlerFunc(func(ctx context.Context, m *keel.Message) error {
+		handled.Add(1)
+		time.Sleep(200 * time.Microsecond)
+		return tr(ctx, m)
+	})
+	onRevoked := keel.OnRevoked(func(tps []keel.TopicPartition) { revoked.Add(int64(len(tps))) })
+	a := startEOSMember(t, ctx, cl, "eosr-a", group, in, slow, onRevoked)
+	for handled.Load() < n/4 && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	b := startEOSMember(t, ctx, cl, "eosr-b", group, in, slow)
+	waitCommitted(t, ctx, c, group, in)
+	a.close(t)
+	b.close(t)
+	if revoked.Load() == 0 {
+		t.Fatalf("no partition moved to the second member")
+	}
+	t.Logf("%d partitions revoked from the first member; %d handler calls for %d records", revoked.Load(), handled.Load(), n)
+	checkEOSResult(t, ctx, cl, c, group, in, out, 4, want)
+}
+
