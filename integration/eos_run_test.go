@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/keel-go/keel"
 	"github.com/keel-go/keel/admin"
 	"github.com/keel-go/keel/keeltest"
@@ -266,4 +265,3 @@ func TestExactlyOnceRunRevoke(t *testing.T) {
 	t.Logf("%d partitions revoked from the first member; %d handler calls for %d records", revoked.Load(), handled.Load(), n)
 	checkEOSResult(t, ctx, cl, c, group, in, out, 4, want)
 }
-
