@@ -110,6 +110,7 @@ func runConsume(ctx context.Context, args []string, io stdio) int {
 	fs.Var(&format, "f", "output format with kcat's verbs: %t %p %o %k %s %h %T %S %K (see above)")
 	fs.Var(&keyDelim, "K", "print KEY<DELIM>VALUE (ignored with -f)")
 	quiet := fs.Bool("q", false, "no summary on stderr")
+	metricsAddr := metricsFlag(fs)
 	isolation := fs.String("isolation", "read_committed", "read_committed (records of open or aborted transactions are not shown) or read_uncommitted")
 	groupProtocol := fs.String("group-protocol", "classic", "with -G: the group `protocol`, classic or consumer (KIP-848, Kafka 4.0+; kcat/librdkafka 2.0 cannot join such a group)")
 	aliases(fs, "t", "topic", "p", "partition", "o", "offset", "c", "max-messages", "G", "group", "f", "format", "K", "key-delimiter")
@@ -203,7 +204,11 @@ func runConsume(ctx context.Context, args []string, io stdio) int {
 	if f, ok := io.out.(*os.File); ok {
 		watchStdout(ctx, f, func() { stopOnClose(errStdoutClosed) })
 	}
-	var clientOpts []keel.ClientOption
+	clientOpts, metrics, err := startMetrics(*metricsAddr, io)
+	if err != nil {
+		return failed(io, "consume", err)
+	}
+	defer metrics.stop()
 	if o.group != "" {
 		// A name of its own, so that -e can find this member among the
 		// group's (see groupState.gaveNothing).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keel-go/keel"
 	"github.com/keel-go/keel/admin"
@@ -206,8 +207,13 @@ without a committed offset shows "-" as committed and its whole backlog
 (end - log start) as lag, marked "*". "-" as member means no member has
 it now.
 
+With --watch the table is printed again every --interval, with each
+partition's consume rate (committed offsets per second since the last
+refresh), until Ctrl-C.
+
 Examples:
   keel groups lag -G billing
+  keel groups lag -G billing --watch --interval 5s
 `
 
 func runGroupsLag(ctx context.Context, args []string, io stdio) int {
@@ -215,6 +221,8 @@ func runGroupsLag(ctx context.Context, args []string, io stdio) int {
 	fs := newFlagSet(cmd, groupsLagUsage, io)
 	f := addAdminFlags(fs, io)
 	asJSON := jsonFlag(fs)
+	watch := fs.Bool("watch", false, "print the table again every --interval, with consume rates, until Ctrl-C")
+	interval := fs.Duration("interval", 2*time.Second, "with --watch: how often to refresh")
 	group := fs.String("G", "", "consumer `group` (required)")
 	aliases(fs, "G", "group")
 	if code, ok := parseAdminArgs(fs, cmd, args, io); !ok {
@@ -222,6 +230,17 @@ func runGroupsLag(ctx context.Context, args []string, io stdio) int {
 	}
 	if *group == "" {
 		return usageError(io, cmd, "which group? pass -G GROUP")
+	}
+	if *watch {
+		if *asJSON {
+			return usageError(io, cmd, "--watch draws a table; leave --json out")
+		}
+		if *interval <= 0 {
+			return usageError(io, cmd, "--interval %v: give a positive duration such as 2s", *interval)
+		}
+		return withAdmin(ctx, io, cmd, f, func(ctx context.Context, a *admin.Admin) error {
+			return watchLag(ctx, io, a, *group, *interval)
+		})
 	}
 	return withAdmin(ctx, io, cmd, f, func(ctx context.Context, a *admin.Admin) error {
 		rows, err := a.Lag(ctx, *group)
@@ -231,35 +250,7 @@ func runGroupsLag(ctx context.Context, args []string, io stdio) int {
 		if *asJSON {
 			return printJSON(io, lagJSON(*group, rows))
 		}
-		if len(rows) == 0 {
-			fmt.Fprintf(io.out, "group %s has no committed offsets and no assigned partitions\n", *group)
-			return nil
-		}
-		t := newTextTable("TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "MEMBER").alignRight(1, 2, 3, 4)
-		var total int64
-		unknown, noCommit := 0, 0
-		for _, r := range rows {
-			lag := orDash(r.Lag)
-			if r.Lag >= 0 {
-				total += r.Lag
-			} else {
-				unknown++
-			}
-			if r.NoCommit && r.Lag >= 0 {
-				lag += "*" // the whole backlog: no commit to count from
-				noCommit++
-			}
-			t.add(r.Topic, r.Partition, orDash(r.Committed), orDash(r.End), lag, orText(r.MemberID))
-		}
-		t.print(io.out)
-		fmt.Fprintf(io.out, "\nTOTAL LAG: %d", total)
-		if unknown > 0 {
-			fmt.Fprintf(io.out, " (not counting %d partitions of deleted topics)", unknown)
-		}
-		fmt.Fprintln(io.out)
-		if noCommit > 0 {
-			fmt.Fprintf(io.out, "* no committed offset: the lag is the partition's whole backlog (end - log start)\n")
-		}
+		printLag(io, *group, rows)
 		return nil
 	})
 }

@@ -68,6 +68,7 @@ type perfFlags struct {
 	embedded   *bool
 	partitions *int
 	recordSize *int
+	metrics    *string
 }
 
 func addPerfFlags(fs *flag.FlagSet, io stdio) *perfFlags {
@@ -82,6 +83,7 @@ func addPerfFlags(fs *flag.FlagSet, io stdio) *perfFlags {
 		embedded:   fs.Bool("embedded", false, "start an in-process 3-broker cluster with the topic and use it instead of -b"),
 		partitions: fs.Int("partitions", 6, "partitions of the topic created by --embedded"),
 		recordSize: fs.Int("record-size", 100, "bytes of each record's value"),
+		metrics:    metricsFlag(fs),
 	}
 }
 

@@ -64,7 +64,12 @@ func runPerfConsume(ctx context.Context, args []string, io stdio) int {
 			return failed(io, "perf consume", err)
 		}
 	}
-	client, err := connect(ctx, *f.brokers, keel.ClientID("keel-perf"))
+	metricOpts, metrics, err := startMetrics(*f.metrics, io)
+	if err != nil {
+		return failed(io, "perf consume", err)
+	}
+	defer metrics.stop()
+	client, err := connect(ctx, *f.brokers, append(metricOpts, keel.ClientID("keel-perf"))...)
 	if err != nil {
 		return failed(io, "perf consume", err)
 	}

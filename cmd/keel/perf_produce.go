@@ -71,7 +71,12 @@ func runPerfProduce(ctx context.Context, args []string, io stdio) int {
 		defer cluster.Close()
 		*f.brokers = perfBrokers(f, cluster)
 	}
-	client, err := connect(ctx, *f.brokers, keel.ClientID("keel-perf"))
+	metricOpts, metrics, err := startMetrics(*f.metrics, io)
+	if err != nil {
+		return failed(io, "perf produce", err)
+	}
+	defer metrics.stop()
+	client, err := connect(ctx, *f.brokers, append(metricOpts, keel.ClientID("keel-perf"))...)
 	if err != nil {
 		return failed(io, "perf produce", err)
 	}
