@@ -136,9 +136,11 @@ func newEOSSession(c *memberCore, cfg *eosConfig) *eosSession {
 	return &eosSession{c: c, p: cfg.producer, cfg: cfg, kick: make(chan struct{}, 1), touched: map[TopicPartition]int64{}}
 }
 
-// enter is a handler call's start, for the record at offset of tp: it
-// holds the gate shared until leave, and opens a transaction if none is.
-func (e *eosSession) enter(tp TopicPartition, offset int64) error {
+// enter is a handler call's start: it holds the gate shared until leave,
+// and opens a transaction if none is. The caller then checks that its
+// record is still wanted (an abort may have rewound its partition while
+// it waited) and calls touch before the handler.
+func (e *eosSession) enter() error {
 	e.gate.RLock()
 	if !e.open.Load() {
 		e.openMu.Lock()
@@ -152,12 +154,19 @@ func (e *eosSession) enter(tp TopicPartition, offset int64) error {
 		}
 		e.openMu.Unlock()
 	}
+	return nil
+}
+
+// touch records that tp processes its record at offset in the open
+// transaction: the first one is where an abort rewinds tp to. Only a
+// record about to be handled may touch: one given up after a rewind would
+// make a later abort rewind past records it never covered.
+func (e *eosSession) touch(tp TopicPartition, offset int64) {
 	e.mu.Lock()
 	if _, ok := e.touched[tp]; !ok {
 		e.touched[tp] = offset
 	}
 	e.mu.Unlock()
-	return nil
 }
 
 // leave ends what enter began; processed says the record was marked.

@@ -350,7 +350,7 @@ func (w *worker) handle(msgs []Message) {
 			// The handler and the mark of its record happen inside one
 			// transaction (group_eos.go); an abort while waiting for it
 			// rewound the partition.
-			if err := eos.enter(w.tp, offset); err != nil {
+			if err := eos.enter(); err != nil {
 				if r.sem != nil {
 					<-r.sem
 				}
@@ -364,6 +364,7 @@ func (w *worker) handle(msgs []Message) {
 				}
 				return
 			}
+			eos.touch(w.tp, offset)
 		}
 		var err error
 		if hk := w.c.handlerHooks; hk == nil {

@@ -4,9 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/keel-go/keel"
 	"github.com/keel-go/keel/admin"
@@ -103,14 +110,19 @@ func (m *eosMember) close(t *testing.T) {
 // client's connections close under it, so the group drops it after the
 // session timeout and its open transaction is aborted when the same id
 // starts again.
-func (m *eosMember) kill() {
+func (m *eosMember) kill() <-chan struct{} {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	m.c.Close(ctx) // connections first: nothing more reaches the brokers
 	m.stop()
-	<-m.done
-	m.g.Close(ctx)
-	m.p.Close(ctx)
+	gone := make(chan struct{})
+	go func() { // the zombie's last commit retries against its closed client until its timeout
+		defer close(gone)
+		defer cancel()
+		<-m.done
+		m.g.Close(ctx)
+		m.p.Close(ctx)
+	}()
+	return gone
 }
 
 // checkEOSResult: a keel read_committed reader and kcat see every
@@ -264,4 +276,74 @@ func TestExactlyOnceRunRevoke(t *testing.T) {
 	}
 	t.Logf("%d partitions revoked from the first member; %d handler calls for %d records", revoked.Load(), handled.Load(), n)
 	checkEOSResult(t, ctx, cl, c, group, in, out, 4, want)
+}
+
+// TestExactlyOnceRunUnderFaults: a 3-member ExactlyOnce group transforms
+// keyed input into an output topic while members are killed without
+// Close and rejoin (same transactional id: the new incarnation fences the
+// old and aborts its open transaction), ~5 % of produce requests fail and
+// connections drop. Read committed, keel and kcat see every input's
+// output exactly once, in order per key, and the group's committed
+// offsets equal the input's end. KEEL_EOS=full runs 100k records
+// (default 10k).
+func TestExactlyOnceRunUnderFaults(t *testing.T) {
+	const in, out, group = "eosf-in", "eosf-out", "eosf"
+	n := 10_000
+	if os.Getenv("KEEL_EOS") == "full" {
+		n = 100_000
+	}
+	cl := groupCluster(t, 1, keeltest.Topic(in, 6), keeltest.Topic(out, 6))
+	c := newClient(t, cl)
+	ctx := testCtx(t, 4*time.Minute)
+	want := eosInput(t, ctx, c, in, n, 17)
+
+	var handled atomic.Int64
+	tr := transform(out)
+	h := keel.HandlerFunc(func(ctx context.Context, m *keel.Message) error {
+		handled.Add(1)
+		time.Sleep(300 * time.Microsecond) // so that the kills land mid-stream
+		return tr(ctx, m)
+	})
+	var mu sync.Mutex
+	members := make([]*eosMember, 3)
+	for i := range members {
+		members[i] = startEOSMember(t, ctx, cl, fmt.Sprintf("eosf-%d", i), group, in, h)
+	}
+	// ~5 % of produce requests fail with a retriable error; connections
+	// drop now and then.
+	var faultMu sync.Mutex
+	rng := rand.New(rand.NewPCG(13, 447))
+	fh := cl.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: out, Err: kerr.NotLeaderForPartition, Count: -1, When: func(kmsg.Request) bool {
+		faultMu.Lock()
+		defer faultMu.Unlock()
+		return rng.IntN(20) == 0
+	}})
+	kills := 0
+	var zombies []<-chan struct{}
+	for step := 0; ctx.Err() == nil; step++ {
+		if handled.Load() >= int64(n) && kills >= 3 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+		if kills < 3 && handled.Load() > int64(n*(kills+1)/5) {
+			i := kills % 3
+			mu.Lock()
+			zombies = append(zombies, members[i].kill())
+			members[i] = startEOSMember(t, ctx, cl, fmt.Sprintf("eosf-%d", i), group, in, h)
+			mu.Unlock()
+			kills++
+			cl.DropConnections(kmsg.Produce, 2)
+			t.Logf("killed and restarted member %d after %d handler calls", i, handled.Load())
+		}
+	}
+	fh.Remove()
+	waitCommitted(t, ctx, c, group, in)
+	for _, z := range zombies {
+		<-z
+	}
+	for _, m := range members {
+		m.close(t)
+	}
+	t.Logf("%d handler calls for %d records, %d kills", handled.Load(), n, kills)
+	checkEOSResult(t, ctx, cl, c, group, in, out, 6, want)
 }
