@@ -102,7 +102,10 @@ func ServerAssignor(name string) GroupOption {
 }
 
 // SessionTimeout is how long the group waits without heartbeats before it
-// expires this member (default 45s).
+// expires this member (default 45s). Classic protocol only: under
+// ConsumerProtocol the broker's group.consumer.session.timeout.ms applies
+// and this option is ignored, as the Java client ignores
+// session.timeout.ms there.
 func SessionTimeout(d time.Duration) GroupOption {
 	return func(c *groupConfig) { c.sessionTimeout = d }
 }

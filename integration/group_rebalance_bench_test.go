@@ -29,7 +29,7 @@ import (
 // owner's OnRevoked to the new owner's OnAssigned). Not a test: figures go in
 // docs/BENCHMARKS.md.
 //
-//	go test ./integration -run '^$' -bench BenchmarkGroupRebalanceFourthMember -benchtime 5x
+//	go test ./integration -run '^$' -bench BenchmarkGroupRebalanceFourthMember -benchtime 6x
 func BenchmarkGroupRebalanceFourthMember(b *testing.B) {
 	for _, timing := range []struct {
 		name string
@@ -39,9 +39,13 @@ func BenchmarkGroupRebalanceFourthMember(b *testing.B) {
 			b.Run(p.name+"/"+timing.name, func(b *testing.B) {
 				brokerHB := "5000"
 				classicHB := 3 * time.Second
+				cycle := 5 * time.Second // the interval the members heartbeat at
+				if p.name == "classic" {
+					cycle = classicHB
+				}
 				if timing.hb > 0 {
 					brokerHB = fmt.Sprint(timing.hb.Milliseconds())
-					classicHB = timing.hb
+					classicHB, cycle = timing.hb, timing.hb
 				}
 				cl := keeltest.NewCluster(b, keeltest.Brokers(3), keeltest.Topic("orders", 24),
 					keeltest.BrokerConfigs(map[string]string{"group.consumer.heartbeat.interval.ms": brokerHB}))
@@ -53,7 +57,13 @@ func BenchmarkGroupRebalanceFourthMember(b *testing.B) {
 				var total, unowned time.Duration
 				var revoked atomic.Int64
 				for i := range b.N {
-					settle, gap := rebalanceOnce(b, c, fmt.Sprintf("rebalance-%s-%s-%d", p.name, timing.name, i), p.opts, classicHB, &revoked)
+					// Iteration i of N joins at the middle of the i-th
+					// N-th of a heartbeat cycle after the group settled, so
+					// the figures average over where in the old members'
+					// cycle the join lands instead of always right after
+					// their heartbeat.
+					phase := cycle * time.Duration(2*i+1) / time.Duration(2*b.N)
+					settle, gap := rebalanceOnce(b, c, fmt.Sprintf("rebalance-%s-%s-%d", p.name, timing.name, i), p.opts, classicHB, phase, &revoked)
 					total += settle
 					unowned += gap
 				}
@@ -66,11 +76,11 @@ func BenchmarkGroupRebalanceFourthMember(b *testing.B) {
 	}
 }
 
-// rebalanceOnce settles 3 members on a new group, then times a 4th
-// joining; it counts into revoked the partitions the first three give up,
+// rebalanceOnce settles 3 members on a new group, waits phase, then
+// times a 4th joining; it counts into revoked the partitions the first three give up,
 // and returns the time to settle and the longest a moved partition had no
 // owner.
-func rebalanceOnce(b *testing.B, c *keel.Client, group string, proto []keel.GroupOption, hb time.Duration, revoked *atomic.Int64) (settle, unowned time.Duration) {
+func rebalanceOnce(b *testing.B, c *keel.Client, group string, proto []keel.GroupOption, hb, phase time.Duration, revoked *atomic.Int64) (settle, unowned time.Duration) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -142,6 +152,7 @@ func rebalanceOnce(b *testing.B, c *keel.Client, group string, proto []keel.Grou
 		start(countRevoked)
 	}
 	wait(8)
+	time.Sleep(phase)
 	counting.Store(true)
 	t0 := time.Now()
 	start(gap)
