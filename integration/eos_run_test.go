@@ -285,10 +285,10 @@ func TestExactlyOnceRunRevoke(t *testing.T) {
 // connections drop. Read committed, keel and kcat see every input's
 // output exactly once, in order per key, and the group's committed
 // offsets equal the input's end. KEEL_EOS=full runs 100k records
-// (default 10k).
+// (default 3k).
 func TestExactlyOnceRunUnderFaults(t *testing.T) {
 	const in, out, group = "eosf-in", "eosf-out", "eosf"
-	n := 10_000
+	n := 3_000
 	if os.Getenv("KEEL_EOS") == "full" {
 		n = 100_000
 	}
