@@ -152,8 +152,13 @@ func (h *groupHook) OnCommit(c keel.Commit) {
 // TestHooksSeeRebalanceAndCommit: one member joins (one rebalance, seen
 // started and ended), processes every record (each handler call seen
 // finished), and Close's commit is seen
-// with the offsets that were committed.
+// with the offsets that were committed. Under both group protocols (a
+// KIP-848 reconciliation that assigns partitions is its rebalance).
 func TestHooksSeeRebalanceAndCommit(t *testing.T) {
+	forEachProtocol(t, func(t *testing.T, proto []keel.GroupOption) { hooksSeeRebalanceAndCommit(t, proto) })
+}
+
+func hooksSeeRebalanceAndCommit(t *testing.T, proto []keel.GroupOption) {
 	cl := startCluster(t, keeltest.Brokers(1), keeltest.Topic("g", 1))
 	h := &groupHook{committed: map[keel.TopicPartition]int64{}}
 	c := newClient(t, cl, keel.WithHooks(h))
@@ -166,7 +171,7 @@ func TestHooksSeeRebalanceAndCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	g, err := keel.NewGroupConsumer(c, "hooks", []string{"g"}, keel.ResetOffset(keel.ResetEarliest), keel.AutoCommitInterval(0))
+	g, err := keel.NewGroupConsumer(c, "hooks", []string{"g"}, with(proto, keel.ResetOffset(keel.ResetEarliest), keel.AutoCommitInterval(0))...)
 	if err != nil {
 		t.Fatal(err)
 	}

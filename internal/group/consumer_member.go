@@ -190,6 +190,9 @@ func (m *ConsumerMember) reconcile(ctx context.Context) error {
 		m.changedLocked()
 	}
 	m.mu.Unlock()
+	if !isEmpty(revoked) || !isEmpty(added) {
+		defer m.observeReconciliation()()
+	}
 
 	if !isEmpty(revoked) {
 		m.revoke(ctx, revoked)
@@ -228,6 +231,36 @@ func (m *ConsumerMember) reconcile(ctx context.Context) error {
 		m.changedLocked()
 	}
 	return nil
+}
+
+// observeReconciliation tells the Rebalancing callback that a
+// reconciliation (revoke, assign, acknowledge) begins and returns the
+// function that tells Rebalanced it ended: under this protocol a
+// reconciliation that moves partitions is what a classic member's join
+// and sync round is. The protocol named is the coordinator's assignor,
+// "consumer" when the broker's default is used.
+func (m *ConsumerMember) observeReconciliation() func() {
+	cb := &m.cfg.Callbacks
+	if cb.Rebalancing == nil && cb.Rebalanced == nil {
+		return func() {}
+	}
+	protocol := m.cfg.ServerAssignor
+	if protocol == "" {
+		protocol = "consumer"
+	}
+	if cb.Rebalancing != nil {
+		cb.Rebalancing(protocol)
+	}
+	start := time.Now()
+	return func() {
+		if cb.Rebalanced == nil {
+			return
+		}
+		m.mu.Lock()
+		epoch := m.generation
+		m.mu.Unlock()
+		cb.Rebalanced(protocol, epoch, time.Since(start), nil)
+	}
 }
 
 // resolveLocked names the topic ids of m.unresolved from the cluster view
