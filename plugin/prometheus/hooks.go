@@ -58,33 +58,32 @@ func (m *Metrics) OnProduceBatch(b keel.ProduceBatch) {
 	m.producerWire.WithLabelValues(b.Topic).Add(float64(b.CompressedBytes))
 }
 
-// outcome labels, Prometheus style (snake case).
-func outcomeLabel(d keel.Delivery) string {
-	switch d.Outcome() {
-	case keel.Delivered:
-		return "delivered"
-	case keel.NotWritten:
-		return "not_written"
-	}
-	return "outcome_unknown"
-}
-
 func (m *Metrics) OnProduceRecord(d keel.Delivery) {
 	topic := ""
 	if d.Message != nil {
 		topic = d.Message.Topic
 	}
-	m.producerRecords.WithLabelValues(topic, outcomeLabel(d)).Inc()
+	ts := m.topics.get(m, topic)
+	switch d.Outcome() {
+	case keel.Delivered:
+		ts.delivered.Inc()
+	case keel.NotWritten:
+		ts.notWritten.Inc()
+	default:
+		ts.unknown.Inc()
+	}
 }
 
 func (m *Metrics) OnBuffered(topic string, records int, bytes int64) {
-	m.bufferedRecords.WithLabelValues(topic).Add(float64(records))
-	m.bufferedBytes.WithLabelValues(topic).Add(float64(bytes))
+	ts := m.topics.get(m, topic)
+	ts.bufferedRecords.Add(float64(records))
+	ts.bufferedBytes.Add(float64(bytes))
 }
 
 func (m *Metrics) OnUnbuffered(topic string, records int, bytes int64) {
-	m.bufferedRecords.WithLabelValues(topic).Sub(float64(records))
-	m.bufferedBytes.WithLabelValues(topic).Sub(float64(bytes))
+	ts := m.topics.get(m, topic)
+	ts.bufferedRecords.Sub(float64(records))
+	ts.bufferedBytes.Sub(float64(bytes))
 }
 
 func (m *Metrics) OnFetchBatch(b keel.FetchBatch) {

@@ -78,4 +78,5 @@ type Metrics struct {
 	stalls            *prometheus.CounterVec   // kind, topic
 
 	lagState lagState
+	topics   topicCache // per-record producer series by topic
 }
