@@ -382,7 +382,8 @@ func (t *txnState) addPartitions(ctx context.Context, parts []produce.TopicParti
 // coordinatorCall sends a request built by build to the transaction
 // coordinator and reads its error code with code, retrying what may pass
 // (the coordinator moved or is loading, a concurrent transaction is still
-// ending, connections failed) under ctx. Fencing codes come back matching
+// ending, connections failed) under ctx; a closed client ends it with
+// ErrClosed. Fencing codes come back matching
 // ErrFenced.
 func (t *txnState) coordinatorCall(ctx context.Context, what string, build func() kmsg.Request, code func(kmsg.Response) int16) error {
 	c := t.p.client
@@ -394,11 +395,13 @@ func (t *txnState) coordinatorCall(ctx context.Context, what string, build func(
 		}
 		cn, err := c.pool.Get(ctx, b.Addr(), conn.General)
 		if err != nil {
-			return ctx.Err() != nil, err
+			// A closed client's pool will not reopen: retrying it
+			// only waits for ctx.
+			return ctx.Err() != nil || errors.Is(err, errs.ErrClosed), err
 		}
 		resp, err := cn.Request(ctx, build())
 		if err != nil {
-			return ctx.Err() != nil, err
+			return ctx.Err() != nil || errors.Is(err, errs.ErrClosed), err
 		}
 		ec := code(resp)
 		if ec == errs.CodeNone {

@@ -115,7 +115,7 @@ func (m *eosMember) kill() <-chan struct{} {
 	m.c.Close(ctx) // connections first: nothing more reaches the brokers
 	m.stop()
 	gone := make(chan struct{})
-	go func() { // the zombie's last commit retries against its closed client until its timeout
+	go func() { // the zombie ends: its last commit fails with ErrClosed against its closed client
 		defer close(gone)
 		defer cancel()
 		<-m.done

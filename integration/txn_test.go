@@ -326,3 +326,35 @@ func TestTxnCommitFailsWhenARecordFailed(t *testing.T) {
 		t.Fatalf("CommitTxn with none open: %v, want ErrTxnNotOpen", err)
 	}
 }
+
+// TestTxnAbortAfterClientClosedEndsWithErrClosed: a transactional
+// producer whose client was closed under it (a process shutting down out
+// of order, a killed member in the exactly-once tests) must not retry its
+// EndTxn until the caller's deadline: the client is gone, the answer is
+// ErrClosed. Before the fix the coordinator call treated the closed
+// pool's error as a connection failure worth retrying and ended only with
+// the ctx (DeadlineExceeded).
+func TestTxnAbortAfterClientClosedEndsWithErrClosed(t *testing.T) {
+	cl := startCluster(t, keeltest.Brokers(1), keeltest.Topic("closed-txn", 1))
+	c, err := keel.NewClient(keel.SeedBrokers(cl.Addrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newTxnProducer(t, c, "closed-under-txn")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.BeginTxn(); err != nil {
+		t.Fatal(err)
+	}
+	waitDeliveries(t, produceTxn(ctx, p, "closed-txn", txnValues("a", 3)), 3)
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err = p.AbortTxn(ctx)
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("AbortTxn after the client closed retried until its ctx ended: %v", err)
+	}
+	if !errors.Is(err, keel.ErrClosed) {
+		t.Fatalf("AbortTxn after the client closed: %v, want ErrClosed (and not the ctx's end)", err)
+	}
+}
