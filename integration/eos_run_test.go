@@ -134,6 +134,14 @@ func checkEOSResult(t *testing.T, ctx context.Context, cl *keeltest.Cluster, c *
 	if kcat := kcatPath(t); kcat != "" {
 		checkExactly(t, "kcat read_committed", kcatValues(t, ctx, kcat, cl.Addr(), out, "read_committed"), want)
 	}
+	checkCommittedAtEnd(t, ctx, c, group, in)
+}
+
+// checkCommittedAtEnd checks that group's committed offsets equal the end
+// of every partition of in: nothing left to process, nothing committed
+// past what exists.
+func checkCommittedAtEnd(t *testing.T, ctx context.Context, c *keel.Client, group, in string) {
+	t.Helper()
 	adm, err := admin.New(c)
 	if err != nil {
 		t.Fatal(err)

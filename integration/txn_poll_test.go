@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/keel-go/keel"
-	"github.com/keel-go/keel/admin"
 	"github.com/keel-go/keel/keeltest"
 )
 
@@ -93,22 +92,5 @@ func TestTxnPollConsumeTransformProduce(t *testing.T) {
 	}
 	t.Logf("%d rounds aborted and rewound", aborts)
 	checkExactly(t, "read_committed output", messageValues(readAll(t, ctx, c, out, 3, n, true)), want)
-
-	adm, err := admin.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	offs, err := adm.GroupOffsets(ctx, group)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ends, err := adm.EndOffsets(ctx, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for tp, end := range ends {
-		if offs[tp] != end {
-			t.Errorf("%v: group committed %d, input ends at %d", tp, offs[tp], end)
-		}
-	}
+	checkCommittedAtEnd(t, ctx, c, group, in)
 }
