@@ -178,6 +178,14 @@ func DataDir(dir string) Option {
 	}
 }
 
+// SyncWrites makes a [DataDir] cluster fsync every appended batch before
+// it answers the Produce, so that what was acknowledged survives a crash of
+// the process too, not only a Close (which saves everything anyway). It
+// costs throughput; without DataDir it has no effect.
+func SyncWrites() Option {
+	return func(c *config) { c.kfakeOpts = append(c.kfakeOpts, kfake.SyncWrites()) }
+}
+
 // ClusterID sets the cluster ID reported in Metadata and DescribeCluster
 // responses (default "kfake").
 func ClusterID(id string) Option {
