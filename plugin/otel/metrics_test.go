@@ -1,0 +1,129 @@
+package otel_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/keel-go/keel"
+	kotel "github.com/keel-go/keel/plugin/otel"
+)
+
+// TestMetricsCountRecords produces known counts per partition and
+// consumes them all: the record counters, the handler histogram's count
+// and the per-partition consumed counters must equal those counts
+// exactly, the buffer gauges must be back at 0, and once the commits land
+// the committed lag of every partition must be 0.
+func TestMetricsCountRecords(t *testing.T) {
+	cl := keeltestCluster(t, "metered", 3)
+	ctx := testCtx(t, 2*time.Minute)
+	tel := newTelemetry(t)
+	c := newClient(t, cl, tel.plugin(t, kotel.PartitionAttributes()))
+
+	counts := []int{7, 10, 13}
+	total := 0
+	p, err := keel.NewProducer(c, keel.ManualPartitioner())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for part, n := range counts {
+		for i := range n {
+			if _, err := p.Send(ctx, &keel.Message{Topic: "metered", Partition: int32(part), Value: []byte(fmt.Sprint(part, "-", i))}); err != nil {
+				t.Fatal(err)
+			}
+			total++
+		}
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	consume(t, ctx, c, "counting", "metered", total)
+
+	topic := map[string]string{"messaging.destination.name": "metered"}
+	rm := tel.collect(t)
+	expect := func(name string, want map[string]string, n int64) {
+		t.Helper()
+		if got, ok := total64(rm, name, want); !ok || got != n {
+			t.Errorf("%s%v = %d (present %v), want %d", name, want, got, ok, n)
+		}
+	}
+	expect("keel.producer.records", map[string]string{"messaging.destination.name": "metered", "keel.outcome": "delivered"}, int64(total))
+	expect("messaging.client.sent.messages", topic, int64(total))
+	expect("messaging.client.operation.duration", topic, int64(total))
+	expect("messaging.client.consumed.messages", topic, int64(total))
+	expect("messaging.process.duration", map[string]string{"messaging.destination.name": "metered", "messaging.consumer.group.name": "counting"}, int64(total))
+	expect("keel.producer.buffered.records", topic, 0)
+	for part, n := range counts {
+		expect("keel.consumer.records", map[string]string{"messaging.destination.name": "metered", "messaging.destination.partition.id": fmt.Sprint(part)}, int64(n))
+	}
+	for _, failed := range []string{"not_written", "outcome_unknown"} {
+		if got, _ := total64(rm, "keel.producer.records", map[string]string{"keel.outcome": failed}); got != 0 {
+			t.Errorf("%s records = %d, want 0", failed, got)
+		}
+		if got, _ := total64(rm, "messaging.client.sent.messages", map[string]string{"error.type": failed}); got != 0 {
+			t.Errorf("sent messages with error.type %s = %d, want 0", failed, got)
+		}
+	}
+	if got, ok := total64(rm, "keel.broker.connects", nil); !ok || got < 1 {
+		t.Errorf("broker connects = %d, want at least 1", got)
+	}
+	for _, api := range []string{"Produce", "Fetch", "Metadata"} {
+		if got, ok := total64(rm, "keel.broker.request.duration", map[string]string{"keel.api": api}); !ok || got < 1 {
+			t.Errorf("%s request durations = %d, want at least 1", api, got)
+		}
+	}
+	if got, ok := total64(rm, "keel.group.rebalances", map[string]string{"messaging.consumer.group.name": "counting"}); !ok || got < 1 {
+		t.Errorf("rebalances = %d, want at least 1", got)
+	}
+
+	// The consumer committed every record before Run returned (Close
+	// commits); the committed lag is the high watermark minus that.
+	for part := range counts {
+		want := map[string]string{"messaging.consumer.group.name": "counting", "messaging.destination.name": "metered", "messaging.destination.partition.id": fmt.Sprint(part)}
+		got, ok := total64(rm, "keel.consumer.committed_lag", want)
+		if !ok || got != 0 {
+			t.Errorf("committed lag of metered/%d = %d (present %v), want 0", part, got, ok)
+		}
+		if got, ok := total64(rm, "keel.consumer.lag", want); !ok || got != 0 {
+			t.Errorf("lag of metered/%d = %d (present %v), want 0", part, got, ok)
+		}
+	}
+}
+
+// total64 is total with a nil filter allowed.
+func total64(rm metricdataRM, name string, want map[string]string) (int64, bool) {
+	if want == nil {
+		want = map[string]string{}
+	}
+	return total(rm, name, want)
+}
+
+// TestNoTracingKeepsHeaders: with NoTracing, records get no headers and
+// handlers' ctx no span; metrics still count.
+func TestNoTracingKeepsHeaders(t *testing.T) {
+	cl := keeltestCluster(t, "plain", 1)
+	ctx := testCtx(t, time.Minute)
+	tel := newTelemetry(t)
+	c := newClient(t, cl, tel.plugin(t, kotel.NoTracing()))
+	p, err := keel.NewProducer(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := p.Send(ctx, &keel.Message{Topic: "plain", Value: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Close(ctx)
+	for v, h := range consume(t, ctx, c, "untraced", "plain", 5) {
+		if len(h.traceparent) != 0 || h.span.IsValid() {
+			t.Errorf("record %s: traceparent %q, handler span %v; want none with NoTracing", v, h.traceparent, h.span)
+		}
+	}
+	if n := len(tel.spans.GetSpans()); n != 0 {
+		t.Errorf("%d spans with NoTracing, want 0", n)
+	}
+	if got, _ := total64(tel.collect(t), "keel.producer.records", nil); got != 5 {
+		t.Errorf("produced records = %d, want 5", got)
+	}
+}
