@@ -213,3 +213,16 @@ func cellsContain(rows [][]string, want ...string) bool {
 	}
 	return false
 }
+
+// hover moves the mouse onto the element and clicks it, so that an
+// injected onmouseover or onclick would fire.
+func (b *tab) hover(css string) {
+	b.t.Helper()
+	node, err := chromedp.Run(b.ctx, chromedp.Nodes(chromedp.CSS(css)))
+	if err != nil || len(node) == 0 {
+		b.t.Fatalf("hover %s: %v", css, err)
+	}
+	if err := chromedp.Do(b.ctx, chromedp.MouseClickNode(node[0])); err != nil {
+		b.t.Fatalf("hover %s: %v", css, err)
+	}
+}
