@@ -115,4 +115,3 @@ func checkGroupPage(t *testing.T, b *tab, total int64, per map[string][3]string)
 		}
 	}
 }
-
