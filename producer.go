@@ -366,6 +366,9 @@ func (p *Producer) produce(ctx context.Context, msg *Message, t target, waitRoom
 			return nil
 		}
 	} else if !p.ledger.TryAcquire(size) {
+		if h := p.hooks; h != nil && len(h.produce) > 0 {
+			h.onProduceNotTaken(msg, ErrBufferFull) // no report follows
+		}
 		return ErrBufferFull
 	}
 	if h := p.hooks; h != nil && len(h.buffer) > 0 {
