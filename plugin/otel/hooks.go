@@ -20,6 +20,7 @@ var (
 	_ keel.ThrottleHook         = (*Plugin)(nil)
 	_ keel.ProduceBatchHook     = (*Plugin)(nil)
 	_ keel.ProduceHook          = (*Plugin)(nil)
+	_ keel.ProduceNotTakenHook  = (*Plugin)(nil)
 	_ keel.ProduceRecordHook    = (*Plugin)(nil)
 	_ keel.BufferHook           = (*Plugin)(nil)
 	_ keel.FetchBatchHook       = (*Plugin)(nil)

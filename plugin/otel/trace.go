@@ -43,6 +43,15 @@ func (p *Plugin) OnProduce(ctx context.Context, msg *keel.Message) {
 	}
 }
 
+// OnProduceNotTaken ends the send span of a record TryProduce handed
+// back (its buffer was full): no report follows, and the caller decides
+// whether to produce it again (a new send span then).
+func (p *Plugin) OnProduceNotTaken(msg *keel.Message, err error) {
+	if v, ok := p.sends.LoadAndDelete(msg); ok {
+		v.(*send).end(keel.Delivery{Message: msg, Partition: -1, Offset: -1}, "not taken: "+err.Error())
+	}
+}
+
 // endSend ends the send span of d's record and returns when the record
 // was handed to Produce (zero if OnProduce never saw it: a nil message,
 // a closed producer).
