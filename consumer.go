@@ -3,6 +3,7 @@ package keel
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/keel-go/keel/internal/errs"
 
@@ -14,6 +15,9 @@ import (
 type Consumer struct {
 	client  *Client
 	fetcher *fetch.Of[Message]
+	events  *consumerEvents
+	watch   *consumeWatch // lag and partition stalls (consumer_watch.go)
+	closed  sync.Once
 }
 
 // ConsumerOption configures a Consumer. Of the group options, these apply:
@@ -29,7 +33,11 @@ func NewConsumer(client *Client, opts ...ConsumerOption) (*Consumer, error) {
 	if cfg.fetchMaxWait <= 0 || cfg.maxBufferedBytes < int64(cfg.partitionMaxBytes) {
 		return nil, cfg.validate("direct", []string{"-"}, directKind)
 	}
-	return &Consumer{client: client, fetcher: newFetcher(client, cfg.fetchConfig(client))}, nil
+	c := &Consumer{client: client, fetcher: newFetcher(client, cfg.fetchConfig(client))}
+	c.events = newConsumerEvents(client)
+	c.watch = newConsumeWatch(client, "", c.events, c.partitionStats)
+	c.watch.start()
+	return c, nil
 }
 
 // Assign starts reading tp at start (AtEarliest, AtLatest, AtOffset,
@@ -114,6 +122,42 @@ func (c *Consumer) Close(ctx context.Context) error {
 	if ctx == nil {
 		return errs.NilContext("Consumer.Close")
 	}
-	c.fetcher.Close()
+	c.closed.Do(func() {
+		c.watch.stop()
+		c.fetcher.Close()
+		c.events.close()
+	})
 	return nil
 }
+
+// partitionStats samples the assigned partitions: without a group, the
+// position is where Poll continues (what was handed out counts as
+// processed) and nothing is committed.
+func (c *Consumer) partitionStats() []PartitionStats {
+	var out []PartitionStats
+	c.fetcher.Partitions(func(pi fetch.PartitionInfo) {
+		out = append(out, PartitionStats{TopicPartition: pi.TP, HighWatermark: pi.HighWatermark, Position: pi.Position.At,
+			Committed: -1, Lag: lagOf(pi.HighWatermark, pi.Position.At), CommittedLag: -1, FetchState: pi.State, Paused: pi.Paused})
+	})
+	sortPartitionStats(out)
+	return out
+}
+
+// Stats returns a snapshot of the consumer's partitions (high watermark,
+// position, lag, fetch state, paused, stalled) and what it has buffered.
+// Call it for metrics (every few seconds), not per record.
+func (c *Consumer) Stats() ConsumerStats {
+	s := ConsumerStats{BufferedBytes: c.fetcher.Buffered(), Partitions: c.partitionStats()}
+	stalled := c.watch.stalled()
+	for i := range s.Partitions {
+		s.Partitions[i].Stalled = stalled[s.Partitions[i].TopicPartition]
+	}
+	return s
+}
+
+// Events returns the consumer's operational events: Stall (a partition
+// whose position has not moved for StallAfter while it has lag) and the
+// client's connection events. It never makes the consumer wait: an event
+// that finds it full is dropped, and EventsDropped says how many once
+// there is room. It is closed by Close.
+func (c *Consumer) Events() <-chan Event { return c.events.ch }

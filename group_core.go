@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keel-go/keel/internal/errs"
@@ -33,6 +34,13 @@ type memberCore struct {
 	// handlerHooks is the client's hooks when some watch handler calls
 	// (group_observe.go), else nil: the lanes' one check per record.
 	handlerHooks *hookSet
+	// Observability (group_stats.go, consumer_watch.go): Stats counters,
+	// the partitions that changed hands in the current rebalance, the
+	// Events() stream and the lag and stall watch.
+	counters memberCounters
+	tally    rebalanceTally
+	events   *consumerEvents
+	watch    *consumeWatch
 
 	mu         sync.Mutex
 	started    bool
@@ -97,6 +105,10 @@ type consumePath interface {
 type partitionState struct {
 	tp    TopicPartition
 	marks markCell
+	// committedAt is the last offset committed (read at assignment, then
+	// each commit's), -1 when none: read by Stats and the watch without
+	// core.mu.
+	committedAt atomic.Int64
 	// leaving: revoked or lost, waiting for its processing to stop. A
 	// record finished meanwhile still counts as processed.
 	leaving bool
@@ -179,6 +191,8 @@ func newMemberCore(client *Client, groupID string, topics []string, opts []Group
 		ServerAssignor: cfg.serverAssignor,
 	}
 	c.rebalanceCallbacks(&gcfg.Callbacks)
+	c.events = newConsumerEvents(client)
+	c.watch = newConsumeWatch(client, groupID, c.events, c.partitionStats)
 	if client.hooks.handlers() {
 		c.handlerHooks = client.hooks
 	}
@@ -224,6 +238,7 @@ func (c *memberCore) start() error {
 	c.stopAutoCommit = cancel
 	c.autoDone = make(chan struct{})
 	go c.autoCommit(actx)
+	c.watch.start()
 	return nil
 }
 
@@ -260,22 +275,27 @@ func (c *memberCore) onAssign(assigned group.Partitions) {
 		c.mu.Unlock()
 		return
 	}
+	var added []TopicPartition
 	for _, tp := range tps {
 		if c.parts[tp] != nil {
 			continue
 		}
+		added = append(added, tp)
 		ps := &partitionState{tp: tp}
+		ps.committedAt.Store(-1)
 		c.parts[tp] = ps
 		start := fetch.Offset{At: resetStart(c.cfg.resetFor(tp.Topic)), Epoch: -1}
 		if o, ok := committed[tp]; ok {
 			start = fetch.Offset{At: o.At, Epoch: o.Epoch}
 			ps.skip = decodeDoneRanges(o.Metadata, o.At)
+			ps.committedAt.Store(o.At)
 		}
 		ps.start = start.At
 		ps.seq = c.fetcher.Assign(tp, start)
 		c.path.assignedLocked(ps, start)
 	}
 	c.mu.Unlock()
+	c.tally.add(&c.tally.assigned, added)
 	c.client.logger.Info("keel: partitions assigned", "group", c.group, "partitions", tps)
 	if c.cfg.onAssigned != nil {
 		c.cfg.onAssigned(slices.Clone(tps))
@@ -297,6 +317,7 @@ func resetStart(r OffsetReset) int64 {
 // rebalance timeout), commits what they processed, then lets them go.
 func (c *memberCore) onRevoke(ctx context.Context, revoked group.Partitions) {
 	tps := topicpart.Flatten(revoked)
+	c.tally.add(&c.tally.revoked, tps)
 	// From now on nothing of the revoked partitions reaches the user.
 	c.mu.Lock()
 	for _, tp := range tps {
@@ -339,6 +360,7 @@ func (c *memberCore) onLost(lost group.Partitions) {
 	ctx, cancel := context.WithTimeout(c.memberCtx, c.cfg.rebalanceTimeout)
 	defer cancel()
 	tps := topicpart.Flatten(lost)
+	c.tally.add(&c.tally.lost, tps)
 	c.release(tps, ErrLost, ctx) // their marks are dropped with them; OnLost does not wait
 	c.client.logger.Warn("keel: partitions lost", "group", c.group, "partitions", tps)
 	if c.cfg.onLost != nil {
@@ -373,6 +395,15 @@ func (c *memberCore) release(tps []TopicPartition, cause error, ctx context.Cont
 	}
 	c.mu.Unlock()
 	return released, stuck
+}
+
+// countCommit counts a commit's result for Stats.
+func (c *memberCore) countCommit(err error) {
+	if err != nil {
+		c.counters.commitErrors.Add(1)
+	} else {
+		c.counters.commits.Add(1)
+	}
 }
 
 // lookup returns the state of tp if this member owns it and it is not
@@ -418,9 +449,11 @@ func (c *memberCore) commitMarked(ctx context.Context, pss []*partitionState) er
 		return nil
 	}
 	err := c.observedCommit(func() error { return c.member.Commit(ctx, offsets) }, offsets)
+	c.countCommit(err)
 	if err == nil {
 		for _, ps := range sent {
 			ps.marks.committed(offsets[ps.tp])
+			ps.committedAt.Store(offsets[ps.tp].At)
 		}
 	}
 	return err
@@ -479,8 +512,10 @@ func (c *memberCore) close(ctx context.Context, name string) error {
 	c.mu.Unlock()
 	if !started {
 		c.fetcher.Close()
+		c.events.close()
 		return nil
 	}
+	defer c.events.close()
 	problems := c.path.closing(ctx)
 	c.stopAutoCommit()
 	select {
@@ -499,6 +534,7 @@ func (c *memberCore) close(ctx context.Context, name string) error {
 	case <-ctx.Done():
 		problems = append(problems, ctx.Err())
 	}
+	c.watch.stop()
 	c.fetcher.Close()
 	if len(problems) > 0 {
 		return fmt.Errorf("keel: closing %s %q: %w", name, c.group, errors.Join(problems...))

@@ -240,7 +240,9 @@ func (e *eosSession) commit(ctx context.Context, pss []*partitionState) error {
 	}
 	for tp, o := range sent {
 		all[tp].marks.committed(o)
+		all[tp].committedAt.Store(o.At)
 	}
+	c.countCommit(nil)
 	e.finished()
 	return nil
 }

@@ -7,19 +7,29 @@ import (
 	"github.com/keel-go/keel/internal/group"
 )
 
-// rebalanceCallbacks sets the member's Rebalancing/Rebalanced callbacks to tell
-// RebalanceHooks (group.Callbacks.Rebalancing/Rebalanced bracket each
-// join and sync round). Assigned/revoked/lost lists are not filled yet.
+// rebalanceCallbacks sets the member's Rebalancing/Rebalanced callbacks
+// (they bracket each join and sync round, or each KIP-848 reconciliation
+// that moves partitions): Stats count every rebalance that ended, and
+// RebalanceHooks are told of its start and end with the partitions the
+// assign, revoke and lost callbacks saw meanwhile (c.tally).
 func (c *memberCore) rebalanceCallbacks(cb *group.Callbacks) {
 	h := c.client.hooks
-	if h == nil || len(h.rebalance) == 0 {
-		return
-	}
-	cb.Rebalancing = func(protocol string) {
-		h.onRebalanceStart(RebalanceStart{Group: c.group, Protocol: protocol})
+	hooked := h != nil && len(h.rebalance) > 0
+	if hooked {
+		cb.Rebalancing = func(protocol string) {
+			h.onRebalanceStart(RebalanceStart{Group: c.group, Protocol: protocol})
+		}
 	}
 	cb.Rebalanced = func(protocol string, gen int32, took time.Duration, err error) {
-		h.onRebalance(Rebalance{Group: c.group, Protocol: protocol, Generation: gen, Duration: took, Err: err})
+		if err == nil {
+			c.counters.rebalances.Add(1)
+			c.counters.lastRebalance.Store(int64(took))
+		}
+		assigned, revoked, lost := c.tally.take()
+		if hooked {
+			h.onRebalance(Rebalance{Group: c.group, Protocol: protocol, Generation: gen, Assigned: assigned,
+				Revoked: revoked, Lost: lost, Duration: took, Err: err})
+		}
 	}
 }
 

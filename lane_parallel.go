@@ -320,6 +320,9 @@ func (l *parallelLane) run() {
 // record, which on a busy machine are most of what a short handler waits.
 func (l *parallelLane) runKey(q *keyQueue, t laneTask) {
 	r := l.r
+	// One watch slot per runner, not per record (consumer_watch.go).
+	slot := l.c.watch.handlers.add(l.tp)
+	defer l.c.watch.handlers.remove(slot)
 	acquired := true
 	if r.sem != nil {
 		select {
@@ -332,12 +335,7 @@ func (l *parallelLane) runKey(q *keyQueue, t laneTask) {
 	for acquired && !l.quit() && !l.halted {
 		l.mu.Unlock()
 		offset := t.m.Offset
-		var err error
-		if hk := l.c.handlerHooks; hk == nil {
-			err = callHandler(l.h, l.ctx, t.m)
-		} else {
-			err = l.c.observedHandler(hk, l.h, l.ctx, t.m)
-		}
+		err := l.c.handle(slot, l.h, l.ctx, t.m)
 		out := r.outcome(l.ctx, t.m, offset, err)
 		l.mu.Lock()
 		if t.gen == l.gen {

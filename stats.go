@@ -56,6 +56,12 @@ type GroupStats struct {
 	// Commits made (successful) and failed.
 	Commits      int64
 	CommitErrors int64
+	// HandlerCalls is how many times Run called the handler, HandlerTime
+	// their summed duration, HandlerErrors those that returned an error
+	// (GroupPoller: zero).
+	HandlerCalls  int64
+	HandlerTime   time.Duration
+	HandlerErrors int64
 	// BufferedBytes is what the fetcher holds, fetched and not yet handed
 	// to a handler or Poll.
 	BufferedBytes int64

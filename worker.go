@@ -52,6 +52,9 @@ type worker struct {
 	skip   doneRanges
 	skipAt int
 	wake   chan struct{}
+	// slot shows the watch what the handler runs (consumer_watch.go);
+	// the worker's goroutine alone uses it.
+	slot *handlerSlot
 	// stopping: Close began; finish the current record, take no more.
 	// Atomic because the worker checks it before every record, as it
 	// checks seekPending.
@@ -262,6 +265,8 @@ func (w *worker) next() ([]Message, bool) {
 
 func (w *worker) run() {
 	defer w.exit()
+	w.slot = w.c.watch.handlers.add(w.tp)
+	defer w.c.watch.handlers.remove(w.slot)
 	for {
 		msgs, ok := w.next()
 		if !ok {
@@ -366,12 +371,7 @@ func (w *worker) handle(msgs []Message) {
 			}
 			eos.touch(w.tp, offset)
 		}
-		var err error
-		if hk := w.c.handlerHooks; hk == nil {
-			err = callHandler(w.h, w.ctx, m)
-		} else {
-			err = w.c.observedHandler(hk, w.h, w.ctx, m)
-		}
+		err := w.c.handle(w.slot, w.h, w.ctx, m)
 		if r.sem != nil {
 			<-r.sem
 		}
