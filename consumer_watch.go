@@ -219,7 +219,9 @@ type monoTime int64
 
 func monoNow() monoTime { return monoTime(time.Since(monoBase)) }
 
-func (t monoTime) runningFor(now time.Time) time.Duration { return now.Sub(monoBase) - time.Duration(t) }
+func (t monoTime) runningFor(now time.Time) time.Duration {
+	return now.Sub(monoBase) - time.Duration(t)
+}
 
 // handlerSlot is one goroutine that calls a handler (a partition's worker,
 // or one of a parallel lane's runners): what it is running now, read by
