@@ -245,6 +245,7 @@ func (r *runPath) dispatch(ctx context.Context) {
 			var l lane
 			if ps := c.parts[f.TP]; ps != nil && !ps.leaving {
 				l = ps.lane
+				ps.noteHandedOutLocked(f)
 			}
 			c.mu.Unlock()
 			if l != nil { // nil: revoked meanwhile

@@ -124,6 +124,10 @@ type partitionState struct {
 	// previous Run's lane): they are skipped, not processed again.
 	skip   doneRanges
 	skipAt int // the Poll path's cursor in skip
+	// firstAt is the offset of the first record handed to the user since
+	// assignment (-1: none yet): where processing started when start was
+	// symbolic, for Stats and the lag watch.
+	firstAt int64
 	// userPaused: GroupConsumer.Pause; a Run's lane starts paused.
 	userPaused bool
 	// lane processes the partition's records: set and used by the Run
@@ -281,7 +285,7 @@ func (c *memberCore) onAssign(assigned group.Partitions) {
 			continue
 		}
 		added = append(added, tp)
-		ps := &partitionState{tp: tp}
+		ps := &partitionState{tp: tp, firstAt: -1}
 		ps.committedAt.Store(-1)
 		c.parts[tp] = ps
 		start := fetch.Offset{At: resetStart(c.cfg.resetFor(tp.Topic)), Epoch: -1}

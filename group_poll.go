@@ -88,6 +88,7 @@ func (g *GroupPoller) Poll(ctx context.Context) ([]*Message, error) {
 			if ps == nil || ps.leaving || f.Seq != ps.seq {
 				continue // revoked or moved since it was fetched
 			}
+			ps.noteHandedOutLocked(&f)
 			for i := range f.Records {
 				m := &f.Records[i]
 				if ps.skip != nil && ps.skip.contains(m.Offset, &ps.skipAt) {

@@ -70,6 +70,14 @@ func (c *memberCore) handle(slot *handlerSlot, h Handler, ctx context.Context, m
 	return err
 }
 
+// noteHandedOutLocked remembers where processing started, once, when the
+// start was symbolic (see firstAt). Under core.mu.
+func (ps *partitionState) noteHandedOutLocked(f *fetch.FetchOf[Message]) {
+	if ps.firstAt < 0 && ps.start < 0 && len(f.Records) > 0 && f.Seq == ps.seq {
+		ps.firstAt = f.Records[0].Offset
+	}
+}
+
 // partitionStats samples the member's partitions (Stalled not filled):
 // the fetcher's view (high watermark, state, paused) and the core's
 // (processed position, committed offset).
@@ -93,6 +101,8 @@ func (c *memberCore) partitionStats() []PartitionStats {
 			s.Position = o.At
 		case ps.start >= 0:
 			s.Position = ps.start
+		case ps.firstAt >= 0:
+			s.Position = ps.firstAt
 		case ok:
 			// Nothing processed yet and the start was symbolic: where
 			// fetching is (-1 while it is being resolved).

@@ -270,3 +270,315 @@ func TestLagHookConsumer(t *testing.T) {
 		t.Fatalf("Stats = %+v", s)
 	}
 }
+
+// stallHook keeps every Stall the library reported.
+type stallHook struct {
+	mu     sync.Mutex
+	stalls []keel.Stall
+	seen   chan struct{} // closed at the first
+}
+
+func newStallHook() *stallHook { return &stallHook{seen: make(chan struct{})} }
+
+func (h *stallHook) OnStall(s keel.Stall) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stalls = append(h.stalls, s)
+	if len(h.stalls) == 1 {
+		close(h.seen)
+	}
+}
+
+func (h *stallHook) all() []keel.Stall {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]keel.Stall(nil), h.stalls...)
+}
+
+// collectStalls reads events until the channel closes (Close) and returns
+// the stalls among them.
+func collectStalls(events <-chan keel.Event) <-chan []keel.Stall {
+	out := make(chan []keel.Stall, 1)
+	go func() {
+		var got []keel.Stall
+		for ev := range events {
+			if s, ok := ev.(keel.Stall); ok {
+				got = append(got, s)
+			}
+		}
+		out <- got
+	}()
+	return out
+}
+
+// TestStallHandlerReportedOnce: with StallAfter(500ms), a handler that
+// runs 2 s on one record is reported exactly once, in Events() and to the
+// StallHook, naming its partition and offset and a duration of at least
+// StallAfter; Stats mark the partition stalled while it runs. A fast
+// handler on the same setup produces no stall at all.
+func TestStallHandlerReportedOnce(t *testing.T) {
+	for _, slow := range []bool{true, false} {
+		name := "fast"
+		if slow {
+			name = "slow"
+		}
+		t.Run(name, func(t *testing.T) {
+			cl := startCluster(t, keeltest.Brokers(1), keeltest.Topic("stall", 1))
+			h := newStallHook()
+			c := newClient(t, cl, keel.WithHooks(h), keel.StallAfter(500*time.Millisecond))
+			ctx := testCtx(t, 60*time.Second)
+			n := 1
+			if !slow {
+				n = 50
+			}
+			produceSpread(t, ctx, c, "stall", []int{n})
+			g, err := keel.NewGroupConsumer(c, "stall-g", []string{"stall"}, keel.ResetOffset(keel.ResetEarliest))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stalls := collectStalls(g.Events())
+			checked := make(chan struct{})
+			var handled sync.WaitGroup
+			handled.Add(n)
+			rctx, stop := context.WithCancel(ctx)
+			defer stop()
+			done := make(chan error, 1)
+			go func() {
+				done <- g.Run(rctx, keel.HandlerFunc(func(hctx context.Context, m *keel.Message) error {
+					defer handled.Done()
+					if !slow {
+						return nil
+					}
+					// 2 s at least, and until the test looked at Stats
+					// during the stall.
+					select {
+					case <-time.After(2 * time.Second):
+					case <-hctx.Done():
+						return hctx.Err()
+					}
+					select {
+					case <-checked:
+					case <-hctx.Done():
+						return hctx.Err()
+					}
+					return nil
+				}))
+			}()
+			if slow {
+				select {
+				case <-h.seen:
+				case <-ctx.Done():
+					t.Fatal("no stall reported for a 2 s handler with StallAfter(500ms)")
+				}
+				s := g.Stats()
+				if len(s.Partitions) != 1 || !s.Partitions[0].Stalled {
+					t.Errorf("Stats during the stall: %+v, want the partition stalled", s.Partitions)
+				}
+				close(checked)
+			}
+			handled.Wait()
+			// Give a second report, if there were one, time to come:
+			// three stall ticks past the end of the handler.
+			time.Sleep(time.Second)
+			if err := g.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			stop()
+			<-done
+			fromEvents := <-stalls
+			fromHook := h.all()
+			want := 0
+			if slow {
+				want = 1
+			}
+			if len(fromEvents) != want || len(fromHook) != want {
+				t.Fatalf("stalls in Events() %+v, to the hook %+v; want %d each", fromEvents, fromHook, want)
+			}
+			if !slow {
+				return
+			}
+			for _, st := range []keel.Stall{fromEvents[0], fromHook[0]} {
+				if st.Kind != keel.StallHandler || st.Group != "stall-g" || st.Topic != "stall" || st.Partition != 0 || st.Offset != 0 || st.For < 500*time.Millisecond || st.Lag != 1 {
+					t.Fatalf("stall = %+v (%v), want handler on stall/0 at offset 0 for >= 500ms with lag 1", st, st)
+				}
+			}
+		})
+	}
+}
+
+// TestStallPartitionReportedOnce: a GroupPoller that polls records and
+// marks none leaves its partition's position still with lag: one
+// StallPartition naming the position (0) and the lag. Marking everything
+// ends it; nothing more is reported.
+func TestStallPartitionReportedOnce(t *testing.T) {
+	cl := startCluster(t, keeltest.Brokers(1), keeltest.Topic("pstall", 1))
+	h := newStallHook()
+	c := newClient(t, cl, keel.WithHooks(h), keel.StallAfter(500*time.Millisecond))
+	ctx := testCtx(t, 60*time.Second)
+	produceSpread(t, ctx, c, "pstall", []int{8})
+	g, err := keel.NewGroupPoller(c, "pstall-g", []string{"pstall"}, keel.ResetOffset(keel.ResetEarliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalls := collectStalls(g.Events())
+	var msgs []*keel.Message
+	for len(msgs) < 8 {
+		got, err := g.Poll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, got...)
+	}
+	select {
+	case <-h.seen:
+	case <-ctx.Done():
+		t.Fatal("no stall reported for a partition whose records are never marked")
+	}
+	if err := g.MarkProcessed(msgs...); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if err := g.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fromEvents, fromHook := <-stalls, h.all()
+	if len(fromEvents) != 1 || len(fromHook) != 1 {
+		t.Fatalf("stalls in Events() %+v, to the hook %+v; want one each", fromEvents, fromHook)
+	}
+	if st := fromHook[0]; st.Kind != keel.StallPartition || st.Offset != 0 || st.Lag != 8 || st.For < 500*time.Millisecond || st.Partition != 0 {
+		t.Fatalf("stall = %+v, want partition pstall/0 at offset 0 with lag 8", st)
+	}
+}
+
+// rebalanceLists keeps the partition lists of every Rebalance told.
+type rebalanceLists struct {
+	mu                      sync.Mutex
+	rebalances              int
+	assigned, revoked, lost []keel.TopicPartition
+}
+
+func (h *rebalanceLists) OnRebalanceStart(keel.RebalanceStart) {}
+func (h *rebalanceLists) OnRebalance(r keel.Rebalance) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.rebalances++
+	h.assigned = append(h.assigned, r.Assigned...)
+	h.revoked = append(h.revoked, r.Revoked...)
+	h.lost = append(h.lost, r.Lost...)
+}
+
+// owns returns what the lists say the member owns now (assigned minus
+// revoked and lost), and whether they are consistent: nothing assigned
+// twice without leaving in between, nothing leaving that was not owned.
+func (h *rebalanceLists) owns() (map[keel.TopicPartition]bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	// Order within the lists is by rebalance; replaying all assigned
+	// then all removed is enough here, where each partition moves at
+	// most once each way.
+	own := map[keel.TopicPartition]int{}
+	for _, tp := range h.assigned {
+		own[tp]++
+	}
+	for _, tp := range append(append([]keel.TopicPartition{}, h.revoked...), h.lost...) {
+		own[tp]--
+	}
+	out := map[keel.TopicPartition]bool{}
+	for tp, n := range own {
+		switch {
+		case n == 1:
+			out[tp] = true
+		case n != 0:
+			return nil, fmt.Errorf("%v assigned-minus-removed %d times (assigned %v, revoked %v, lost %v)", tp, n, h.assigned, h.revoked, h.lost)
+		}
+	}
+	return out, nil
+}
+
+func sameSet(a map[keel.TopicPartition]bool, b []keel.TopicPartition) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, tp := range b {
+		if !a[tp] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestRebalanceHookLists: the Rebalance hook's Assigned and Revoked lists
+// follow the partitions. A joins alone (assigned all four); B joins (A's
+// lists revoke what B's lists assign, and each member's lists add up to
+// what it owns); B leaves (A is assigned them back). Under both
+// protocols.
+func TestRebalanceHookLists(t *testing.T) {
+	forEachProtocol(t, func(t *testing.T, proto []keel.GroupOption) {
+		cl := startCluster(t, keeltest.Brokers(1), keeltest.Topic("rbl", 4))
+		ctx := testCtx(t, 90*time.Second)
+		member := func(h *rebalanceLists) (*keel.GroupConsumer, func()) {
+			c := newClient(t, cl, keel.WithHooks(h))
+			g, err := keel.NewGroupConsumer(c, "rbl-g", []string{"rbl"}, with(proto, keel.ResetOffset(keel.ResetEarliest))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rctx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() {
+				done <- g.Run(rctx, keel.HandlerFunc(func(context.Context, *keel.Message) error { return nil }))
+			}()
+			return g, func() {
+				if err := g.Close(ctx); err != nil {
+					t.Error(err)
+				}
+				stop()
+				<-done
+			}
+		}
+		// settled waits until each member's lists say it owns what
+		// Assigned says, with the sizes wanted.
+		settled := func(what string, gs []*keel.GroupConsumer, hs []*rebalanceLists, sizes []int) {
+			t.Helper()
+			for {
+				ok := true
+				var state []string
+				for i, g := range gs {
+					own, err := hs[i].owns()
+					if err != nil {
+						t.Fatal(err)
+					}
+					as := g.Assigned()
+					state = append(state, fmt.Sprintf("member %d: Assigned %v, lists %v", i, as, own))
+					if len(as) != sizes[i] || !sameSet(own, as) {
+						ok = false
+					}
+				}
+				if ok {
+					return
+				}
+				select {
+				case <-ctx.Done():
+					t.Fatalf("%s: never settled: %v", what, state)
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		}
+		ha, hb := &rebalanceLists{}, &rebalanceLists{}
+		a, closeA := member(ha)
+		defer closeA()
+		settled("A alone", []*keel.GroupConsumer{a}, []*rebalanceLists{ha}, []int{4})
+		b, closeB := member(hb)
+		settled("A and B", []*keel.GroupConsumer{a, b}, []*rebalanceLists{ha, hb}, []int{2, 2})
+		ha.mu.Lock()
+		revoked := append([]keel.TopicPartition(nil), ha.revoked...)
+		ha.mu.Unlock()
+		if len(revoked) != 2 || !sameSet(map[keel.TopicPartition]bool{revoked[0]: true, revoked[1]: true}, b.Assigned()) {
+			t.Fatalf("A revoked %v, B owns %v", revoked, b.Assigned())
+		}
+		closeB()
+		settled("A after B left", []*keel.GroupConsumer{a}, []*rebalanceLists{ha}, []int{4})
+		if s := a.Stats(); s.Rebalances < 3 || s.LastRebalance <= 0 {
+			t.Fatalf("A's Stats after three rebalances: %+v", s)
+		}
+	})
+}
