@@ -66,7 +66,10 @@ type OffsetReset int8
 const (
 	ResetLatest   OffsetReset = OffsetReset(fetch.ResetLatest)
 	ResetEarliest OffsetReset = OffsetReset(fetch.ResetEarliest)
-	// ResetNone fails the partition with an error instead.
+	// ResetNone fails the partition with an error instead (matching
+	// ErrOffsetOutOfRange). A GroupConsumer's Run stops reading that
+	// partition, logs the error and sends it as an ErrorEvent to the
+	// Events() of the client's producers; Seek restarts the partition.
 	ResetNone OffsetReset = OffsetReset(fetch.ResetNone)
 )
 

@@ -267,10 +267,7 @@ func (l *parallelLane) takeLocked(out []laneStart, want int) []laneStart {
 	}
 	if len(l.queue) == 0 && l.failure != nil && !l.halted {
 		l.halted = true
-		l.c.client.logger.Error("keel: partition stopped: cannot read it (Seek restarts it)", "group", l.c.group, "partition", l.tp, "err", l.failure)
-		if isAuthorizationFailure(l.failure) {
-			l.c.failMember(l.failure) // Run returns it (security.go)
-		}
+		l.c.partitionStopped(l.tp, l.failure)
 	}
 	return out
 }

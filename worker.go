@@ -250,10 +250,7 @@ func (w *worker) next() ([]Message, bool) {
 		}
 		if err := w.failure; err != nil && !w.halted {
 			w.halted = true
-			w.c.client.logger.Error("keel: partition stopped: cannot read it (Seek restarts it)", "group", w.c.group, "partition", w.tp, "err", err)
-			if isAuthorizationFailure(err) {
-				w.c.failMember(err) // Run returns it (security.go)
-			}
+			w.c.partitionStopped(w.tp, err)
 		}
 		w.mu.Unlock()
 		select {
