@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +27,7 @@ type retentionEnv struct {
 	deleteAt map[int32]int64 // the new log start offsets, once deleted
 	resets   []keel.PositionReset
 	errs     []error // of ErrorEvents: partitions stopped
-	others   int // Events that were not PositionReset (ignored, counted)
+	others   int     // Events that were not PositionReset (ignored, counted)
 }
 
 func (e *retentionEnv) processedAt(p int32, off int64) {
@@ -74,6 +74,7 @@ func (e *retentionEnv) collectEvents(ctx context.Context, p *keel.Producer) {
 // retention does to the log start offset). Its next fetch is out of range.
 //
 // keel's promise, per reset policy:
+//
 //   - ResetEarliest: the partition continues at the new log start; the
 //     records deleted before they were read are lost to the consumer, and
 //     that loss is reported: a PositionReset event (Err matching
@@ -81,12 +82,13 @@ func (e *retentionEnv) collectEvents(ctx context.Context, p *keel.Producer) {
 //     checker accounts for every id: processed, or deleted unread at or
 //     above a reported reset's From. Nothing at or above the new log start
 //     is skipped, nothing is processed twice, and nothing hangs.
+//
 //   - ResetNone (the group's offsets committed at 0 first, so the member
 //     starts from them): Run ends with an error matching
 //     ErrOffsetOutOfRange that names the offset, instead of hanging or
 //     skipping; nothing was processed twice.
 //
-//	go test -race -count=1 -run TestFaultMatrixRetention -v ./integration/
+//     go test -race -count=1 -run TestFaultMatrixRetention -v ./integration/
 func TestFaultMatrixRetention(t *testing.T) {
 	perPartition := 4_000
 	if os.Getenv("KEEL_FAULTS") == "full" {
