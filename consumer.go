@@ -93,6 +93,17 @@ func (c *Consumer) Poll(ctx context.Context) ([]*Message, error) {
 	if ctx == nil {
 		return nil, errs.NilContext("Consumer.Poll")
 	}
+	for {
+		out, err := c.poll(ctx)
+		if len(out) > 0 || err != nil {
+			return out, err
+		}
+		// Only positions moved (past commit markers or aborted
+		// transactions; Position shows it): wait for records.
+	}
+}
+
+func (c *Consumer) poll(ctx context.Context) ([]*Message, error) {
 	fs, err := c.fetcher.Poll(ctx, 0)
 	if err != nil {
 		return nil, err

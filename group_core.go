@@ -133,6 +133,8 @@ type partitionState struct {
 	// lane processes the partition's records: set and used by the Run
 	// path only (nil on the Poll path, and before the first Run).
 	lane lane
+	// tail: the Poll path's way past a commit marker (poll_tail.go).
+	tail pollTail
 }
 
 // metadataLocked returns what gives the metadata to commit with an offset
@@ -285,7 +287,7 @@ func (c *memberCore) onAssign(assigned group.Partitions) {
 			continue
 		}
 		added = append(added, tp)
-		ps := &partitionState{tp: tp, firstAt: -1}
+		ps := &partitionState{tp: tp, firstAt: -1, tail: newPollTail()}
 		ps.committedAt.Store(-1)
 		c.parts[tp] = ps
 		start := fetch.Offset{At: resetStart(c.cfg.resetFor(tp.Topic)), Epoch: -1}
@@ -586,6 +588,7 @@ func (c *memberCore) seekLocked(ps *partitionState, to int64) {
 	ps.seq = c.fetcher.Seek(ps.tp, fetch.At(to))
 	ps.start = to
 	ps.skip, ps.skipAt = nil, 0
+	ps.tail = newPollTail()
 	ps.marks.reset(to, -1)
 }
 

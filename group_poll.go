@@ -99,6 +99,7 @@ func (g *GroupPoller) Poll(ctx context.Context) ([]*Message, error) {
 				}
 				out = append(out, m)
 			}
+			ps.tail.handed(&f, &ps.marks)
 			if f.Err != nil && firstErr == nil {
 				firstErr = f.Err
 			}
@@ -148,6 +149,7 @@ func (g *GroupPoller) MarkProcessed(msgs ...*Message) error {
 				}
 				ps.marks.mark(m.Offset, m.leaderEpoch)
 			}
+			ps.tail.catchUp(&ps.marks) // past a marker after the last one
 		}
 		c.mu.Unlock()
 		i = j

@@ -145,6 +145,22 @@ const (
 type workChunk struct {
 	msgs  []Message
 	bytes int // of the messages' keys and values
+	// tail, when At > 0, is where the partition's position moves once
+	// every record of msgs is processed: past offsets after them that
+	// hold no records (a commit marker, an aborted transaction; see
+	// fetch.FetchOf.Next), so that the committed offset of a fully read
+	// transactional partition is its end, not one short of it.
+	tail fetch.Offset
+}
+
+// tailOf is the tail of a fetch whose records end before next, the
+// offset expected next on the lane (-1: any), and then the new offset
+// expected next.
+func tailOf(f *fetch.FetchOf[Message], next int64) (fetch.Offset, int64) {
+	if f.Next.At > next && f.Next.At > 0 {
+		return f.Next, f.Next.At
+	}
+	return fetch.Offset{}, next
 }
 
 func msgBytes(msgs []Message) int {

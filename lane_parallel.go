@@ -141,10 +141,19 @@ func (l *parallelLane) push(f *fetch.FetchOf[Message]) {
 			l.from = msgs[0].Offset
 		}
 		l.next = msgs[len(msgs)-1].Offset + 1
+	}
+	var tail fetch.Offset
+	tail, l.next = tailOf(f, l.next)
+	switch {
+	case len(msgs) > 0:
 		n := msgBytes(msgs)
-		l.queue = append(l.queue, workChunk{msgs: msgs, bytes: n})
+		l.queue = append(l.queue, workChunk{msgs: msgs, bytes: n, tail: tail})
 		l.records += len(msgs)
 		l.bytes += n
+	case tail.At > 0 && len(l.queue) > 0:
+		l.queue[len(l.queue)-1].tail = tail // no records between
+	case tail.At > 0:
+		l.queue = append(l.queue, workChunk{tail: tail})
 	}
 	if f.Err != nil && l.failure == nil {
 		l.failure = f.Err
@@ -232,13 +241,22 @@ type laneStart struct {
 func (l *parallelLane) takeLocked(out []laneStart, want int) []laneStart {
 	for len(out) < want && !l.halted && l.track.len() < maxUntracked && len(l.queue) > 0 {
 		c := &l.queue[0]
-		m := &c.msgs[l.qi]
-		l.qi++
 		if l.qi == len(c.msgs) {
+			// Every record of the chunk is taken: its tail is a
+			// finished entry after them, so the position reaches it
+			// once they all finish (past a commit marker).
+			if c.tail.At > 0 {
+				l.track.push(c.tail.At-1, c.tail.Epoch, true)
+				l.lastTaken = c.tail.At - 1
+				l.retireLocked()
+			}
 			l.queue[0] = workChunk{}
 			l.queue = l.queue[1:]
 			l.qi = 0
+			continue
 		}
+		m := &c.msgs[l.qi]
+		l.qi++
 		l.lastTaken = m.Offset
 		size := len(m.Key) + len(m.Value)
 		if l.skip != nil && l.skip.contains(m.Offset, &l.skipAt) {

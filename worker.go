@@ -106,9 +106,18 @@ func (w *worker) push(f *fetch.FetchOf[Message]) {
 			w.from = msgs[0].Offset
 		}
 		w.nextOffset = msgs[len(msgs)-1].Offset + 1
-		w.queue = append(w.queue, workChunk{msgs: msgs, bytes: bytes})
+	}
+	var tail fetch.Offset
+	tail, w.nextOffset = tailOf(f, w.nextOffset)
+	switch {
+	case len(msgs) > 0:
+		w.queue = append(w.queue, workChunk{msgs: msgs, bytes: bytes, tail: tail})
 		w.records += len(msgs)
 		w.bytes += bytes
+	case tail.At > 0 && len(w.queue) > 0:
+		w.queue[len(w.queue)-1].tail = tail // no records between
+	case tail.At > 0:
+		w.queue = append(w.queue, workChunk{tail: tail})
 	}
 	if f.Err != nil && w.failure == nil {
 		w.failure = f.Err
@@ -224,10 +233,10 @@ func (w *worker) applySeekLocked(moveFetcher bool) {
 
 // next waits for the next chunk of records; false when the worker must
 // exit.
-func (w *worker) next() ([]Message, bool) {
+func (w *worker) next() (workChunk, bool) {
 	for {
 		if w.quit() {
-			return nil, false
+			return workChunk{}, false
 		}
 		w.mu.Lock()
 		if w.pending != nil {
@@ -246,7 +255,7 @@ func (w *worker) next() ([]Message, bool) {
 				}
 			}
 			w.mu.Unlock()
-			return c.msgs, true
+			return c, true
 		}
 		if err := w.failure; err != nil && !w.halted {
 			w.halted = true
@@ -265,12 +274,33 @@ func (w *worker) run() {
 	w.slot = w.c.watch.handlers.add(w.tp)
 	defer w.c.watch.handlers.remove(w.slot)
 	for {
-		msgs, ok := w.next()
+		c, ok := w.next()
 		if !ok {
 			return
 		}
-		w.handle(msgs)
+		if w.handle(c.msgs) && c.tail.At > 0 {
+			w.markTail(c.tail)
+		}
 	}
+}
+
+// markTail moves the partition's position to tail once the records
+// before it are all processed. With ExactlyOnce it does so inside the
+// open transaction, under the gate, unless an abort rewound the partition
+// meanwhile (a seek waits): the move is committed with the next
+// transaction's offsets.
+func (w *worker) markTail(tail fetch.Offset) {
+	if eos := w.c.eos; eos != nil {
+		if err := eos.enter(); err != nil {
+			w.c.failMember(err)
+			return
+		}
+		defer eos.leave(false)
+		if w.seekPending.Load() || w.quit() {
+			return
+		}
+	}
+	w.ps.marks.mark(tail.At-1, tail.Epoch)
 }
 
 // exit ends the worker: a seek still pending applies to the position (the
@@ -321,16 +351,16 @@ func (w *worker) doneMetadata(committed int64) string {
 	return w.skip.encode(committed)
 }
 
-// handle calls the handler for msgs in order, marking each one processed.
-// It returns early when the worker must stop, a seek waits, or the
-// partition stopped on a handler failure; the records after the one it
-// stopped at are dropped: they were never processed, so nothing commits
-// them.
-func (w *worker) handle(msgs []Message) {
+// handle calls the handler for msgs in order, marking each one processed,
+// and reports whether it did so for all of them. It returns early when
+// the worker must stop, a seek waits, or the partition stopped on a
+// handler failure; the records after the one it stopped at are dropped:
+// they were never processed, so nothing commits them.
+func (w *worker) handle(msgs []Message) bool {
 	r := w.r
 	for i := range msgs {
 		if w.quit() || w.seekPending.Load() {
-			return
+			return false
 		}
 		m := &msgs[i]
 		// Read before the handler runs: it may change m (to forward it,
@@ -344,7 +374,7 @@ func (w *worker) handle(msgs []Message) {
 			select {
 			case r.sem <- struct{}{}:
 			case <-w.ctx.Done():
-				return
+				return false
 			}
 		}
 		eos := w.c.eos
@@ -357,14 +387,14 @@ func (w *worker) handle(msgs []Message) {
 					<-r.sem
 				}
 				w.c.failMember(err)
-				return
+				return false
 			}
 			if w.seekPending.Load() || w.quit() {
 				eos.leave(false)
 				if r.sem != nil {
 					<-r.sem
 				}
-				return
+				return false
 			}
 			eos.touch(w.tp, offset)
 		}
@@ -389,13 +419,14 @@ func (w *worker) handle(msgs []Message) {
 		switch out {
 		case recordDone:
 		case recordLeft:
-			return
+			return false
 		case recordFailed:
 			w.mu.Lock()
 			w.halted = true
 			w.c.fetcher.Pause(w.tp)
 			w.mu.Unlock()
-			return
+			return false
 		}
 	}
+	return true
 }

@@ -160,7 +160,9 @@ type Record struct {
 // Fetch is what Poll returns for one partition: records in offset order,
 // or an error that stopped the partition (reported once; the partition
 // stays stopped until Seek or Unassign). A Fetch may carry both: records
-// read before the error, then the error.
+// read before the error, then the error. A Fetch may also carry neither:
+// the position moved past offsets that hold no records for the reader
+// (transaction markers, aborted transactions), and Next says where to.
 type Fetch = FetchOf[Record]
 
 // FetchOf is Fetch for a Fetcher of records of type R (see NewOf).
@@ -174,6 +176,14 @@ type FetchOf[R any] struct {
 	// Records holds (what stopped counting against the buffer budget):
 	// roughly the records' size, for the caller's own flow control.
 	Bytes int64
+	// Next is the partition's position once Records are handed out: the
+	// offset of the next record Poll returns, with the leader epoch of
+	// what precedes it. Past the last of Records it may skip offsets that
+	// hold no records for the reader (a commit marker, an aborted
+	// transaction): once every record of Records is processed, Next is
+	// the offset to commit, so that a fully read transactional partition
+	// shows no lag. Never below the last record's offset + 1.
+	Next Offset
 }
 
 // Fetcher is the Fetcher of Records that New returns.

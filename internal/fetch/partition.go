@@ -76,6 +76,11 @@ type chunk[R any] struct {
 	err     error // reported after the records; the partition is stopped
 }
 
+// markerOnly reports whether c only moves the position: no records, no
+// error (control batches or aborted data), so that a later such chunk can
+// extend it instead of queueing another.
+func (c *chunk[R]) markerOnly() bool { return len(c.records) == 0 && c.err == nil }
+
 // fetchable reports whether the partition can go into a fetch request to
 // its leader now.
 func (p *partition[R]) fetchable(now time.Time) bool {

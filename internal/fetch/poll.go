@@ -10,9 +10,11 @@ import (
 // ErrClosed is returned by Poll after Close.
 var ErrClosed = errs.ErrClosed
 
-// Poll waits until records (or a partition error) are buffered, or ctx
+// Poll waits until records (or a partition error, or a move of a
+// partition's position past offsets without records) are buffered, or ctx
 // ends, and returns up to max records in total (0: no limit), one Fetch per
-// partition with its records in offset order. Partitions take turns across
+// partition with its records in offset order; a Fetch without records and
+// error only moves the position (Fetch.Next). Partitions take turns across
 // calls so that one busy partition cannot starve the others. The records
 // returned no longer count against the buffer budget; they are the
 // caller's to keep.
@@ -57,6 +59,7 @@ func (f *Of[R]) takeLocked(limit int) []FetchOf[R] {
 			continue // Resume or new data queues it again
 		}
 		fe := FetchOf[R]{TP: p.tp, Seq: p.seq, HighWatermark: p.hwm}
+		before := p.position
 		for len(p.buf) > 0 && (limit <= 0 || left > 0) {
 			c := p.buf[0]
 			take := len(c.records) - c.i
@@ -97,7 +100,8 @@ func (f *Of[R]) takeLocked(limit int) []FetchOf[R] {
 			}
 		}
 		f.ready.add(p) // what the limit left
-		if len(fe.Records) > 0 || fe.Err != nil {
+		fe.Next = p.position
+		if len(fe.Records) > 0 || fe.Err != nil || p.position.At != before.At {
 			out = append(out, fe)
 		}
 	}

@@ -169,3 +169,39 @@ func TestPollWaitsAndClose(t *testing.T) {
 		t.Fatalf("Poll after Close: %v", err)
 	}
 }
+
+// A commit marker after the records a consumer took moves the position
+// past it, and Poll says so with a Fetch without records whose Next is
+// the end: a consumer commits that, not the marker's offset (the lag of 1
+// of issue 13). Two markers in a row come as one move.
+func TestPollHandsOutMovesPastMarkers(t *testing.T) {
+	f := offline(t, Config{})
+	tp := topicpart.TP{Topic: "t", Partition: 0}
+	inject(t, f, tp, 0, slices.Concat(dataBatch(t, 0, 3, record.NoProducer, record.CodecNone), controlBatch(3, 9, record.ControlCommit)))
+	got := pollNow(t, f, 0)
+	if len(got) != 1 || !slices.Equal(offsets(got[0].Records), span64(0, 3)) || got[0].Next.At != 4 {
+		t.Fatalf("records then marker: %+v", got)
+	}
+	inject(t, f, tp, 4, dataBatch(t, 4, 2, record.NoProducer, record.CodecNone))
+	inject(t, f, tp, 6, controlBatch(6, 9, record.ControlCommit))
+	inject(t, f, tp, 7, controlBatch(7, 9, record.ControlAbort))
+	got = pollNow(t, f, 1)
+	if len(got) != 1 || !slices.Equal(offsets(got[0].Records), []int64{4}) || got[0].Next.At != 5 {
+		t.Fatalf("cut by the limit: %+v", got)
+	}
+	got = pollNow(t, f, 0)
+	if len(got) != 1 || !slices.Equal(offsets(got[0].Records), []int64{5}) || got[0].Next.At != 8 {
+		t.Fatalf("the last record with both markers after it: %+v", got)
+	}
+	inject(t, f, tp, 8, controlBatch(8, 9, record.ControlCommit))
+	got = pollNow(t, f, 0)
+	if len(got) != 1 || len(got[0].Records) != 0 || got[0].Err != nil || got[0].Next.At != 9 {
+		t.Fatalf("a marker alone: %+v", got)
+	}
+	if pos, _ := f.Position(tp); pos.At != 9 {
+		t.Fatalf("position %d, want 9", pos.At)
+	}
+	if got := pollNow(t, f, 0); got != nil {
+		t.Fatalf("nothing left, got %+v", got)
+	}
+}

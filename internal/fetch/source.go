@@ -353,13 +353,17 @@ func (s *source[R]) applyLocked(res result[R], addr string) {
 	}
 	if len(d.records) == 0 && d.err == nil {
 		// Only control batches, aborted data or nothing: move past it.
+		// Poll hands the move out as a Fetch without records, so that a
+		// consumer can commit past a commit marker (else a fully read
+		// transactional partition shows a lag of 1).
 		if d.next > p.fetchOffset {
 			p.fetchOffset = d.next
-			if len(p.buf) == 0 {
-				p.position = Offset{At: d.next, Epoch: p.fetchEpoch}
+			if n := len(p.buf); n > 0 && p.buf[n-1].markerOnly() {
+				p.buf[n-1].next, p.buf[n-1].epoch = d.next, p.fetchEpoch
 			} else {
 				f.appendChunkLocked(p, &chunk[R]{next: d.next, epoch: p.fetchEpoch})
 			}
+			f.wakePollLocked()
 		}
 		return
 	}
