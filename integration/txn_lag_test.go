@@ -1,0 +1,233 @@
+package integration
+
+// The read_committed lag of 1 (issue 13): a group that read a
+// transactional partition to its end commits the end, past the last
+// commit or abort marker, so admin Lag shows 0. Checked on every path
+// that commits: Run (in order, Parallel, ExactlyOnce), GroupPoller, and the
+// direct Consumer's position. The input interleaves committed and aborted
+// transactions and is written while the group reads, so positions move
+// both with records and by fetches that hold only markers or aborted data.
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keel-go/keel"
+	"github.com/keel-go/keel/admin"
+	"github.com/keel-go/keel/keeltest"
+)
+
+// lagInput writes txns transactions of per records each to topic, every
+// second one aborted, the last one aborted too, and returns the committed
+// values.
+func lagInput(t *testing.T, ctx context.Context, c *keel.Client, topic string, txns, per int) []string {
+	t.Helper()
+	p := newTxnProducer(t, c, "lag-src-"+topic)
+	var want []string
+	for i := range txns {
+		commit := i%2 == 0 && i != txns-1
+		vals := txnValues(fmt.Sprintf("t%d", i), per)
+		if err := p.BeginTxn(); err != nil {
+			t.Fatal(err)
+		}
+		produceTxn(ctx, p, topic, vals)
+		if !commit {
+			if err := p.AbortTxn(ctx); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := p.CommitTxn(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, vals...)
+	}
+	return want
+}
+
+// checkNoLag: admin Lag reports 0 for every partition of topic, with the
+// committed offset at the end.
+func checkNoLag(t *testing.T, ctx context.Context, c *keel.Client, group, topic string, partitions int) {
+	t.Helper()
+	adm, err := admin.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := adm.Lag(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, r := range rows {
+		if r.Topic != topic {
+			continue
+		}
+		seen++
+		if r.Lag != 0 || r.Committed != r.End || r.NoCommit {
+			t.Errorf("%s/%d: committed %d, end %d, lag %d (no commit %v)", r.Topic, r.Partition, r.Committed, r.End, r.Lag, r.NoCommit)
+		}
+	}
+	if seen != partitions {
+		t.Errorf("lag rows for %d partitions of %s, want %d", seen, topic, partitions)
+	}
+}
+
+// collector gathers the values a consumer got.
+type collector struct {
+	mu   sync.Mutex
+	vals []string
+}
+
+func (c *collector) add(v string) {
+	c.mu.Lock()
+	c.vals = append(c.vals, v)
+	c.mu.Unlock()
+}
+
+func (c *collector) snapshot() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.vals...)
+}
+
+// waitCount waits under ctx until c holds n values.
+func (c *collector) waitCount(t *testing.T, ctx context.Context, n int) {
+	t.Helper()
+	for len(c.snapshot()) < n {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("got %d records, want %d: %v", len(c.snapshot()), n, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func TestReadCommittedGroupCommitsPastMarkers(t *testing.T) {
+	const partitions, txns, per = 3, 8, 30
+	for _, mode := range []string{"run", "parallel", "exactly-once", "poll"} {
+		t.Run(mode, func(t *testing.T) {
+			in, out := "lag-in-"+mode, "lag-out-"+mode
+			cl := startCluster(t, keeltest.Topic(in, partitions), keeltest.Topic(out, partitions))
+			c := newClient(t, cl)
+			ctx := testCtx(t, 90*time.Second)
+			group := "lag-" + mode
+			got := &collector{}
+			opts := fastGroup(keel.ReadCommitted())
+			var closeGroup func(context.Context) error
+			done := make(chan error, 1)
+			if mode == "poll" {
+				g, err := keel.NewGroupPoller(c, group, []string{in}, opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pctx, stop := context.WithCancel(ctx)
+				go func() {
+					for pctx.Err() == nil {
+						msgs, err := g.Poll(pctx)
+						if err != nil && pctx.Err() == nil {
+							done <- err
+							return
+						}
+						for _, m := range msgs {
+							got.add(string(m.Value))
+						}
+						if err := g.MarkProcessed(msgs...); err != nil {
+							done <- err
+							return
+						}
+					}
+					done <- nil
+				}()
+				closeGroup = func(ctx context.Context) error { stop(); <-done; return g.Close(ctx) }
+			} else {
+				h := keel.HandlerFunc(func(ctx context.Context, m *keel.Message) error {
+					got.add(string(m.Value))
+					return nil
+				})
+				switch mode {
+				case "parallel":
+					opts = append(opts, keel.Parallel(keel.KeyOrder, 4, 12))
+				case "exactly-once":
+					p := newTxnProducer(t, c, "lag-eos")
+					opts = append(opts, keel.ExactlyOnce(p, keel.TxnEvery(100*time.Millisecond, 0)))
+					fwd := transform(out)
+					h = func(ctx context.Context, m *keel.Message) error {
+						got.add(string(m.Value))
+						return fwd(ctx, m)
+					}
+				}
+				g, err := keel.NewGroupConsumer(c, group, []string{in}, opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rctx, stop := context.WithCancel(ctx)
+				go func() { done <- g.Run(rctx, h) }()
+				closeGroup = func(ctx context.Context) error { err := g.Close(ctx); stop(); <-done; return err }
+			}
+			want := lagInput(t, ctx, c, in, txns, per)
+			got.waitCount(t, ctx, len(want))
+			waitCommitted(t, ctx, c, group, in)
+			checkNoLag(t, ctx, c, group, in, partitions)
+			if err := closeGroup(ctx); err != nil {
+				t.Errorf("close: %v", err)
+			}
+			checkExactly(t, mode, got.snapshot(), want)
+			checkCommittedAtEnd(t, ctx, c, group, in)
+			if mode == "exactly-once" {
+				outs := make([]string, len(want))
+				for i, v := range want {
+					outs[i] = "out:" + v
+				}
+				checkExactly(t, "outputs", messageValues(readAll(t, ctx, c, out, partitions, len(outs), true)), outs)
+			}
+		})
+	}
+}
+
+// The direct Consumer's position reaches the end past the markers once it
+// read everything: what a caller committing positions itself commits.
+func TestReadCommittedConsumerPositionPastMarkers(t *testing.T) {
+	const partitions = 3
+	cl := startCluster(t, keeltest.Topic("lag-direct", partitions))
+	c := newClient(t, cl)
+	ctx := testCtx(t, 60*time.Second)
+	want := lagInput(t, ctx, c, "lag-direct", 6, 20)
+	cons, err := keel.NewConsumer(c, keel.ReadCommitted(), keel.FetchMaxWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close(context.Background())
+	for p := range int32(partitions) {
+		cons.Assign(keel.TopicPartition{Topic: "lag-direct", Partition: p}, keel.AtEarliest())
+	}
+	adm, err := admin.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := adm.EndOffsets(ctx, "lag-direct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	atEnd := func() bool {
+		for tp, end := range ends {
+			if pos, ok := cons.Position(tp); !ok || pos != end {
+				return false
+			}
+		}
+		return true
+	}
+	for !atEnd() {
+		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		msgs, err := cons.Poll(pctx)
+		cancel()
+		if err != nil && ctx.Err() != nil {
+			t.Fatalf("positions never reached the ends %v (got %d of %d records)", ends, len(got), len(want))
+		}
+		got = append(got, messageValues(msgs)...)
+	}
+	checkExactly(t, "direct consumer", got, want)
+}
