@@ -406,8 +406,9 @@ func (p *Producer) complete(rep *produce.Report) {
 	var buf [64]report
 	var tally outcomeTally
 	h := p.hooks
-	for start := 0; start < len(rep.Recs); start += len(buf) {
-		chunk := buf[:min(len(buf), len(rep.Recs)-start)]
+	n := rep.Recs.Len()
+	for start := 0; start < n; start += len(buf) {
+		chunk := buf[:min(len(buf), n-start)]
 		for i := range chunk {
 			chunk[i] = p.toReport(rep, start+i)
 			tally.add(&chunk[i].d, chunk[i].size)
@@ -419,13 +420,13 @@ func (p *Producer) complete(rep *produce.Report) {
 	}
 	p.outcomes.add(&tally)
 	if h != nil && len(h.buffer) > 0 {
-		h.onUnbuffered(rep.Topic, len(rep.Recs), tally.held)
+		h.onUnbuffered(rep.Topic, n, tally.held)
 	}
 }
 
-// toReport makes the delivery report of rep.Recs[i].
+// toReport makes the delivery report of rep.Recs.At(i).
 func (p *Producer) toReport(rep *produce.Report, i int) report {
-	r := &rep.Recs[i]
+	r := rep.Recs.At(i)
 	res := rep.Result(i)
 	msg, _ := r.Owner.(*Message)
 	d := Delivery{Message: msg, Partition: res.Partition, Offset: res.Offset}

@@ -1,7 +1,6 @@
 package produce
 
 import (
-	"math/bits"
 	"sync"
 	"unsafe"
 
@@ -19,16 +18,16 @@ import (
 //
 //   - wire buffers of acknowledged batches: at most keptWireBatches
 //     batches' worth (4 × MaxBatchBytes, 4 MB by default);
-//   - record slices of reported batches: at most the budget's worth of
-//     records (min(MaxBufferedRecords, MaxBufferedBytes/RecordOverhead)
-//     × RecordOverhead: 16 MB by default), and at least
-//     minKeptRecBytes (4 MiB). With a fixed 4 MiB the free lists could
-//     not hold the slices of a full buffer of small records, so they
-//     were made anew at full speed: 225 B allocated per 100 B record,
-//     the main cause of the garbage collector's share of the CPU
-//     (issue 11: produce-100B went from 1.28× to 1.02× franz-go's CPU
-//     per record, keyed 16 goroutines from 1.22× to 1.09×, with this
-//     bound);
+//   - record chunks of reported batches (recs.go): at most the budget's
+//     worth of records (min(MaxBufferedRecords,
+//     MaxBufferedBytes/RecordOverhead) × RecordOverhead: 16 MB by
+//     default), and at least minKeptRecBytes (4 MiB). With a fixed
+//     4 MiB the free lists could not hold the records of a full buffer
+//     of small records, so their memory was made anew at full speed:
+//     225 B allocated per 100 B record, the main cause of the garbage
+//     collector's share of the CPU (issue 11: produce-100B went from
+//     1.28× to 1.02× franz-go's CPU per record, keyed 16 goroutines
+//     from 1.22× to 1.09×, with this bound);
 //   - builders (one is in use per sink while it encodes): at most
 //     keptBuilders, each with a buffer of at most 2 × MaxBatchBytes;
 //   - buffers to compress into: at most keptBuilders, each of at most
@@ -56,8 +55,7 @@ var builders = sync.Pool{New: func() any { return record.NewBatchBuilder(record.
 
 // recycler is an engine's free lists.
 type recycler struct {
-	maxBatch     int // MaxBatchBytes
-	keptRecBytes int // record slices kept at most, in bytes
+	maxBatch int // MaxBatchBytes
 
 	mu        sync.Mutex
 	builders  []*record.BatchBuilder
@@ -65,8 +63,8 @@ type recycler struct {
 	wireBytes int
 	scratch   [][]byte // buffers to compress into (see compressTarget)
 	batches   []*batch // spare batch structs
-	free      [recClasses][][]Rec
-	recBytes  int
+	free       []*recChunk // empty record chunks
+	keptChunks int         // free chunks kept at most
 }
 
 func (r *recycler) init(cfg *Config) {
@@ -75,7 +73,7 @@ func (r *recycler) init(cfg *Config) {
 	if cfg.MaxBufferedBytes > 0 {
 		slots = min(slots, cfg.MaxBufferedBytes/RecordOverhead)
 	}
-	r.keptRecBytes = int(max(slots*RecordOverhead, minKeptRecBytes))
+	r.keptChunks = int(max(slots*RecordOverhead, minKeptRecBytes)) / int(unsafe.Sizeof(recChunk{}))
 }
 
 // builder returns an empty builder compressing with c.
@@ -195,98 +193,52 @@ func (r *recycler) batch(p *partState, want int) *batch {
 	if b == nil {
 		b = new(batch)
 	}
-	*b = batch{p: p, size: record.BatchHeaderLen, recs: r.recs(want), pid: -1, epoch: -1, seq: -1}
+	// The chunks the estimate asks for come under one lock; the batch
+	// takes more one at a time if it outgrows them, and gives back those
+	// it did not fill when it is sealed.
+	list := r.chunks(b.recs.chunks[:0], (want+chunkMask)>>chunkShift)
+	*b = batch{p: p, size: record.BatchHeaderLen, recs: Recs{chunks: list}, pid: -1, epoch: -1, seq: -1}
 	return b
 }
 
-// Record slices come in sizes of 2^k and 1.5·2^k records from minRecs
-// up, one free list per size: a batch that outgrows its slice moves to one
-// twice as large from the free list (grow), and a reported batch gives its
-// slice back. Left to append, the slices grew by doubling from nothing per
-// batch, and were the largest share of the producer's allocations with
-// small records (issue 11); with powers of two alone a slice was on
-// average a quarter empty, a third more memory per buffered record.
-const (
-	minRecsShift = 4 // 16 records
-	recClasses   = 40
-)
-
-// recClassSize is the capacity of size class c.
-func recClassSize(c int) int {
-	base := 1 << (minRecsShift + c/2)
-	if c%2 == 1 {
-		return base + base/2
-	}
-	return base
-}
-
-// recClass is the smallest class with room for n records.
-func recClass(n int) int {
-	n = max(n, 1<<minRecsShift)
-	k := bits.Len(uint(n-1)) - 1 // 2^k < n <= 2^(k+1)
-	c := 2 * (k - minRecsShift)
-	if n > 1<<k+1<<(k-1) {
-		c++ // above 1.5·2^k: 2^(k+1)
-	}
-	c++ // the class after 2^k: 1.5·2^k, or 2^(k+1)
-	if n <= 1<<minRecsShift {
-		c = 0
-	}
-	return min(c, recClasses-1)
-}
-
-// recs returns an empty record slice with room for at least n records.
-func (r *recycler) recs(n int) []Rec {
-	c := recClass(n)
+// chunk returns an empty record chunk.
+func (r *recycler) chunk() *recChunk {
 	r.mu.Lock()
-	if l := len(r.free[c]); l > 0 {
-		s := r.free[c][l-1]
-		r.free[c][l-1] = nil
-		r.free[c] = r.free[c][:l-1]
-		r.recBytes -= cap(s) * recSize
+	if l := len(r.free); l > 0 {
+		c := r.free[l-1]
+		r.free[l-1] = nil
+		r.free = r.free[:l-1]
 		r.mu.Unlock()
-		return s
+		return c
 	}
 	r.mu.Unlock()
-	return make([]Rec, 0, max(n, recClassSize(c)))
+	return new(recChunk)
 }
 
-// putRecSlice takes back a record slice nothing refers to, cleared so
-// that it keeps no caller's value alive.
-func (r *recycler) putRecSlice(s []Rec) {
-	if cap(s) < 1<<minRecsShift {
-		return
-	}
-	// Only the first len(s) were ever written since the slice was last
-	// cleared (a batch's records are a prefix, and dropping records clears
-	// what they leave behind), so only those are cleared.
-	clear(s)
-	c := recClass(cap(s))
-	if cap(s) != recClassSize(c) {
-		return // not one of ours
-	}
+// chunks appends k empty record chunks to dst, under one lock.
+func (r *recycler) chunks(dst []*recChunk, k int) []*recChunk {
 	r.mu.Lock()
-	if r.recBytes+cap(s)*recSize <= r.keptRecBytes {
-		r.free[c] = append(r.free[c], s[:0])
-		r.recBytes += cap(s) * recSize
-	}
+	take := min(k, len(r.free))
+	from := len(r.free) - take
+	dst = append(dst, r.free[from:]...)
+	clear(r.free[from:])
+	r.free = r.free[:from]
 	r.mu.Unlock()
+	for range k - take {
+		dst = append(dst, new(recChunk))
+	}
+	return dst
 }
 
-// grow returns b.recs with room for one more record, moved to a slice
-// twice as large when full.
-func (r *recycler) grow(recs []Rec) []Rec {
-	if len(recs) < cap(recs) {
-		return recs
+// putChunks takes back cleared chunks nothing refers to; those beyond the
+// kept bound are left to the collector.
+func (r *recycler) putChunks(cs []*recChunk) {
+	r.mu.Lock()
+	room := r.keptChunks - len(r.free)
+	if room > 0 {
+		r.free = append(r.free, cs[:min(room, len(cs))]...)
 	}
-	// Twice the room, not the next size class: each move copies every
-	// record (with the garbage collector's write barriers when it is
-	// marking), and moving by 1.5× copied a batch that outgrew its
-	// estimate up to three times (issue 11: grow was 10-12 % of the
-	// 100 B profiles).
-	next := append(r.recs(2*cap(recs)), recs...)
-	r.putRecSlice(recs)
-	return next
+	r.mu.Unlock()
 }
 
 // putRecs takes back batch b once it is reported and nothing refers to
@@ -296,8 +248,9 @@ func (r *recycler) putRecs(b *batch) {
 		r.putBuilder(b.bb)
 		b.bb = nil
 	}
-	r.putRecSlice(b.recs)
-	*b = batch{}
+	b.recs.release(r)
+	list := b.recs.chunks
+	*b = batch{recs: Recs{chunks: list}}
 	r.mu.Lock()
 	if len(r.batches) < keptBatches {
 		r.batches = append(r.batches, b)
@@ -309,8 +262,8 @@ func (r *recycler) putRecs(b *batch) {
 func (r *recycler) release() {
 	r.mu.Lock()
 	r.builders, r.wires, r.batches, r.scratch = nil, nil, nil, nil
-	r.free = [recClasses][][]Rec{}
-	r.wireBytes, r.recBytes = 0, 0
+	r.free = nil
+	r.wireBytes = 0
 	r.mu.Unlock()
 }
 

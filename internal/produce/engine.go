@@ -91,7 +91,7 @@ type Result struct {
 type Report struct {
 	Topic     string
 	Partition int32
-	Recs      []Rec
+	Recs      Recs
 
 	base       int64 // offset of the first delivered record; -1 unknown
 	appendTime int64 // the broker's timestamp (LogAppendTime), or -1
@@ -107,7 +107,7 @@ type Report struct {
 
 // Result returns the outcome of r.Recs[i].
 func (r *Report) Result(i int) Result {
-	res := Result{Partition: r.Partition, Offset: -1, Timestamp: r.Recs[i].Record.Timestamp}
+	res := Result{Partition: r.Partition, Offset: -1, Timestamp: r.Recs.At(i).Record.Timestamp}
 	if r.preset != nil {
 		if err := r.preset[i]; err != nil {
 			res.Err, res.Timestamp = err, -1
@@ -263,7 +263,7 @@ func (e *Engine) Add(topic string, r *Rec) {
 
 // failNow reports one record that never reached a partition.
 func (e *Engine) failNow(topic string, r *Rec, err error) {
-	e.report(&Report{Topic: topic, Partition: r.Partition, Recs: []Rec{*r}, base: -1, appendTime: -1, err: err})
+	e.report(&Report{Topic: topic, Partition: r.Partition, Recs: LooseRecs([]Rec{*r}), base: -1, appendTime: -1, err: err})
 }
 
 // topic returns the state of topic name, creating it; nil once closed.
@@ -332,11 +332,11 @@ func (e *Engine) sinkFor(id int32) *sink {
 // report hands rep to the producer and settles its records' generations;
 // then its batch's memory may carry the next batch.
 func (e *Engine) report(rep *Report) {
-	if len(rep.Recs) == 0 {
+	if rep.Recs.Len() == 0 {
 		return
 	}
 	e.cfg.Complete(rep)
-	e.ledger.settleAll(rep.Recs)
+	e.ledger.settleAll(&rep.Recs)
 	if rep.recycle != nil {
 		e.bufs.putRecs(rep.recycle)
 	}

@@ -25,8 +25,8 @@ func (l *reportLog) complete(rep *Report) {
 	if l.errs == nil {
 		l.errs = map[int]error{}
 	}
-	for i := range rep.Recs {
-		id := rep.Recs[i].Owner.(int)
+	for i := range rep.Recs.Len() {
+		id := rep.Recs.At(i).Owner.(int)
 		l.order = append(l.order, id)
 		l.errs[id] = rep.Result(i).Err
 	}
@@ -137,9 +137,9 @@ func TestGapInvalidRecordRequeueKeepsOrder(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for i, r := range b.recs {
+		for i := range b.recs.Len() {
 			if b.preset == nil || b.preset[i] == nil {
-				sent = append(sent, r.Owner.(int))
+				sent = append(sent, b.recs.At(i).Owner.(int))
 			}
 		}
 		p.resolve(b, "b", kmsg.ProduceResponseTopicPartition{})

@@ -196,11 +196,11 @@ func (l *Ledger) settle(g *generation, n int64) {
 }
 
 // settleAll settles recs, which are nearly always of one generation.
-func (l *Ledger) settleAll(recs []Rec) {
+func (l *Ledger) settleAll(recs *Recs) {
 	var g *generation
 	var n int64
-	for i := range recs {
-		if r := recs[i].gen; r != g {
+	for i := range recs.Len() {
+		if r := recs.At(i).gen; r != g {
 			if g != nil {
 				l.settle(g, n)
 			}

@@ -96,7 +96,7 @@ func (e *Engine) Partitions(fn func(PartitionInfo)) {
 			p.mu.Lock()
 			pi := PartitionInfo{Topic: t.name, Partition: p.id, InFlight: p.inflight}
 			for _, b := range p.batches {
-				pi.Buffered += len(b.recs)
+				pi.Buffered += b.recs.Len()
 			}
 			if len(p.batches) > 0 {
 				pi.Oldest = e.at(p.batches[0].created)

@@ -89,7 +89,7 @@ func (s batchState) String() string {
 type batch struct {
 	p     *partState
 	state batchState
-	recs  []Rec
+	recs  Recs // in chunks (recs.go)
 	// preset holds failures decided before the batch was sent, one per
 	// record (nil for nearly every batch): records of a batch refused
 	// with INVALID_RECORD that were at fault ride along in the requeued
@@ -163,7 +163,7 @@ func (p *partState) setLeader(leader int32) {
 // preset failure): what its sequence numbers and offsets cover.
 func (b *batch) count() int {
 	if b.preset == nil {
-		return len(b.recs)
+		return b.recs.Len()
 	}
 	n := 0
 	for _, err := range b.preset {
@@ -203,7 +203,7 @@ func (p *partState) append(r *Rec, newBatch bool) bool {
 	e := p.e()
 	p.mu.Lock()
 	if err := p.refusedLocked(); err != nil {
-		p.queueFailureLocked([]Rec{*r}, err, false)
+		p.queueFailureLocked(LooseRecs([]Rec{*r}), err, false)
 		p.mu.Unlock()
 		p.deliver()
 		return true
@@ -227,7 +227,7 @@ func (p *partState) append(r *Rec, newBatch bool) bool {
 	}
 	size := record.EncodedRecordLen(&r.Record, 0, 0)
 	if record.BatchHeaderLen+size > e.cfg.MaxBatchBytes {
-		p.queueFailureLocked([]Rec{*r}, tooLarge(p, record.BatchHeaderLen+size, e.cfg.MaxBatchBytes), false)
+		p.queueFailureLocked(LooseRecs([]Rec{*r}), tooLarge(p, record.BatchHeaderLen+size, e.cfg.MaxBatchBytes), false)
 		p.mu.Unlock()
 		p.deliver()
 		return true
@@ -285,7 +285,7 @@ func (b *batch) add(r *Rec, size int) {
 		}
 	}
 	r.size = int32(size)
-	b.recs = append(b.p.e().bufs.grow(b.recs), *r)
+	b.recs.push(r, &b.p.e().bufs)
 	b.size += size
 	if b.bb != nil {
 		b.bb.Append(&r.Record)
@@ -377,7 +377,7 @@ func (p *partState) nextBatch(s *sink, now int64, flushing bool, room int, pid i
 		}
 		ps := record.NoProducer
 		if open {
-			if p.dropCancelledLocked(b); len(b.recs) == 0 {
+			if p.dropCancelledLocked(b); b.recs.Len() == 0 {
 				p.removeLocked(b)
 				e.bufs.putRecs(b)
 				continue // every record of it was cancelled: look at the next
@@ -385,7 +385,10 @@ func (p *partState) nextBatch(s *sink, now int64, flushing bool, room int, pid i
 			if b.size > room {
 				return nil, record.NoProducer
 			}
-			p.avgCount = (3*p.avgCount + len(b.recs)) / 4
+			// Chunks the estimate took and the batch did not fill
+			// carry the next batches.
+			b.recs.truncate(b.recs.Len(), &e.bufs)
+			p.avgCount = (3*p.avgCount + b.recs.Len()) / 4
 			p.lastBytes = b.size
 			if e.idem != nil {
 				ps = p.sequenceLocked(b, pid)
@@ -420,9 +423,9 @@ func (b *batch) wireLen() int {
 // appendTo appends the batch's records (those without a preset failure)
 // to bb.
 func (b *batch) appendTo(bb *record.BatchBuilder) {
-	for i := range b.recs {
+	for i := range b.recs.Len() {
 		if b.preset == nil || b.preset[i] == nil {
-			bb.Append(&b.recs[i].Record)
+			bb.Append(&b.recs.At(i).Record)
 		}
 	}
 }
@@ -492,26 +495,29 @@ func (p *partState) dropCancelledLocked(b *batch) {
 			return
 		}
 	}
-	kept := b.recs[:0]
+	kept := 0
 	b.size = record.BatchHeaderLen
-	for _, r := range b.recs {
+	for i := range b.recs.Len() {
+		r := b.recs.At(i)
 		if r.Ctx != nil && r.Ctx.Err() != nil {
-			p.queueFailureLocked([]Rec{r}, cancelledErr(r.Ctx), false)
+			p.queueFailureLocked(LooseRecs([]Rec{*r}), cancelledErr(r.Ctx), false)
 			continue
 		}
-		if len(kept) == 0 {
+		if kept == 0 {
 			b.firstTS = r.Record.Timestamp
 		}
-		r.size = int32(record.EncodedRecordLen(&r.Record, r.Record.Timestamp-b.firstTS, int32(len(kept))))
+		r.size = int32(record.EncodedRecordLen(&r.Record, r.Record.Timestamp-b.firstTS, int32(kept)))
 		b.size += int(r.size)
-		kept = append(kept, r)
+		if kept != i {
+			*b.recs.At(kept) = *r
+		}
+		kept++
 	}
-	clear(b.recs[len(kept):])
-	b.recs = kept
+	b.recs.truncate(kept, &p.e().bufs)
 	if b.bb != nil {
 		b.bb.Reset()
-		for i := range b.recs {
-			b.bb.Append(&b.recs[i].Record)
+		for i := range b.recs.Len() {
+			b.bb.Append(&b.recs.At(i).Record)
 		}
 	}
 }
@@ -563,7 +569,7 @@ func (p *partState) expire(now int64) {
 	}
 	kept := p.batches[:0]
 	for _, b := range p.batches {
-		if b.state == batchOpen && len(b.recs) == 0 {
+		if b.state == batchOpen && b.recs.Len() == 0 {
 			e.bufs.putRecs(b)
 			continue
 		}
@@ -630,7 +636,7 @@ func (p *partState) topicGone(err error) {
 }
 
 // queueFailureLocked queues the failure of records not in a batch.
-func (p *partState) queueFailureLocked(recs []Rec, err error, maybe bool) {
+func (p *partState) queueFailureLocked(recs Recs, err error, maybe bool) {
 	p.outbox = append(p.outbox, &Report{Topic: p.t.name, Partition: p.id, Recs: recs, base: -1, appendTime: -1, err: err, maybe: maybe})
 }
 

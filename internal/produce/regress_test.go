@@ -106,7 +106,7 @@ func TestRegressionSplitResequenceOrder(t *testing.T) {
 			break
 		}
 		order = append(order, b.seq)
-		t.Logf("sent batch with %d records at seq %d (queue position %d)", len(b.recs), b.seq, indexOf(p.batches, b))
+		t.Logf("sent batch with %d records at seq %d (queue position %d)", b.recs.Len(), b.seq, indexOf(p.batches, b))
 		// acknowledge it so the next one can go
 		p.resolve(b, "b", kmsg.ProduceResponseTopicPartition{})
 	}

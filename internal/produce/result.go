@@ -274,10 +274,10 @@ func (p *partState) failOrRequeueLocked(b *batch, at int, pr kmsg.ProduceRespons
 		}
 		bad[re.RelativeOffset] = m
 	}
-	preset := make([]error, len(b.recs))
+	preset := make([]error, b.recs.Len())
 	again := 0
 	encoded := int32(0) // the relative offset of the next encoded record
-	for i := range b.recs {
+	for i := range b.recs.Len() {
 		if b.preset != nil && b.preset[i] != nil {
 			preset[i] = b.preset[i]
 			continue
@@ -296,7 +296,7 @@ func (p *partState) failOrRequeueLocked(b *batch, at int, pr kmsg.ProduceRespons
 		p.queueBatchFailureLocked(b, err, false)
 		return
 	}
-	nb := p.rebuildLocked(b.recs, preset, b)
+	nb := p.rebuildLocked(&b.recs, 0, b.recs.Len(), preset, b)
 	if nb == nil {
 		p.queueBatchFailureLocked(b, err, false)
 		return
@@ -306,16 +306,19 @@ func (p *partState) failOrRequeueLocked(b *batch, at int, pr kmsg.ProduceRespons
 	b.wire = nil
 }
 
-// rebuildLocked makes a sealed batch of recs (with their preset failures,
-// if any), encoded now without producer numbers: it is resequenced in its
-// queue position before it is sent. like gives its creation time and
-// deadline. It returns nil if the records cannot be encoded.
-func (p *partState) rebuildLocked(recs []Rec, preset []error, like *batch) *batch {
-	nb := &batch{p: p, created: like.created, deadline: like.deadline, preset: preset, pid: -1, epoch: -1, seq: -1}
-	nb.size = record.BatchHeaderLen
+// rebuildLocked makes a sealed batch of records lo to hi of recs (with
+// their preset failures, if any, one per record from lo), encoded now
+// without producer numbers: it is resequenced in its queue position
+// before it is sent. like gives its creation time and deadline. It
+// returns nil if the records cannot be encoded. The records are copied
+// into chunks of the new batch's own; recs is left as it is.
+func (p *partState) rebuildLocked(recs *Recs, lo, hi int, preset []error, like *batch) *batch {
+	e := p.e()
+	nb := e.bufs.batch(p, hi-lo)
+	nb.created, nb.deadline, nb.preset = like.created, like.deadline, preset
 	encoded := int32(0)
-	for i := range recs {
-		r := recs[i]
+	for i := range hi - lo {
+		r := *recs.At(lo + i)
 		if preset == nil || preset[i] == nil {
 			if encoded == 0 {
 				nb.firstTS = r.Record.Timestamp // the builder's base timestamp
@@ -324,12 +327,14 @@ func (p *partState) rebuildLocked(recs []Rec, preset []error, like *batch) *batc
 			nb.size += int(r.size)
 			encoded++
 		}
-		nb.recs = append(nb.recs, r)
+		nb.recs.push(&r, &e.bufs)
 	}
 	if encoded == 0 {
+		e.bufs.putRecs(nb)
 		return nil
 	}
-	if err := nb.encode(p.e().noProducerState()); err != nil {
+	if err := nb.encode(e.noProducerState()); err != nil {
+		e.bufs.putRecs(nb)
 		return nil
 	}
 	nb.state = batchSealed
@@ -340,14 +345,21 @@ func (p *partState) rebuildLocked(recs []Rec, preset []error, like *batch) *batc
 // batches of half its records each, sealed at once so that they keep their
 // place in the sequence when the partition is resequenced.
 func (p *partState) splitLocked(b *batch) {
-	half := len(b.recs) / 2
+	half := b.recs.Len() / 2
 	var p1, p2 []error
 	if b.preset != nil {
 		p1, p2 = b.preset[:half], b.preset[half:]
 	}
-	first, second := p.rebuildLocked(b.recs[:half], p1, b), p.rebuildLocked(b.recs[half:], p2, b)
+	first, second := p.rebuildLocked(&b.recs, 0, half, p1, b), p.rebuildLocked(&b.recs, half, b.recs.Len(), p2, b)
 	if first == nil || second == nil {
-		return // only preset failures on one side: b fails as too large on its retry
+		// Only preset failures on one side: b fails as too large on its
+		// retry.
+		for _, nb := range []*batch{first, second} {
+			if nb != nil {
+				p.e().bufs.putRecs(nb)
+			}
+		}
+		return
 	}
 	for i, x := range p.batches {
 		if x == b {

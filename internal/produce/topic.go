@@ -135,7 +135,7 @@ func (t *topicState) load() {
 		case errors.Is(err, context.DeadlineExceeded):
 			err = &errs.Error{Detail: fmt.Sprintf("no metadata for topic %q within the delivery timeout (%v)", t.name, t.e.cfg.DeliveryTimeout), Err: ErrDeliveryTimeout}
 		}
-		t.e.report(&Report{Topic: t.name, Partition: partition.Unassigned, Recs: waiting, base: -1, appendTime: -1, err: err})
+		t.e.report(&Report{Topic: t.name, Partition: partition.Unassigned, Recs: LooseRecs(waiting), base: -1, appendTime: -1, err: err})
 		return
 	}
 	t.mu.Lock()
@@ -152,7 +152,7 @@ func (t *topicState) load() {
 			t.publishLocked()
 			t.mu.Unlock()
 			if len(waiting) > 0 { // the topic went away again meanwhile
-				t.e.report(&Report{Topic: t.name, Partition: partition.Unassigned, Recs: waiting, base: -1, appendTime: -1, err: topicGoneErr(t.name)})
+				t.e.report(&Report{Topic: t.name, Partition: partition.Unassigned, Recs: LooseRecs(waiting), base: -1, appendTime: -1, err: topicGoneErr(t.name)})
 			}
 			return
 		}
@@ -288,7 +288,7 @@ func (t *topicState) expireWaiting(now int64) {
 	expired := append([]Rec(nil), t.waiting[:n]...)
 	t.waiting = append(t.waiting[:0], t.waiting[n:]...)
 	t.mu.Unlock()
-	t.e.report(&Report{Topic: t.name, Partition: partition.Unassigned, Recs: expired, base: -1, appendTime: -1,
+	t.e.report(&Report{Topic: t.name, Partition: partition.Unassigned, Recs: LooseRecs(expired), base: -1, appendTime: -1,
 		err: &errs.Error{Detail: fmt.Sprintf("no metadata for topic %q within the delivery timeout (%v)", t.name, t.e.cfg.DeliveryTimeout), Err: ErrDeliveryTimeout}})
 }
 
@@ -325,7 +325,7 @@ func (t *topicState) failAll(err error) {
 	t.waiting = nil
 	parts := t.parts
 	t.mu.Unlock()
-	t.e.report(&Report{Topic: t.name, Partition: partition.Unassigned, Recs: waiting, base: -1, appendTime: -1, err: err})
+	t.e.report(&Report{Topic: t.name, Partition: partition.Unassigned, Recs: LooseRecs(waiting), base: -1, appendTime: -1, err: err})
 	for _, p := range parts {
 		p.failAll(err)
 	}
