@@ -57,12 +57,12 @@ var builders = sync.Pool{New: func() any { return record.NewBatchBuilder(record.
 type recycler struct {
 	maxBatch int // MaxBatchBytes
 
-	mu        sync.Mutex
-	builders  []*record.BatchBuilder
-	wires     [][]byte
-	wireBytes int
-	scratch   [][]byte // buffers to compress into (see compressTarget)
-	batches   []*batch // spare batch structs
+	mu         sync.Mutex
+	builders   []*record.BatchBuilder
+	wires      [][]byte
+	wireBytes  int
+	scratch    [][]byte    // buffers to compress into (see compressTarget)
+	batches    []*batch    // spare batch structs
 	free       []*recChunk // empty record chunks
 	keptChunks int         // free chunks kept at most
 }

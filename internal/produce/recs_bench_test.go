@@ -41,4 +41,3 @@ func BenchmarkBatchRecords(b *testing.B) {
 		})
 	}
 }
-
