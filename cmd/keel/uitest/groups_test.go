@@ -60,7 +60,12 @@ func TestBrowserGroupPageShowsTheLagAdminReports(t *testing.T) {
 	b.click(`[data-testid="groups-table"] a[href="#/group/analytics"]`)
 	b.waitUntil("the lag table", `document.querySelector('[data-testid="lag-table"]')`)
 	checkGroupPage(t, b, total, per)
-	b.screenshot("ui-group.png")
+	if n := b.count(`[data-testid="lag-chart"] circle`); n != 1 {
+		t.Errorf("the lag chart marks %d sample(s) after the first load, want 1", n)
+	}
+	if b.count(`[data-testid="no-members"]`) != 1 {
+		t.Errorf("an empty group's page does not say it has no members")
+	}
 
 	// The page follows the lag live: three more records on partition 0.
 	c.produce(&keel.Message{Topic: "events", Partition: 0, Value: []byte("g1")}, &keel.Message{Topic: "events", Partition: 0, Value: []byte("g2")}, &keel.Message{Topic: "events", Partition: 0, Value: []byte("g3")})
@@ -72,9 +77,10 @@ func TestBrowserGroupPageShowsTheLagAdminReports(t *testing.T) {
 	checkGroupPage(t, b, total, per)
 	var points int
 	b.eval(`document.querySelector('[data-testid="lag-chart"] polyline').getAttribute('points').split(' ').length`, &points)
-	if points < 2 {
-		t.Errorf("lag chart has %d point(s) after an update, want at least 2", points)
+	if points < 2 || b.count(`[data-testid="lag-chart"] circle`) != points {
+		t.Errorf("lag chart has %d point(s) and %d dot(s) after an update, want at least 2 of each", points, b.count(`[data-testid="lag-chart"] circle`))
 	}
+	b.screenshot("ui-group.png")
 
 	// Reset offsets: the preview is the plan and changes nothing; executing
 	// it moves the committed offsets.

@@ -265,13 +265,18 @@ function lagChart(points) {
   svg.setAttribute('class', 'chart'); svg.setAttribute('width', w); svg.setAttribute('height', h);
   svg.setAttribute('data-testid', 'lag-chart');
   const maxV = Math.max(1, ...points.map(p => p.v));
+  const xy = points.map((p, i) => [
+    pad + (points.length < 2 ? 0 : i * (w - 2 * pad) / (points.length - 1)),
+    h - pad - (p.v / maxV) * (h - 2 * pad)]);
   const line = document.createElementNS(svgNS, 'polyline');
-  line.setAttribute('points', points.map((p, i) => {
-    const x = pad + (points.length < 2 ? 0 : i * (w - 2 * pad) / (points.length - 1));
-    const y = h - pad - (p.v / maxV) * (h - 2 * pad);
-    return x.toFixed(1) + ',' + y.toFixed(1);
-  }).join(' '));
+  line.setAttribute('points', xy.map(([x, y]) => x.toFixed(1) + ',' + y.toFixed(1)).join(' '));
   svg.append(line);
+  // A line of one sample draws nothing: mark every sample with a dot.
+  for (const [x, y] of xy) {
+    const dot = document.createElementNS(svgNS, 'circle');
+    dot.setAttribute('cx', x.toFixed(1)); dot.setAttribute('cy', y.toFixed(1)); dot.setAttribute('r', '2.5');
+    svg.append(dot);
+  }
   const label = document.createElementNS(svgNS, 'text');
   label.setAttribute('x', 4); label.setAttribute('y', 12);
   label.textContent = 'total lag, max ' + fmtInt(maxV) + ' (last ' + points.length + ' samples)';
@@ -295,7 +300,7 @@ async function groupPage(name) {
           { title: 'end', num: true, cell: l => fmtInt(l.end) }, { title: 'lag', num: true, cell: l => fmtInt(l.lag) },
           { title: 'consumer', cell: l => l.clientId || '-' },
         ], g.lag, { 'data-testid': 'lag-table' }),
-        el('h2', {}, 'Members'), table([
+        el('h2', {}, 'Members'), g.members.length === 0 ? el('p', { class: 'muted', 'data-testid': 'no-members' }, 'No members: no consumer is in this group now (its committed offsets stay).') : table([
           { title: 'client id', cell: m => m.clientId }, { title: 'host', cell: m => m.host }, { title: 'instance', cell: m => m.instanceId || '-' },
           { title: 'assigned', cell: m => m.assigned.map(a => a.topic + '[' + a.partition + ']').join(', ') || '-' },
         ], g.members));
