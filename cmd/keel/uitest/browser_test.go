@@ -226,3 +226,23 @@ func (b *tab) hover(css string) {
 		b.t.Fatalf("hover %s: %v", css, err)
 	}
 }
+
+// fill sets the value of the form field the CSS selector names, as typing
+// would (the pages read .value when the form is sent).
+func (b *tab) fill(css, value string) {
+	b.t.Helper()
+	var ok bool
+	b.eval(fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; e.value = %q; e.dispatchEvent(new Event('input', {bubbles: true})); e.dispatchEvent(new Event('change', {bubbles: true})); return true })()`, css, value), &ok)
+	if !ok {
+		b.t.Fatalf("fill %s: no such field\npage shows:\n%s", css, b.pageText())
+	}
+}
+
+// text is the textContent of the first element the CSS selector names
+// ("" when there is none).
+func (b *tab) text(css string) string {
+	b.t.Helper()
+	var s string
+	b.eval(fmt.Sprintf(`document.querySelector(%q)?.textContent ?? ''`, css), &s)
+	return s
+}

@@ -22,9 +22,9 @@ type console struct {
 	url     string
 }
 
-func newConsole(t *testing.T, cfg ui.Config) *console {
+func newConsole(t *testing.T, cfg ui.Config, opts ...keeltest.Option) *console {
 	t.Helper()
-	cluster := keeltest.NewCluster(t, keeltest.Brokers(1))
+	cluster := keeltest.NewCluster(t, append([]keeltest.Option{keeltest.Brokers(1)}, opts...)...)
 	client, err := keel.NewClient(keel.SeedBrokers(cluster.Addrs()...))
 	if err != nil {
 		t.Fatal(err)
