@@ -74,4 +74,3 @@ func topicPartitions(t *testing.T, c *console, topic string) int {
 	}
 	return len(md.Topics[0].Partitions)
 }
-
