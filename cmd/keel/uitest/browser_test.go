@@ -246,3 +246,11 @@ func (b *tab) text(css string) string {
 	b.eval(fmt.Sprintf(`document.querySelector(%q)?.textContent ?? ''`, css), &s)
 	return s
 }
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
