@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -37,7 +38,7 @@ func chromiumPath() (string, error) {
 // browserTimeout bounds each test's whole browser session. It is a
 // bound against hangs, not a performance assertion: the machine may be
 // shared and slow.
-const browserTimeout = 3 * time.Minute
+const browserTimeout = 5 * time.Minute
 
 // tab is one headless Chromium tab pointed at a console.
 type tab struct {
@@ -120,22 +121,26 @@ func (b *tab) await(js string, out any) {
 	}
 }
 
-// waitUntil polls a JavaScript condition until it is true. It is not a
-// timed assertion: it waits as long as the test's browser session lasts,
-// and on failure says what it waited for and what the page showed.
+// waitBound bounds one wait for the page. It is a bound against a page
+// that will never show what the test waits for, not a timed assertion:
+// pages here appear in well under a second even on a busy machine.
+const waitBound = 90 * time.Second
+
+// waitUntil polls a JavaScript condition until it is true, and on
+// failure says what it waited for and what the page showed.
 func (b *tab) waitUntil(what, cond string) {
 	b.t.Helper()
+	deadline := time.Now().Add(waitBound)
 	var lastErr error
 	for {
 		var ok bool
 		if lastErr = b.evalInto("!!("+cond+")", &ok); lastErr == nil && ok {
 			return
 		}
-		select {
-		case <-b.ctx.Done():
-			b.t.Fatalf("waiting for %s: %v (last error: %v)\npage shows:\n%s", what, b.ctx.Err(), lastErr, b.pageText())
-		case <-time.After(100 * time.Millisecond):
+		if time.Now().After(deadline) || b.ctx.Err() != nil {
+			b.t.Fatalf("the page never showed %s (waited %v; last error: %v)\npage shows:\n%s", what, waitBound, lastErr, b.pageText())
 		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -253,4 +258,31 @@ func mustJSON(v any) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// answerPrompts answers the page's prompts (the token prompt) with the
+// answers in turn, the last one again for any more, and returns the
+// prompts it saw. Start it before the page that prompts opens: a prompt
+// blocks the page until it is answered.
+func (b *tab) answerPrompts(answers ...string) <-chan string {
+	seen := make(chan string, 16)
+	dialogs := chromedp.Events(b.ctx, page.JavascriptDialogOpening)
+	go func() {
+		n := 0
+		for ev, err := range dialogs {
+			if err != nil {
+				return
+			}
+			answer := answers[min(n, len(answers)-1)]
+			n++
+			select {
+			case seen <- ev.Message:
+			default:
+			}
+			if _, err := chromedp.Call(b.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true, PromptText: answer}); err != nil {
+				return
+			}
+		}
+	}()
+	return seen
 }

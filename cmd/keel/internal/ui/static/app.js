@@ -31,7 +31,7 @@ function setStatus(text, bad) {
   s.className = bad ? 'error' : 'muted';
 }
 
-async function api(path, opts) {
+async function api(path, opts, retried) {
   opts = opts || {};
   const headers = { 'Accept': 'application/json' };
   if (state.token) headers['Authorization'] = 'Bearer ' + state.token;
@@ -40,15 +40,20 @@ async function api(path, opts) {
   let body = null;
   try { body = await res.json(); } catch (e) { body = null; }
   if (!res.ok) {
-    if (res.status === 401) askToken();
+    // A missing or wrong token: ask for it, then make the same call once
+    // more, so the page the user opened appears without a reload.
+    if (res.status === 401 && !retried && askToken()) return api(path, opts, true);
     throw new Error((body && body.error) || ('HTTP ' + res.status));
   }
   return body;
 }
 
+// askToken asks for the console's token; true when one was given.
 function askToken() {
   const t = window.prompt('This console needs its access token (keel ui --auth-token):', '');
-  if (t !== null) { state.token = t; sessionStorage.setItem('keel-token', t); }
+  if (t === null || t === '') return false;
+  state.token = t; sessionStorage.setItem('keel-token', t);
+  return true;
 }
 
 const enc = encodeURIComponent;
