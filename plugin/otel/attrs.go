@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/keel-go/keel"
 )
@@ -47,23 +49,40 @@ func (c *optCache[K]) get(k K) any {
 	return v
 }
 
-func opt(kv ...attribute.KeyValue) metric.MeasurementOption {
-	return metric.WithAttributeSet(attribute.NewSet(kv...))
+// measure is one attribute set as the option lists Add and Record take.
+// Passing a list built once avoids the variadic slice each call would
+// otherwise allocate (the options escape into the SDK).
+type measure struct {
+	add []metric.AddOption
+	rec []metric.RecordOption
+	obs metric.ObserveOption
 }
 
-// topicKey's value is topicOpts: every option a produced record needs.
+func opt(kv ...attribute.KeyValue) *measure {
+	o := metric.WithAttributeSet(attribute.NewSet(kv...))
+	return &measure{add: []metric.AddOption{o}, rec: []metric.RecordOption{o}, obs: o}
+}
+
+// topicKey's value is topicOpts: every option a produced record needs,
+// and its counts.
 type topicKey string
 
 type topicOpts struct {
-	plain                          metric.MeasurementOption // topic only: batches, buffer
-	delivered, notWritten, unknown metric.MeasurementOption // keel.producer.records
+	delivers, notWrittens, unknowns atomic.Int64 // records by outcome
+	bufRecords, bufBytes            atomic.Int64
+
+	plain                          *measure // topic only: batches, buffer
+	delivered, notWritten, unknown *measure // keel.producer.records
 	// send: messaging.client.sent.messages and operation.duration, by outcome
-	sendOK, sendNotWritten, sendUnknown metric.MeasurementOption
+	sendOK, sendNotWritten, sendUnknown *measure
+	// the send span's name and start options
+	sendName  string
+	sendStart []trace.SpanStartOption
 }
 
 func (k topicKey) build() any {
 	topic := semconv.MessagingDestinationName(string(k))
-	send := func(extra ...attribute.KeyValue) metric.MeasurementOption {
+	send := func(extra ...attribute.KeyValue) *measure {
 		return opt(append([]attribute.KeyValue{semconv.MessagingSystemKafka, semconv.MessagingOperationName("send"), topic}, extra...)...)
 	}
 	return &topicOpts{
@@ -74,6 +93,11 @@ func (k topicKey) build() any {
 		sendOK:         send(),
 		sendNotWritten: send(semconv.ErrorTypeKey.String("not_written")),
 		sendUnknown:    send(semconv.ErrorTypeKey.String("outcome_unknown")),
+		sendName:       "send " + string(k),
+		sendStart: []trace.SpanStartOption{
+			trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(semconv.MessagingSystemKafka, semconv.MessagingOperationName("send"), semconv.MessagingOperationTypeSend, topic),
+		},
 	}
 }
 
@@ -83,8 +107,8 @@ type brokerAPI struct{ broker, api string }
 
 func (k brokerAPI) build() any { return opt(brokerKey.String(k.broker), apiKey.String(k.api)) }
 
-func (p *Plugin) brokerAPI(broker, api string) metric.MeasurementOption {
-	return p.attrs.brokers.get(brokerAPI{broker, api}).(metric.MeasurementOption)
+func (p *Plugin) brokerAPI(broker, api string) *measure {
+	return p.attrs.brokers.get(brokerAPI{broker, api}).(*measure)
 }
 
 // partKey is a consumed topic, and its partition when the plugin has
@@ -102,11 +126,11 @@ func (k partKey) build() any {
 	return opt(kv...)
 }
 
-func (p *Plugin) fetched(topic string, partition int32) metric.MeasurementOption {
+func (p *Plugin) fetched(topic string, partition int32) *measure {
 	if !p.partitions {
 		partition = -1
 	}
-	return p.attrs.fetched.get(partKey{topic, partition}).(metric.MeasurementOption)
+	return p.attrs.fetched.get(partKey{topic, partition}).(*measure)
 }
 
 // groupTopic is a handler's group and topic (process duration, without

@@ -11,13 +11,20 @@ import (
 // Prometheus plugin's metrics under OpenTelemetry names (dots, units in
 // the unit, not the name), for what the conventions do not cover.
 type instruments struct {
-	sent            metric.Int64Counter     // messaging.client.sent.messages
-	opDuration      metric.Float64Histogram // messaging.client.operation.duration (send)
-	consumed        metric.Int64Counter     // messaging.client.consumed.messages
-	processDuration metric.Float64Histogram // messaging.process.duration
+	sent            metric.Int64ObservableCounter // messaging.client.sent.messages
+	opDuration      metric.Float64Histogram       // messaging.client.operation.duration (send)
+	consumed        metric.Int64Counter           // messaging.client.consumed.messages
+	processDuration metric.Float64Histogram       // messaging.process.duration
 
-	records, batches, retries, batchErrors, wireBytes metric.Int64Counter
-	bufRecords, bufBytes                              metric.Int64UpDownCounter
+	// The per-record producer counts are kept in atomics per topic
+	// (topicOpts) and observed at collection: an SDK measurement costs
+	// about as much as keel's own work on a record, on the goroutine that
+	// hands out reports.
+	records              metric.Int64ObservableCounter
+	batches, retries     metric.Int64Counter
+	batchErrors          metric.Int64Counter
+	wireBytes            metric.Int64Counter
+	bufRecords, bufBytes metric.Int64ObservableUpDownCounter
 
 	reqDuration                                 metric.Float64Histogram
 	reqErrors, connects, disconnects, throttles metric.Int64Counter
@@ -44,8 +51,13 @@ func (in *instruments) init(m metric.Meter, p *Plugin) error {
 		errs = append(errs, err)
 		return c
 	}
-	updown := func(name, unit, desc string) metric.Int64UpDownCounter {
-		c, err := m.Int64UpDownCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+	observed := func(name, unit, desc string) metric.Int64ObservableCounter {
+		c, err := m.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return c
+	}
+	updown := func(name, unit, desc string) metric.Int64ObservableUpDownCounter {
+		c, err := m.Int64ObservableUpDownCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
 		errs = append(errs, err)
 		return c
 	}
@@ -61,12 +73,12 @@ func (in *instruments) init(m metric.Meter, p *Plugin) error {
 		return g
 	}
 
-	in.sent = counter("messaging.client.sent.messages", "{message}", "Records the producer reported on; error.type is set on those not delivered.")
-	in.opDuration = seconds("messaging.client.operation.duration", "Time from a record's Produce call to its report (send), buffering and retries included.")
+	in.sent = observed("messaging.client.sent.messages", "{message}", "Records the producer reported on; error.type is set on those not delivered.")
+	in.opDuration = seconds("messaging.client.operation.duration", "Time from a record's Produce call to its report (send), buffering and retries included; with NoTracing only with SendDurations.")
 	in.consumed = counter("messaging.client.consumed.messages", "{message}", "Records fetched and handed on to handlers or Poll.")
 	in.processDuration = seconds("messaging.process.duration", "How long each handler call (or StartProcess to done) took; error.type is set when it failed.")
 
-	in.records = counter("keel.producer.records", "{record}", "Produced records by reported outcome (keel.outcome: delivered, not_written, outcome_unknown).")
+	in.records = observed("keel.producer.records", "{record}", "Produced records by reported outcome (keel.outcome: delivered, not_written, outcome_unknown).")
 	in.batches = counter("keel.producer.batches", "{batch}", "Record batches written in produce requests, resends included.")
 	in.retries = counter("keel.producer.retries", "{batch}", "Record batches written again after a failed attempt.")
 	in.batchErrors = counter("keel.producer.batch.errors", "{batch}", "Produce attempts of a batch that failed (it may be retried).")
@@ -95,6 +107,9 @@ func (in *instruments) init(m metric.Meter, p *Plugin) error {
 	in.stalls = counter("keel.stalls", "{stall}", "Stalls keel detected (keel.stall.kind: handler, partition, produce).")
 
 	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if _, err := m.RegisterCallback(p.observeProduced, in.sent, in.records, in.bufRecords, in.bufBytes); err != nil {
 		return err
 	}
 	_, err = m.RegisterCallback(p.observeLag, in.lag, in.committedLag)

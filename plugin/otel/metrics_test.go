@@ -1,6 +1,7 @@
 package otel_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -123,7 +124,47 @@ func TestNoTracingKeepsHeaders(t *testing.T) {
 	if n := len(tel.spans.GetSpans()); n != 0 {
 		t.Errorf("%d spans with NoTracing, want 0", n)
 	}
-	if got, _ := total64(tel.collect(t), "keel.producer.records", nil); got != 5 {
+	rm := tel.collect(t)
+	if got, _ := total64(rm, "keel.producer.records", nil); got != 5 {
 		t.Errorf("produced records = %d, want 5", got)
+	}
+	if got, ok := total64(rm, "messaging.client.operation.duration", nil); ok && got != 0 {
+		t.Errorf("%d send durations with NoTracing alone, want none", got)
+	}
+}
+
+// TestSendDurationsWithoutTracing: NoTracing with SendDurations measures
+// every record's send, failed ones with their error.type. The broker
+// never answers: Close reports the records.
+func TestSendDurationsWithoutTracing(t *testing.T) {
+	tel := newTelemetry(t)
+	c, err := keel.NewClient(keel.SeedBrokers(silentBroker(t)), keel.WithHooks(tel.plugin(t, kotel.NoTracing(), kotel.SendDurations())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t, 30*time.Second)
+	defer c.Close(ctx)
+	p, err := keel.NewProducer(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := make([]*keel.Message, 3)
+	for i := range msgs {
+		msgs[i] = &keel.Message{Topic: "t", Value: []byte("v")}
+		p.ProduceFunc(ctx, msgs[i], func(keel.Delivery) {})
+	}
+	closeCtx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	p.Close(closeCtx)
+	rm := tel.collect(t)
+	failed, _ := total64(rm, "messaging.client.operation.duration", map[string]string{"error.type": "not_written"})
+	unknown, _ := total64(rm, "messaging.client.operation.duration", map[string]string{"error.type": "outcome_unknown"})
+	if failed+unknown != 3 {
+		t.Errorf("send durations of failed records = %d not written + %d unknown, want 3", failed, unknown)
+	}
+	for _, m := range msgs {
+		if len(m.Headers) != 0 {
+			t.Errorf("headers %v with NoTracing, want none", m.Headers)
+		}
 	}
 }

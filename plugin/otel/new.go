@@ -17,6 +17,7 @@ const instrumentationName = "github.com/keel-go/keel/plugin/otel"
 // Plugin may serve several clients; it is safe for concurrent use.
 type Plugin struct {
 	tracing    bool
+	keepSends  bool // tracing or SendDurations: OnProduce keeps each record
 	tracer     trace.Tracer
 	prop       propagation.TextMapPropagator
 	partitions bool
@@ -40,6 +41,7 @@ type config struct {
 	prop       propagation.TextMapPropagator
 	noTracing  bool
 	partitions bool
+	durations  bool
 }
 
 // TracerProvider sets where spans go; the default is OpenTelemetry's
@@ -58,6 +60,14 @@ func Propagator(p propagation.TextMapPropagator) Option { return func(c *config)
 
 // NoTracing turns spans and header propagation off; only metrics remain.
 func NoTracing() Option { return func(c *config) { c.noTracing = true } }
+
+// SendDurations keeps messaging.client.operation.duration for sends (each
+// record's time from Produce to its report) with NoTracing. Tracing keeps
+// each record's send span from Produce to its report anyway and measures
+// the duration with it; without tracing, keeping every record's start
+// costs about as much as keel's own work per record (BenchmarkProduceHooks),
+// so it is off unless asked for.
+func SendDurations() Option { return func(c *config) { c.durations = true } }
 
 // PartitionAttributes adds messaging.destination.partition.id to the
 // consumed-record counters and the lag gauges. Off by default to bound
@@ -81,6 +91,7 @@ func New(opts ...Option) (*Plugin, error) {
 	}
 	p := &Plugin{
 		tracing:    !c.noTracing,
+		keepSends:  !c.noTracing || c.durations,
 		tracer:     c.tp.Tracer(instrumentationName),
 		prop:       c.prop,
 		partitions: c.partitions,

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -21,19 +22,19 @@ type send struct {
 // OnProduce starts the record's send span, a child of the span in ctx
 // (the caller's), and writes its context into the record's headers.
 func (p *Plugin) OnProduce(ctx context.Context, msg *keel.Message) {
+	if !p.keepSends {
+		return
+	}
 	s := &send{start: time.Now()}
 	if p.tracing {
-		ctx, s.span = p.tracer.Start(ctx, "send "+msg.Topic,
-			trace.WithSpanKind(trace.SpanKindProducer),
-			trace.WithTimestamp(s.start),
-			trace.WithAttributes(
-				semconv.MessagingSystemKafka,
-				semconv.MessagingOperationName("send"),
-				semconv.MessagingOperationTypeSend,
-				semconv.MessagingDestinationName(msg.Topic),
-				semconv.MessagingMessageBodySize(len(msg.Value)),
-			))
-		p.prop.Inject(ctx, &writeCarrier{msg: msg})
+		t := p.topic(msg.Topic)
+		ctx, s.span = p.tracer.Start(ctx, t.sendName, t.sendStart...)
+		// Without a valid span (no-op tracer, not sampled with no parent)
+		// nor baggage, the propagators have nothing to write: skip the
+		// carrier and the headers' copy.
+		if s.span.SpanContext().IsValid() || baggage.FromContext(ctx).Len() > 0 {
+			p.prop.Inject(ctx, &writeCarrier{msg: msg})
+		}
 	}
 	// A message handed to Produce again before its report (a program
 	// bug keel tolerates) replaces the older entry; end that span so it
@@ -70,6 +71,10 @@ func (p *Plugin) endSend(d keel.Delivery) time.Time {
 
 func (s *send) end(d keel.Delivery, why string) {
 	if s.span == nil {
+		return
+	}
+	if !s.span.IsRecording() { // no-op or not sampled: skip the attributes
+		s.span.End()
 		return
 	}
 	if d.Partition >= 0 {
