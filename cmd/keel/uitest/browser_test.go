@@ -188,7 +188,14 @@ func (b *tab) screenshot(name string) {
 	if dir == "" {
 		return
 	}
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	// The whole page in a viewport as tall as it is, so the fixed footer
+	// sits at its bottom and not over the middle of the content.
+	var height int64
+	b.eval(`Math.max(720, document.documentElement.scrollHeight)`, &height)
+	if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(1280, height)); err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		b.t.Fatalf("screenshot %s: %v", name, err)
 	}

@@ -60,6 +60,11 @@ func writeControls(t *testing.T, b *tab, s *seeded) []string {
 	if b.count(`[data-testid="reset-execute"]`) > 0 {
 		found = append(found, `group/analytics: [data-testid="reset-execute"]`)
 	}
+	var stray bool
+	b.eval(`[...document.querySelector('[data-testid="reset-plan"]').childNodes].some(n => n.nodeType === Node.TEXT_NODE && /null|undefined/.test(n.textContent))`, &stray)
+	if stray {
+		t.Errorf("the reset preview shows a stray null or undefined: %q", b.text(`[data-testid="reset-plan"]`))
+	}
 	return found
 }
 

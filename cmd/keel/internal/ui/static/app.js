@@ -335,7 +335,8 @@ function resetForm(group) {
       plan.replaceChildren(el('p', { class: r.executed ? 'ok' : 'muted' }, r.executed ? 'Executed: offsets moved to ' + r.target : 'Preview (nothing changed yet): ' + r.target),
         table([{ title: 'topic', cell: c => c.topic }, { title: 'partition', num: true, cell: c => String(c.partition) },
           { title: 'current', num: true, cell: c => fmtInt(c.current) }, { title: 'new', num: true, cell: c => fmtInt(c.new) }], r.plan),
-        (!r.executed && writable()) ? el('button', { type: 'button', class: 'danger', 'data-testid': 'reset-execute', on: { click: () => run(true) } }, 'Execute this plan') : null);
+        // replaceChildren would show a null as the text "null": no button, no child.
+        ...((!r.executed && writable()) ? [el('button', { type: 'button', class: 'danger', 'data-testid': 'reset-execute', on: { click: () => run(true) } }, 'Execute this plan')] : []));
     } catch (e) { plan.replaceChildren(failBox(e)); }
   }
   return el('div', {}, el('h2', {}, 'Reset offsets'),
