@@ -30,11 +30,23 @@ type consumeWatch struct {
 	quit chan struct{}
 	done chan struct{}
 
+	// handlerTime is the time spent in handler calls, sampled: each tick
+	// adds the time since the last for every call running.
+	handlerTime atomic.Int64
+
 	mu    sync.Mutex
 	parts map[TopicPartition]*watchedPart
-	// handlerStalls: the handler calls reported stalled, by slot, with
-	// the call they were in (a new call on the slot is a new stall).
-	handlerStalls map[*handlerSlot]handlerCall
+	// calls are the handler calls running at the last tick, by slot.
+	calls    map[*handlerSlot]*seenCall
+	lastTick time.Time
+}
+
+// seenCall is a handler call the watch has seen running.
+type seenCall struct {
+	word     uint64    // the slot's word: which call
+	since    time.Time // the first tick that saw it
+	tick     time.Time // the last
+	reported bool      // as a StallHandler
 }
 
 // lagEvery is how often, at most, a partition's lag is told to LagHooks.
@@ -54,14 +66,14 @@ type watchedPart struct {
 
 func newConsumeWatch(client *Client, group string, events *consumerEvents, sample func() []PartitionStats) *consumeWatch {
 	return &consumeWatch{
-		group:         group,
-		after:         client.cfg.stallAfter,
-		hooks:         client.hooks,
-		logger:        client.logger,
-		events:        events,
-		sample:        sample,
-		parts:         map[TopicPartition]*watchedPart{},
-		handlerStalls: map[*handlerSlot]handlerCall{},
+		group:  group,
+		after:  client.cfg.stallAfter,
+		hooks:  client.hooks,
+		logger: client.logger,
+		events: events,
+		sample: sample,
+		parts:  map[TopicPartition]*watchedPart{},
+		calls:  map[*handlerSlot]*seenCall{},
 	}
 }
 
@@ -107,16 +119,16 @@ func (w *consumeWatch) stop() {
 // check is one tick: lag to tell, stalls begun, stalls ended.
 func (w *consumeWatch) check(now time.Time) {
 	parts := w.sample()
-	busy := w.handlers.busy()
 	var lags []Lag
 	var stalls []Stall
+	lagOn := make(map[TopicPartition]int64, len(parts))
+	for i := range parts {
+		lagOn[parts[i].TopicPartition] = parts[i].Lag
+	}
 	w.mu.Lock()
-	seen := make(map[TopicPartition]bool, len(parts))
-	lagOn := map[TopicPartition]int64{}
+	stalls, busy := w.handlerStallsLocked(now, lagOn, stalls)
 	for i := range parts {
 		ps := &parts[i]
-		seen[ps.TopicPartition] = true
-		lagOn[ps.TopicPartition] = ps.Lag
 		wp := w.parts[ps.TopicPartition]
 		if wp == nil {
 			wp = &watchedPart{pos: ps.Position, movedAt: now}
@@ -144,12 +156,9 @@ func (w *consumeWatch) check(now time.Time) {
 		}
 	}
 	for tp := range w.parts {
-		if !seen[tp] {
+		if _, ok := lagOn[tp]; !ok {
 			delete(w.parts, tp) // revoked, lost, unassigned: a new owner starts afresh
 		}
-	}
-	if w.after > 0 {
-		stalls = w.handlerStallsLocked(now, lagOn, stalls)
 	}
 	w.mu.Unlock()
 	for _, l := range lags {
@@ -166,33 +175,44 @@ func (w *consumeWatch) check(now time.Time) {
 	}
 }
 
-// handlerStallsLocked adds to stalls the handler calls that reached
-// StallAfter since the last tick, and forgets the reported calls that
-// returned.
-func (w *consumeWatch) handlerStallsLocked(now time.Time, lagOn map[TopicPartition]int64, stalls []Stall) []Stall {
-	running := map[*handlerSlot]handlerCall{}
-	w.handlers.each(func(s *handlerSlot, call handlerCall) {
-		running[s] = call
-		d := call.since.runningFor(now)
-		if d < w.after {
-			return
+// handlerStallsLocked times the handler calls running (from the first
+// tick that saw each), adds to stalls those that reached StallAfter, and
+// forgets calls that returned. It also adds the time since the last tick
+// for each call running to the sampled handler time, and returns the
+// partitions a handler runs on now.
+func (w *consumeWatch) handlerStallsLocked(now time.Time, lagOn map[TopicPartition]int64, stalls []Stall) ([]Stall, map[TopicPartition]bool) {
+	busy := map[TopicPartition]bool{}
+	var elapsed time.Duration
+	if !w.lastTick.IsZero() {
+		elapsed = now.Sub(w.lastTick)
+	}
+	w.lastTick = now
+	running := 0
+	w.handlers.each(func(s *handlerSlot, word uint64, offset int64) {
+		busy[s.tp] = true
+		running++
+		seen, ok := w.calls[s]
+		if !ok || seen.word != word {
+			seen = &seenCall{word: word, since: now}
+			w.calls[s] = seen
 		}
-		if prev, ok := w.handlerStalls[s]; ok && prev == call {
-			return // reported already
+		seen.tick = now
+		if d := now.Sub(seen.since); w.after > 0 && !seen.reported && d >= w.after {
+			seen.reported = true
+			lag, ok := lagOn[s.tp]
+			if !ok {
+				lag = -1
+			}
+			stalls = append(stalls, Stall{Kind: StallHandler, Group: w.group, TopicPartition: s.tp, Offset: offset, For: d, Lag: lag})
 		}
-		w.handlerStalls[s] = call
-		lag, ok := lagOn[s.tp]
-		if !ok {
-			lag = -1
-		}
-		stalls = append(stalls, Stall{Kind: StallHandler, Group: w.group, TopicPartition: s.tp, Offset: call.offset, For: d, Lag: lag})
 	})
-	for s, call := range w.handlerStalls {
-		if now, ok := running[s]; !ok || now != call {
-			delete(w.handlerStalls, s)
+	for s, seen := range w.calls {
+		if !seen.tick.Equal(now) {
+			delete(w.calls, s) // returned (or a new call, seen afresh above)
 		}
 	}
-	return stalls
+	w.handlerTime.Add(int64(elapsed) * int64(running))
+	return stalls, busy
 }
 
 // stalled returns the partitions stalled now (either kind), for Stats.
@@ -205,62 +225,64 @@ func (w *consumeWatch) stalled() map[TopicPartition]bool {
 			out[tp] = true
 		}
 	}
-	for s := range w.handlerStalls {
-		out[s.tp] = true
+	for s, call := range w.calls {
+		if call.reported {
+			out[s.tp] = true
+		}
 	}
 	return out
 }
 
-// monoBase is the origin of handler-call start times: nanoseconds since it
-// fit one atomic word and are monotonic.
-var monoBase = time.Now()
-
-type monoTime int64
-
-func monoNow() monoTime { return monoTime(time.Since(monoBase)) }
-
-func (t monoTime) runningFor(now time.Time) time.Duration {
-	return now.Sub(monoBase) - time.Duration(t)
-}
-
 // handlerSlot is one goroutine that calls a handler (a partition's worker,
-// or one of a parallel lane's runners): what it is running now, read by
-// the watch. Two words written by their goroutine alone, per record.
+// or one of a parallel lane's runners): what it runs now, for the watch.
+// No clock is read per record: the watch times a call from the first tick
+// that sees it (so a stall's For is short by up to one tick), and samples
+// handler time. Per record, one counter add and two stores, all on words
+// only this goroutine writes.
 type handlerSlot struct {
-	tp     TopicPartition
-	offset atomic.Int64 // the record's offset + 1 while a call runs, else 0
-	since  atomic.Int64 // when that call began (monoTime)
+	tp TopicPartition
+	// word is the call count's low bits << slotOffsetBits | the record's
+	// offset + 1 while a call runs; the offset part is 0 between calls.
+	// The count tells two calls on one offset apart.
+	word  atomic.Uint64
+	calls atomic.Int64 // calls begun
 }
 
-// handlerCall is one call a slot ran.
-type handlerCall struct {
-	offset int64
-	since  monoTime
+const (
+	slotOffsetBits = 44
+	slotOffsetMask = 1<<slotOffsetBits - 1 // also: an offset too large to hold
+)
+
+// begin marks a call on the record at offset begun; it returns what end
+// needs.
+func (s *handlerSlot) begin(offset int64) uint64 {
+	n := uint64(s.calls.Add(1)) << slotOffsetBits
+	s.word.Store(n | uint64(min(offset+1, slotOffsetMask)))
+	return n
 }
 
-func (s *handlerSlot) begin(offset int64, at monoTime) {
-	s.since.Store(int64(at))
-	s.offset.Store(offset + 1)
-}
+func (s *handlerSlot) end(n uint64) { s.word.Store(n) }
 
-func (s *handlerSlot) end() { s.offset.Store(0) }
-
-// call returns what s runs now, if anything; a call that changed while it
-// was read is skipped (the next tick sees it).
-func (s *handlerSlot) call() (handlerCall, bool) {
-	o := s.offset.Load()
-	since := s.since.Load()
-	if o == 0 || s.offset.Load() != o {
-		return handlerCall{}, false
+// call returns the slot's call running now, if any, and its record's
+// offset (-1 when too large for the slot).
+func (s *handlerSlot) call() (word uint64, offset int64, running bool) {
+	w := s.word.Load()
+	o := int64(w & slotOffsetMask)
+	switch o {
+	case 0:
+		return 0, 0, false
+	case slotOffsetMask:
+		return w, -1, true
 	}
-	return handlerCall{offset: o - 1, since: monoTime(since)}, true
+	return w, o - 1, true
 }
 
 // handlerSlots is a consumer's slots. Slots are added and removed when a
 // handler goroutine starts and ends, not per record.
 type handlerSlots struct {
-	mu  sync.Mutex
-	set map[*handlerSlot]struct{}
+	mu      sync.Mutex
+	set     map[*handlerSlot]struct{}
+	retired int64 // calls of the slots removed
 }
 
 func (h *handlerSlots) add(tp TopicPartition) *handlerSlot {
@@ -277,23 +299,28 @@ func (h *handlerSlots) add(tp TopicPartition) *handlerSlot {
 func (h *handlerSlots) remove(s *handlerSlot) {
 	h.mu.Lock()
 	delete(h.set, s)
+	h.retired += s.calls.Load()
 	h.mu.Unlock()
 }
 
+// calls returns how many handler calls began, on every slot ever.
+func (h *handlerSlots) calls() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.retired
+	for s := range h.set {
+		n += s.calls.Load()
+	}
+	return n
+}
+
 // each calls fn for every slot running a call now.
-func (h *handlerSlots) each(fn func(*handlerSlot, handlerCall)) {
+func (h *handlerSlots) each(fn func(s *handlerSlot, word uint64, offset int64)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range h.set {
-		if call, ok := s.call(); ok {
-			fn(s, call)
+		if w, o, ok := s.call(); ok {
+			fn(s, w, o)
 		}
 	}
-}
-
-// busy returns the partitions a handler runs on now.
-func (h *handlerSlots) busy() map[TopicPartition]bool {
-	out := map[TopicPartition]bool{}
-	h.each(func(s *handlerSlot, _ handlerCall) { out[s.tp] = true })
-	return out
 }

@@ -17,8 +17,6 @@ type memberCounters struct {
 	lastRebalance atomic.Int64 // nanoseconds
 	commits       atomic.Int64
 	commitErrors  atomic.Int64
-	handlerCalls  atomic.Int64
-	handlerNanos  atomic.Int64
 	handlerErrors atomic.Int64
 }
 
@@ -49,21 +47,19 @@ func (t *rebalanceTally) take() (assigned, revoked, lost []TopicPartition) {
 	return assigned, revoked, lost
 }
 
-// handle calls h for m on the Run path: the handler hooks, the watch's
-// slot (handler stalls) and the handler time of Stats. Two clock reads
-// and a few atomic stores per record.
+// handle calls h for m on the Run path, shown in the goroutine's watch
+// slot (handler stalls, handler calls and time of Stats) and told to the
+// handler hooks. No clock read unless a handler hook is installed
+// (BenchmarkHandlerCall).
 func (c *memberCore) handle(slot *handlerSlot, h Handler, ctx context.Context, m *Message) error {
-	start := monoNow()
-	slot.begin(m.Offset, start)
+	call := slot.begin(m.Offset)
 	var err error
 	if hk := c.handlerHooks; hk == nil {
 		err = callHandler(h, ctx, m)
 	} else {
 		err = c.observedHandler(hk, h, ctx, m)
 	}
-	slot.end()
-	c.counters.handlerCalls.Add(1)
-	c.counters.handlerNanos.Add(int64(monoNow() - start))
+	slot.end(call)
 	if err != nil {
 		c.counters.handlerErrors.Add(1)
 	}
@@ -132,8 +128,8 @@ func (c *memberCore) stats() GroupStats {
 		LastRebalance: time.Duration(c.counters.lastRebalance.Load()),
 		Commits:       c.counters.commits.Load(),
 		CommitErrors:  c.counters.commitErrors.Load(),
-		HandlerCalls:  c.counters.handlerCalls.Load(),
-		HandlerTime:   time.Duration(c.counters.handlerNanos.Load()),
+		HandlerCalls:  c.watch.handlers.calls(),
+		HandlerTime:   time.Duration(c.watch.handlerTime.Load()),
 		HandlerErrors: c.counters.handlerErrors.Load(),
 		BufferedBytes: c.fetcher.Buffered(),
 		Partitions:    c.partitionStats(),

@@ -56,9 +56,14 @@ type GroupStats struct {
 	// Commits made (successful) and failed.
 	Commits      int64
 	CommitErrors int64
-	// HandlerCalls is how many times Run called the handler, HandlerTime
-	// their summed duration, HandlerErrors those that returned an error
-	// (GroupPoller: zero).
+	// HandlerCalls is how many times Run called the handler and
+	// HandlerErrors how many returned an error (GroupPoller: zero).
+	// HandlerTime is the time spent in handler calls, sampled without a
+	// clock read per record: at each stall-watch tick (a fifth of
+	// StallAfter, at most a second) every call running adds the time
+	// since the last tick. Over minutes it converges on the real total;
+	// per-call durations come from HandlerFinishHook. Zero when
+	// StallAfter is 0 and no LagHook is installed (no watch runs).
 	HandlerCalls  int64
 	HandlerTime   time.Duration
 	HandlerErrors int64

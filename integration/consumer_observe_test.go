@@ -221,7 +221,7 @@ func TestLagHookMatchesAdminLagRun(t *testing.T) {
 			return l.CommittedLag == rows[tp].Lag && l.Lag == 0 && l.HighWatermark == ends[tp] && l.Committed == ends[tp] && l.Position == ends[tp]
 		})
 		s := g.Stats()
-		if s.HandlerCalls != int64(total) || s.HandlerErrors != 0 || s.HandlerTime <= 0 || s.Lag != 0 || s.Rebalances < 1 || s.Commits < 1 {
+		if s.HandlerCalls != int64(total) || s.HandlerErrors != 0 || s.Lag != 0 || s.Rebalances < 1 || s.Commits < 1 {
 			t.Fatalf("Stats = %+v, want %d handler calls and lag 0", s, total)
 		}
 		for _, p := range s.Partitions {
@@ -377,6 +377,10 @@ func TestStallHandlerReportedOnce(t *testing.T) {
 				close(checked)
 			}
 			handled.Wait()
+			if s := g.Stats(); s.HandlerCalls != int64(n) || (slow && s.HandlerTime < time.Second) {
+				// The 2 s call is sampled every 100 ms: at most a tick short.
+				t.Errorf("Stats after the handler: %d calls, %v in handlers; want %d calls (and >= 1s when slow)", s.HandlerCalls, s.HandlerTime, n)
+			}
 			// Give a second report, if there were one, time to come:
 			// three stall ticks past the end of the handler.
 			time.Sleep(time.Second)
