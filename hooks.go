@@ -209,8 +209,12 @@ type Lag struct {
 	CommittedLag int64
 }
 
-// LagHook is told when a partition's lag changes, sampled (at most about
-// once a second per partition, see StallAfter).
+// LagHook is told when a consumed partition's lag changes: every consumer
+// (GroupConsumer, GroupPoller, Consumer) samples its partitions at each
+// stall-watch tick (a fifth of StallAfter, at most a second) and tells the
+// hook of each partition whose Lag differs from the last told, at most
+// once a second per partition, once its high watermark is known. A
+// Consumer's Position is where Poll continues and its Committed is -1.
 type LagHook interface {
 	OnLag(Lag)
 }

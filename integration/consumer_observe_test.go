@@ -10,6 +10,7 @@ import (
 	"github.com/keel-go/keel"
 	"github.com/keel-go/keel/admin"
 	"github.com/keel-go/keel/keeltest"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // lagHook keeps the last Lag the library told it per partition.
@@ -583,6 +584,40 @@ func TestRebalanceHookLists(t *testing.T) {
 		settled("A after B left", []*keel.GroupConsumer{a}, []*rebalanceLists{ha}, []int{4})
 		if s := a.Stats(); s.Rebalances < 3 || s.LastRebalance <= 0 {
 			t.Fatalf("A's Stats after three rebalances: %+v", s)
+		}
+	})
+}
+
+// TestRebalanceHookListsLost: a member fenced by its coordinator
+// (ILLEGAL_GENERATION to a classic heartbeat, FENCED_MEMBER_EPOCH to a
+// KIP-848 one) loses its partitions and gets them back: the Rebalance
+// that follows lists them Lost, and Assigned again. Under both protocols.
+func TestRebalanceHookListsLost(t *testing.T) {
+	forEachProtocol(t, func(t *testing.T, proto []keel.GroupOption) {
+		cl := groupCluster(t, 4)
+		ctx := testCtx(t, 90*time.Second)
+		h := &rebalanceLists{}
+		m := startMember(t, newClient(t, cl, keel.WithHooks(h)), "rbl-lost", func(context.Context, *keel.Message) error { return nil }, fastGroup(proto...)...)
+		waitFor(t, ctx, "the four partitions", func() bool { return len(m.g.Assigned()) == 4 })
+		if len(proto) > 0 {
+			cl.FailRequests(kmsg.ConsumerGroupHeartbeat, 110 /* FENCED_MEMBER_EPOCH */, 1, keeltest.OnGroup("rbl-lost"))
+		} else {
+			cl.FailRequests(kmsg.Heartbeat, 22 /* ILLEGAL_GENERATION */, 1, keeltest.OnGroup("rbl-lost"))
+		}
+		waitFor(t, ctx, "the partitions lost and assigned again", func() bool {
+			own, err := h.owns()
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.mu.Lock()
+			lost := len(h.lost)
+			h.mu.Unlock()
+			return lost == 4 && len(own) == 4 && sameSet(own, m.g.Assigned())
+		})
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if len(h.assigned) != 8 || len(h.revoked) != 0 {
+			t.Fatalf("assigned %v, revoked %v, lost %v: want the four assigned twice, lost once, none revoked", h.assigned, h.revoked, h.lost)
 		}
 	})
 }
