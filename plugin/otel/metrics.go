@@ -109,9 +109,15 @@ func (in *instruments) init(m metric.Meter, p *Plugin) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	if _, err := m.RegisterCallback(p.observeProduced, in.sent, in.records, in.bufRecords, in.bufBytes); err != nil {
+	reg, err := m.RegisterCallback(p.observeProduced, in.sent, in.records, in.bufRecords, in.bufBytes)
+	if err != nil {
 		return err
 	}
-	_, err = m.RegisterCallback(p.observeLag, in.lag, in.committedLag)
-	return err
+	p.callbacks = append(p.callbacks, reg)
+	reg, err = m.RegisterCallback(p.observeLag, in.lag, in.committedLag)
+	if err != nil {
+		return errors.Join(err, p.Close())
+	}
+	p.callbacks = append(p.callbacks, reg)
+	return nil
 }

@@ -162,9 +162,38 @@ func TestSendDurationsWithoutTracing(t *testing.T) {
 	if failed+unknown != 3 {
 		t.Errorf("send durations of failed records = %d not written + %d unknown, want 3", failed, unknown)
 	}
+	sentFailed, _ := total64(rm, "messaging.client.sent.messages", map[string]string{"error.type": "not_written"})
+	sentUnknown, _ := total64(rm, "messaging.client.sent.messages", map[string]string{"error.type": "outcome_unknown"})
+	if sentFailed != failed || sentUnknown != unknown {
+		t.Errorf("sent messages with error.type: %d not written, %d unknown; want the durations' %d and %d", sentFailed, sentUnknown, failed, unknown)
+	}
+	if got, _ := total64(rm, "keel.producer.records", map[string]string{"keel.outcome": "delivered"}); got != 0 {
+		t.Errorf("delivered records = %d, want 0", got)
+	}
+	if got, _ := total64(rm, "keel.producer.buffered.records", nil); got != 0 {
+		t.Errorf("buffered records after every report = %d, want 0", got)
+	}
 	for _, m := range msgs {
 		if len(m.Headers) != 0 {
 			t.Errorf("headers %v with NoTracing, want none", m.Headers)
 		}
+	}
+}
+
+// TestCloseUnregistersCallbacks: after Close, a collection no longer
+// reports the observed instruments (a program making a plugin per
+// short-lived client must not pile up callbacks).
+func TestCloseUnregistersCallbacks(t *testing.T) {
+	tel := newTelemetry(t)
+	p := tel.plugin(t)
+	p.OnBuffered("t", 2, 100)
+	if got, ok := total64(tel.collect(t), "keel.producer.buffered.records", nil); !ok || got != 2 {
+		t.Fatalf("buffered records = %d (present %v), want 2", got, ok)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := total64(tel.collect(t), "keel.producer.buffered.records", nil); ok {
+		t.Errorf("buffered records still reported after Close: %d", got)
 	}
 }

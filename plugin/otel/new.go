@@ -1,6 +1,7 @@
 package otel
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -27,9 +28,24 @@ type Plugin struct {
 	// hands to both.
 	sends sync.Map // *keel.Message -> *send
 
-	inst  instruments
-	attrs attrCaches
-	lag   lagState
+	inst      instruments
+	callbacks []metric.Registration // the observed instruments' callbacks
+	attrs     attrCaches
+	lag       lagState
+}
+
+// Close unregisters the plugin's collection callbacks (the lag gauges
+// and the observed producer counts) from the meter provider, so that a
+// program making plugins for short-lived clients does not accumulate
+// them. Call it after the clients the plugin is installed in are closed;
+// the other instruments belong to the provider and stay.
+func (p *Plugin) Close() error {
+	var errs []error
+	for _, r := range p.callbacks {
+		errs = append(errs, r.Unregister())
+	}
+	p.callbacks = nil
+	return errors.Join(errs...)
 }
 
 // Option configures New.
