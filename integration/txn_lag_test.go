@@ -195,21 +195,30 @@ func TestReadCommittedConsumerPositionPastMarkers(t *testing.T) {
 	c := newClient(t, cl)
 	ctx := testCtx(t, 60*time.Second)
 	want := lagInput(t, ctx, c, "lag-direct", 6, 20)
+	checkExactly(t, "direct consumer", readToEnd(t, ctx, c, "lag-direct"), want)
+}
+
+// readToEnd reads topic read_committed with a direct consumer until its
+// position on every partition is the partition's end (past the last
+// marker; a transaction still open holds it below), and returns the values
+// read.
+func readToEnd(t *testing.T, ctx context.Context, c *keel.Client, topic string) []string {
+	t.Helper()
+	adm, err := admin.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := adm.EndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cons, err := keel.NewConsumer(c, keel.ReadCommitted(), keel.FetchMaxWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cons.Close(context.Background())
-	for p := range int32(partitions) {
-		cons.Assign(keel.TopicPartition{Topic: "lag-direct", Partition: p}, keel.AtEarliest())
-	}
-	adm, err := admin.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ends, err := adm.EndOffsets(ctx, "lag-direct")
-	if err != nil {
-		t.Fatal(err)
+	for tp := range ends {
+		cons.Assign(tp, keel.AtEarliest())
 	}
 	var got []string
 	atEnd := func() bool {
@@ -225,9 +234,9 @@ func TestReadCommittedConsumerPositionPastMarkers(t *testing.T) {
 		msgs, err := cons.Poll(pctx)
 		cancel()
 		if err != nil && ctx.Err() != nil {
-			t.Fatalf("positions never reached the ends %v (got %d of %d records)", ends, len(got), len(want))
+			t.Fatalf("positions never reached the ends %v (got %d records)", ends, len(got))
 		}
 		got = append(got, messageValues(msgs)...)
 	}
-	checkExactly(t, "direct consumer", got, want)
+	return got
 }
