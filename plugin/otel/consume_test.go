@@ -214,3 +214,73 @@ func TestUntracedRecordGetsRootProcessSpan(t *testing.T) {
 		}
 	}
 }
+
+// TestPollLagFromLagHook: a GroupPoller runs no handler hook, so its
+// processed position reaches the plugin only through the library's
+// sampled LagHook (the committed offset also comes from the commit hook).
+// It marks and commits the first `hold` records of each partition; the
+// committed lag of each must then equal admin.Lag's, and keel.consumer.lag
+// too (the marked position is where the commit is).
+func TestPollLagFromLagHook(t *testing.T) {
+	cl := keeltestCluster(t, "polllag", 2)
+	ctx := testCtx(t, 2*time.Minute)
+	tel := newTelemetry(t)
+	c := newClient(t, cl, tel.plugin(t, kotel.PartitionAttributes()))
+	counts := []int{6, 9}
+	const hold = 2
+	sendAll(t, ctx, c, "polllag", counts)
+
+	g, err := keel.NewGroupPoller(c, "pollag", []string{"polllag"}, keel.ResetOffset(keel.ResetEarliest),
+		keel.FetchMaxWait(100*time.Millisecond), keel.AutoCommitInterval(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(ctx)
+	seen := map[int32]int{}
+	for got := 0; got < counts[0]+counts[1]; {
+		msgs, err := g.Poll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			got++
+			if m.Offset < hold {
+				g.MarkProcessed(m)
+			}
+			seen[m.Partition]++
+		}
+	}
+	if err := g.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a, err := admin.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []admin.PartitionLag
+	match := func() bool {
+		rows, err = a.Lag(ctx, "pollag")
+		if err != nil || len(rows) != len(counts) {
+			return false
+		}
+		rm := tel.collect(t)
+		for _, r := range rows {
+			want := map[string]string{"messaging.consumer.group.name": "pollag", "messaging.destination.name": "polllag", "messaging.destination.partition.id": fmt.Sprint(r.Partition)}
+			v, ok := total(rm, "keel.consumer.committed_lag", want)
+			if r.Committed != hold || !ok || v != r.Lag || r.Lag != int64(counts[r.Partition]-hold) {
+				return false
+			}
+			if v, ok := total(rm, "keel.consumer.lag", want); !ok || v != r.Lag {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(60 * time.Second) // the hook is sampled about once a second
+	for !match() && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !match() {
+		t.Fatalf("lag gauges never matched admin.Lag %+v (err %v); records seen per partition %v", rows, err, seen)
+	}
+}
