@@ -1,6 +1,8 @@
 package otel
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -160,4 +162,22 @@ func outcomeName(o keel.Outcome) string {
 
 // errorType is error.type for an error: its Go type, which the
 // conventions accept and which keeps cardinality low (messages do not).
-func errorType(err error) string { return fmt.Sprintf("%T", err) }
+// fmt.Errorf's wrappers say nothing, so the type is the wrapped error's;
+// a ctx that ended is named as such (its errors' types are unexported
+// and vague).
+func errorType(err error) string {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	}
+	for {
+		t := fmt.Sprintf("%T", err)
+		next := errors.Unwrap(err)
+		if next == nil || (t != "*fmt.wrapError" && t != "*fmt.wrapErrors") {
+			return t
+		}
+		err = next
+	}
+}
