@@ -237,44 +237,46 @@ func (w *consumeWatch) stalled() map[TopicPartition]bool {
 // or one of a parallel lane's runners): what it runs now, for the watch.
 // No clock is read per record: the watch times a call from the first tick
 // that sees it (so a stall's For is short by up to one tick), and samples
-// handler time. Per record, one counter add and two stores, all on words
-// only this goroutine writes.
+// handler time. Per record, two stores to words only this goroutine
+// writes.
 type handlerSlot struct {
 	tp TopicPartition
-	// word is the call count's low bits << slotOffsetBits | the record's
-	// offset + 1 while a call runs; the offset part is 0 between calls.
-	// The count tells two calls on one offset apart.
-	word  atomic.Uint64
-	calls atomic.Int64 // calls begun
+	// word is the number of calls begun (its low bits) << slotOffsetBits
+	// | the offset + 1 of the record of the last call begun. A call runs
+	// while done is one behind that number.
+	word atomic.Uint64
+	done atomic.Int64 // calls returned
+	n    int64        // calls begun; the slot's goroutine's alone
 }
 
 const (
 	slotOffsetBits = 44
 	slotOffsetMask = 1<<slotOffsetBits - 1 // also: an offset too large to hold
+	slotSeqMask    = 1<<(64-slotOffsetBits) - 1
 )
 
-// begin marks a call on the record at offset begun; it returns what end
-// needs.
-func (s *handlerSlot) begin(offset int64) uint64 {
-	n := uint64(s.calls.Add(1)) << slotOffsetBits
-	s.word.Store(n | uint64(min(offset+1, slotOffsetMask)))
-	return n
+// begin marks a call on the record at offset begun.
+func (s *handlerSlot) begin(offset int64) {
+	s.n++
+	s.word.Store(uint64(s.n)<<slotOffsetBits | uint64(min(offset+1, slotOffsetMask)))
 }
 
-func (s *handlerSlot) end(n uint64) { s.word.Store(n) }
+// end marks the call begun last returned.
+func (s *handlerSlot) end() { s.done.Store(s.n) }
 
-// call returns the slot's call running now, if any, and its record's
-// offset (-1 when too large for the slot).
+// call returns the slot's call running now, if any (word tells calls
+// apart), and its record's offset (-1 when too large for the slot). A call
+// that ended while it was read is not running.
 func (s *handlerSlot) call() (word uint64, offset int64, running bool) {
+	d := s.done.Load()
 	w := s.word.Load()
-	o := int64(w & slotOffsetMask)
-	switch o {
-	case 0:
+	if uint64(d+1)&slotSeqMask != w>>slotOffsetBits || s.done.Load() != d {
 		return 0, 0, false
-	case slotOffsetMask:
-		return w, -1, true
 	}
-	return w, o - 1, true
+	if o := int64(w & slotOffsetMask); o != slotOffsetMask {
+		return w, o - 1, true
+	}
+	return w, -1, true
 }
 
 // handlerSlots is a consumer's slots. Slots are added and removed when a
@@ -299,17 +301,17 @@ func (h *handlerSlots) add(tp TopicPartition) *handlerSlot {
 func (h *handlerSlots) remove(s *handlerSlot) {
 	h.mu.Lock()
 	delete(h.set, s)
-	h.retired += s.calls.Load()
+	h.retired += s.done.Load()
 	h.mu.Unlock()
 }
 
-// calls returns how many handler calls began, on every slot ever.
+// calls returns how many handler calls returned, on every slot ever.
 func (h *handlerSlots) calls() int64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := h.retired
 	for s := range h.set {
-		n += s.calls.Load()
+		n += s.done.Load()
 	}
 	return n
 }

@@ -52,14 +52,14 @@ func (t *rebalanceTally) take() (assigned, revoked, lost []TopicPartition) {
 // handler hooks. No clock read unless a handler hook is installed
 // (BenchmarkHandlerCall).
 func (c *memberCore) handle(slot *handlerSlot, h Handler, ctx context.Context, m *Message) error {
-	call := slot.begin(m.Offset)
+	slot.begin(m.Offset)
 	var err error
 	if hk := c.handlerHooks; hk == nil {
 		err = callHandler(h, ctx, m)
 	} else {
 		err = c.observedHandler(hk, h, ctx, m)
 	}
-	slot.end(call)
+	slot.end()
 	if err != nil {
 		c.counters.handlerErrors.Add(1)
 	}

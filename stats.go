@@ -56,8 +56,8 @@ type GroupStats struct {
 	// Commits made (successful) and failed.
 	Commits      int64
 	CommitErrors int64
-	// HandlerCalls is how many times Run called the handler and
-	// HandlerErrors how many returned an error (GroupPoller: zero).
+	// HandlerCalls is how many handler calls of Run returned and
+	// HandlerErrors how many of them with an error (GroupPoller: zero).
 	// HandlerTime is the time spent in handler calls, sampled without a
 	// clock read per record: at each stall-watch tick (a fifth of
 	// StallAfter, at most a second) every call running adds the time

@@ -378,6 +378,9 @@ func TestStallHandlerReportedOnce(t *testing.T) {
 				close(checked)
 			}
 			handled.Wait()
+			// handled.Done runs inside the call: the last may not have
+			// returned yet.
+			waitFor(t, ctx, "every call to return", func() bool { return g.Stats().HandlerCalls == int64(n) })
 			if s := g.Stats(); s.HandlerCalls != int64(n) || (slow && s.HandlerTime < time.Second) {
 				// The 2 s call is sampled every 100 ms: at most a tick short.
 				t.Errorf("Stats after the handler: %d calls, %v in handlers; want %d calls (and >= 1s when slow)", s.HandlerCalls, s.HandlerTime, n)
