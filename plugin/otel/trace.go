@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -77,8 +78,15 @@ func (s *send) end(d keel.Delivery, why string) {
 		s.span.End()
 		return
 	}
+	// One SetAttributes call: the SDK grows the span's attribute slice on
+	// each.
+	var buf [3]attribute.KeyValue
+	kv := buf[:0]
+	if d.Message != nil {
+		kv = append(kv, semconv.MessagingMessageBodySize(len(d.Message.Value)))
+	}
 	if d.Partition >= 0 {
-		s.span.SetAttributes(semconv.MessagingDestinationPartitionID(strconv.Itoa(int(d.Partition))))
+		kv = append(kv, semconv.MessagingDestinationPartitionID(strconv.Itoa(int(d.Partition))))
 	}
 	switch {
 	case why != "":
@@ -86,10 +94,11 @@ func (s *send) end(d keel.Delivery, why string) {
 	case d.Err != nil:
 		s.span.RecordError(d.Err)
 		s.span.SetStatus(codes.Error, d.Err.Error())
-		s.span.SetAttributes(semconv.ErrorTypeKey.String(outcomeName(d.Outcome())))
+		kv = append(kv, semconv.ErrorTypeKey.String(outcomeName(d.Outcome())))
 	case d.Offset >= 0:
-		s.span.SetAttributes(semconv.MessagingKafkaOffset(int(d.Offset)))
+		kv = append(kv, semconv.MessagingKafkaOffset(int(d.Offset)))
 	}
+	s.span.SetAttributes(kv...)
 	s.span.End()
 }
 
