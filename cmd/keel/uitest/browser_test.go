@@ -80,12 +80,21 @@ func newTab(t *testing.T, base string) *tab {
 	return &tab{t: t, ctx: tabCtx, base: base}
 }
 
-// open navigates to a page of the console: route is what follows "#/".
+// open navigates to a page of the console (route is what follows "#/")
+// and waits until the page has shown it: its content or its error.
 func (b *tab) open(route string) {
 	b.t.Helper()
-	if err := chromedp.Do(b.ctx, chromedp.Navigate(b.base+"/#/"+route)); err != nil {
+	target := b.base + "/#/" + route
+	var here string
+	_ = b.evalInto(`(document.body && (document.body.dataset.routed = '')), location.href`, &here)
+	nav := chromedp.Navigate(target)
+	if here == target {
+		nav = chromedp.Reload() // the same address again is no navigation at all
+	}
+	if err := chromedp.Do(b.ctx, nav); err != nil {
 		b.t.Fatalf("open #/%s: %v", route, err)
 	}
+	b.waitUntil("page #/"+route, fmt.Sprintf(`document.body.dataset.routed === %q`, route))
 }
 
 // evalInto runs a JavaScript expression in the page and decodes its

@@ -4,7 +4,7 @@
 // untrusted. The server's Content-Security-Policy backs this up.
 'use strict';
 
-const state = { config: { readOnly: true, auth: false }, token: sessionStorage.getItem('keel-token') || '', cleanups: [] };
+const state = { config: { readOnly: true, auth: false }, token: sessionStorage.getItem('keel-token') || '', view: { cleanups: [] }, routeSeq: 0 };
 
 // el builds an element; string children become text nodes.
 function el(tag, attrs, ...kids) {
@@ -87,7 +87,11 @@ function link(href, text) { return el('a', { href }, text); }
 
 function field(labelText, input) { return el('label', {}, labelText, input); }
 
-function later(fn, ms) { const id = setInterval(fn, ms); state.cleanups.push(() => clearInterval(id)); }
+// A view is one visit of a page: what it started (refresh timers, live
+// tails) ends when the user goes elsewhere. A page that finishes loading
+// after the user has moved on runs its cleanups at once.
+function onLeave(view, fn) { if (view === state.view) view.cleanups.push(fn); else fn(); }
+function later(view, fn, ms) { const id = setInterval(fn, ms); onLeave(view, () => clearInterval(id)); }
 
 function failBox(err) { return el('p', { class: 'error', 'data-testid': 'error' }, String(err.message || err)); }
 
@@ -174,7 +178,7 @@ function recordsTable(records, extra) {
   return table((extra || []).concat(cols), records, { 'data-testid': 'records-table' });
 }
 
-async function messagesPage(topic, params) {
+async function messagesPage(topic, params, view) {
   const t = await api('/api/topics/' + enc(topic));
   const q = new URLSearchParams(params);
   const part = el('select', { name: 'partition' }, t.partitions.map(p => el('option', { value: String(p.partition) }, String(p.partition))));
@@ -213,7 +217,7 @@ async function messagesPage(topic, params) {
     const tq = new URLSearchParams({ partition: part.value });
     if (state.token) tq.set('token', state.token);
     tail = new EventSource('/api/topics/' + enc(topic) + '/tail?' + tq.toString());
-    state.cleanups.push(() => tail && tail.close());
+    onLeave(view, () => tail && tail.close());
     tailBtn.textContent = 'Stop tail';
     const recs = [];
     tail.addEventListener('record', ev => {
@@ -289,7 +293,7 @@ function lagChart(points) {
   return svg;
 }
 
-async function groupPage(name) {
+async function groupPage(name, view) {
   const history = [];
   const body = el('div', {});
   async function refresh() {
@@ -312,7 +316,7 @@ async function groupPage(name) {
     } catch (e) { body.replaceChildren(failBox(e)); }
   }
   await refresh();
-  later(refresh, 3000);
+  later(view, refresh, 3000);
   return [el('h1', {}, 'Group ', el('code', {}, name)), body, resetForm(name)];
 }
 
@@ -417,29 +421,37 @@ const routes = [
   [/^$/, () => overviewPage(), 'overview'],
   [/^topics$/, () => topicsPage(), 'topics'],
   [/^topic\/(.+)$/, m => topicPage(m[1]), 'topics'],
-  [/^messages\/([^?]+)(?:\?(.*))?$/, m => messagesPage(m[1], m[2] || ''), 'topics'],
+  [/^messages\/([^?]+)(?:\?(.*))?$/, (m, view) => messagesPage(m[1], m[2] || '', view), 'topics'],
   [/^groups$/, () => groupsPage(), 'groups'],
-  [/^group\/(.+)$/, m => groupPage(m[1]), 'groups'],
+  [/^group\/(.+)$/, (m, view) => groupPage(m[1], view), 'groups'],
   [/^deadletters$/, () => deadLettersPage(), 'deadletters'],
   [/^deadletters\/([^?]+)(?:\?(.*))?$/, m => deadLetterTopicPage(m[1], m[2] || ''), 'deadletters'],
 ];
 
 async function route() {
-  for (const c of state.cleanups.splice(0)) c();
+  for (const c of state.view.cleanups.splice(0)) c();
+  const view = { cleanups: [] };
+  state.view = view;
   const path = location.hash.replace(/^#\/?/, '');
+  // Only the page the user went to last may fill the screen: one that
+  // loads slower than a later one must not cover it.
+  const show = (kids, nav) => {
+    if (view !== state.view) return;
+    main().replaceChildren(...[].concat(kids));
+    document.body.dataset.page = nav || '';
+    document.body.dataset.routed = path; // tests wait for this
+  };
   for (const [re, page, nav] of routes) {
     const m = path.match(re);
     if (!m) continue;
     const args = m.map((s, i) => (i > 0 && s !== undefined && i === 1) ? decodeURIComponent(s) : s);
     document.querySelectorAll('header nav a').forEach(a => a.classList.toggle('active', a.dataset.nav === nav));
     try {
-      const kids = await page(args);
-      main().replaceChildren(...[].concat(kids));
-      document.body.dataset.page = nav;
-    } catch (e) { main().replaceChildren(failBox(e)); }
+      show(await page(args, view), nav);
+    } catch (e) { show(failBox(e)); }
     return;
   }
-  main().replaceChildren(el('p', { class: 'error' }, 'No such page: ' + path));
+  show(el('p', { class: 'error' }, 'No such page: ' + path));
 }
 
 async function start() {
