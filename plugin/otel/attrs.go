@@ -121,7 +121,9 @@ type partKey struct {
 }
 
 func (k partKey) build() any {
-	kv := []attribute.KeyValue{semconv.MessagingSystemKafka, semconv.MessagingDestinationName(k.topic)}
+	// "poll": the conventions' operation name for a Kafka consumer's
+	// receive, required on messaging.client.consumed.messages.
+	kv := []attribute.KeyValue{semconv.MessagingSystemKafka, semconv.MessagingOperationName("poll"), semconv.MessagingDestinationName(k.topic)}
 	if k.partition >= 0 {
 		kv = append(kv, semconv.MessagingDestinationPartitionID(strconv.Itoa(int(k.partition))))
 	}

@@ -51,7 +51,7 @@ func TestMetricsCountRecords(t *testing.T) {
 	expect("keel.producer.records", map[string]string{"messaging.destination.name": "metered", "keel.outcome": "delivered"}, int64(total))
 	expect("messaging.client.sent.messages", topic, int64(total))
 	expect("messaging.client.operation.duration", topic, int64(total))
-	expect("messaging.client.consumed.messages", topic, int64(total))
+	expect("messaging.client.consumed.messages", map[string]string{"messaging.destination.name": "metered", "messaging.operation.name": "poll", "messaging.system": "kafka"}, int64(total))
 	expect("messaging.process.duration", map[string]string{"messaging.destination.name": "metered", "messaging.consumer.group.name": "counting"}, int64(total))
 	expect("keel.producer.buffered.records", topic, 0)
 	for part, n := range counts {
