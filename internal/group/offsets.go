@@ -96,12 +96,26 @@ func (m *state) commitOnce(ctx context.Context, offsets map[topicpart.TP]Offset)
 	if err != nil {
 		return err
 	}
+	var gone error // the first partition whose topic the coordinator does not know
 	for _, t := range resp.(*kmsg.OffsetCommitResponse).Topics {
 		for _, p := range t.Partitions {
 			if p.ErrorCode == errs.CodeNone {
 				continue
 			}
 			switch p.ErrorCode {
+			case errs.CodeUnknownTopicOrPartition:
+				// A deleted topic (Kafka, like the Java client, does
+				// not retry this): retrying would never end, and a
+				// commit on revoke would hold the rebalance until
+				// its ctx ends. The other partitions were committed.
+				if gone == nil {
+					e := errs.FromCode(p.ErrorCode, addr, "").(*errs.Error)
+					e.Retriable = false
+					e.Detail = fmt.Sprintf("committing %s/%d at %d for group %q: the coordinator does not know the partition (the topic was deleted?); its offset is not committed",
+						t.Topic, p.Partition, offsets[topicpart.TP{Topic: t.Topic, Partition: p.Partition}].At, m.cfg.Group)
+					gone = e
+				}
+				continue
 			case errs.CodeIllegalGeneration, errs.CodeUnknownMemberId, errs.CodeRebalanceInProgress, errs.CodeStaleMemberEpoch:
 				return &errs.Error{
 					Code: p.ErrorCode, Name: errs.Lookup(p.ErrorCode).Name, Broker: addr,
@@ -113,7 +127,7 @@ func (m *state) commitOnce(ctx context.Context, offsets map[topicpart.TP]Offset)
 			return fmt.Errorf("committing %s/%d: %w", t.Topic, p.Partition, e)
 		}
 	}
-	return nil
+	return gone
 }
 
 // Committed fetches the group's committed offsets for tps. A partition with
