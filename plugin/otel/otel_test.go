@@ -155,12 +155,12 @@ type handled struct {
 // consume runs a group consumer on topic until want records were
 // handled, and returns what the handler saw by record value. A record
 // handled twice fails the test.
-func consume(t *testing.T, ctx context.Context, c *keel.Client, group, topic string, want int) map[string]handled {
+func consume(t *testing.T, ctx context.Context, c *keel.Client, group, topic string, want int, opts ...keel.GroupOption) map[string]handled {
 	t.Helper()
-	g, err := keel.NewGroupConsumer(c, group, []string{topic},
-		keel.SessionTimeout(6*time.Second), keel.HeartbeatInterval(200*time.Millisecond),
-		keel.ResetOffset(keel.ResetEarliest), keel.AutoCommitInterval(100*time.Millisecond),
-		keel.FetchMaxWait(100*time.Millisecond))
+	g, err := keel.NewGroupConsumer(c, group, []string{topic}, append([]keel.GroupOption{
+		keel.SessionTimeout(6 * time.Second), keel.HeartbeatInterval(200 * time.Millisecond),
+		keel.ResetOffset(keel.ResetEarliest), keel.AutoCommitInterval(100 * time.Millisecond),
+		keel.FetchMaxWait(100 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,4 +311,48 @@ type metricdataRM = metricdata.ResourceMetrics
 
 func keeltestCluster(t *testing.T, topic string, partitions int32) *keeltest.Cluster {
 	return keeltest.NewCluster(t, keeltest.Topic(topic, partitions))
+}
+
+// TestParallelHandlersGetTheirOwnSpan: with Parallel, handlers of one
+// partition run at once; each must get its own record's process span,
+// whose parent is the send span named in that record's traceparent.
+func TestParallelHandlersGetTheirOwnSpan(t *testing.T) {
+	cl := keeltestCluster(t, "fanout", 2)
+	ctx := testCtx(t, 2*time.Minute)
+	tel := newTelemetry(t)
+	c := newClient(t, cl, tel.plugin(t))
+	const n = 40
+	p, err := keel.NewProducer(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		v := fmt.Sprint("par-", i)
+		if _, err := p.Send(ctx, &keel.Message{Topic: "fanout", Key: []byte(v), Value: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Close(ctx)
+	seen := consume(t, ctx, c, "fanners", "fanout", n, keel.Parallel(keel.NoOrder, 8, 0))
+	deadline := time.Now().Add(30 * time.Second)
+	for len(tel.spansNamed("process fanout")) < n && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	byID := map[trace.SpanID]tracetest.SpanStub{}
+	for _, s := range tel.spansNamed("process fanout") {
+		byID[s.SpanContext.SpanID()] = s
+	}
+	if len(byID) != n {
+		t.Fatalf("%d process spans, want %d", len(byID), n)
+	}
+	for v, h := range seen {
+		proc, ok := byID[h.span.SpanID()]
+		if !ok || len(h.traceparent) != 1 {
+			t.Errorf("record %s: handler span %v known %v, traceparents %q", v, h.span.SpanID(), ok, h.traceparent)
+			continue
+		}
+		if want := fmt.Sprintf("00-%s-%s-01", proc.Parent.TraceID(), proc.Parent.SpanID()); h.traceparent[0] != want {
+			t.Errorf("record %s: its process span's parent is %s, but the record was sent under %s", v, want, h.traceparent[0])
+		}
+	}
 }
