@@ -296,6 +296,7 @@ func (r *runPath) stop(pss []*partitionState, cause error, ctx context.Context) 
 			l.stop()
 		}
 		stuckLanes(ctx, lanes, of)
+		r.core.eos.flushOutputs(ctx)
 	}
 	for _, l := range lanes {
 		l.cancel(cause)
@@ -338,6 +339,7 @@ func (r *runPath) closing(ctx context.Context) []error {
 		l.stop()
 	}
 	stuckLanes(ctx, lanes, of) // handlers finish their current record, within ctx
+	r.core.eos.flushOutputs(ctx)
 	for _, l := range lanes {
 		l.cancel(ErrConsumerClosed)
 	}

@@ -305,6 +305,20 @@ func (e *eosSession) abort(ctx context.Context, all map[TopicPartition]*partitio
 	return fmt.Errorf("keel: ExactlyOnce: transaction aborted: %w", cause)
 }
 
+// flushOutputs sends what the handlers produced and is still buffered,
+// within ctx, before their ctx is cancelled (Close, revoke): records
+// produced with a handler's ctx and cancelled before being sent would fail
+// the commit that follows, which would then abort. Nothing without
+// ExactlyOnce.
+func (e *eosSession) flushOutputs(ctx context.Context) {
+	if e == nil || !e.open.Load() {
+		return
+	}
+	if err := e.p.Flush(ctx); err != nil {
+		e.c.client.logger.Debug("keel: ExactlyOnce: flushing the outputs before the handlers' ctx ends", "group", e.c.group, "err", err)
+	}
+}
+
 // kickC is the channel that says a transaction is due, nil without
 // ExactlyOnce.
 func (e *eosSession) kickC() <-chan struct{} {
