@@ -10,6 +10,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -25,27 +26,42 @@ import (
 // values.
 func lagInput(t *testing.T, ctx context.Context, c *keel.Client, topic string, txns, per int) []string {
 	t.Helper()
-	p := newTxnProducer(t, c, "lag-src-"+topic)
 	var want []string
-	for i := range txns {
+	p := newTxnProducer(t, c, "lag-src-"+topic)
+	for i := 0; i < txns; i++ {
 		commit := i%2 == 0 && i != txns-1
 		vals := txnValues(fmt.Sprintf("t%d", i), per)
-		if err := p.BeginTxn(); err != nil {
-			t.Fatal(err)
-		}
-		produceTxn(ctx, p, topic, vals)
-		if !commit {
-			if err := p.AbortTxn(ctx); err != nil {
-				t.Fatal(err)
-			}
+		err := lagTxn(ctx, p, topic, vals, commit)
+		if errors.Is(err, keel.ErrFenced) {
+			// Seen about once in 30 runs (2026-12-03, not this
+			// test's subject; see docs/STATUS.md): the transaction
+			// after an abort refused PRODUCER_FENCED on
+			// AddPartitionsToTxn with no other producer of the id.
+			// Nothing of it is visible: redo it with a new producer.
+			t.Logf("input transaction %d fenced, redone with a new producer: %v", i, err)
+			p = newTxnProducer(t, c, "lag-src-"+topic)
+			i--
 			continue
 		}
-		if err := p.CommitTxn(ctx); err != nil {
+		if err != nil {
 			t.Fatal(err)
 		}
-		want = append(want, vals...)
+		if commit {
+			want = append(want, vals...)
+		}
 	}
 	return want
+}
+
+func lagTxn(ctx context.Context, p *keel.Producer, topic string, vals []string, commit bool) error {
+	if err := p.BeginTxn(); err != nil {
+		return err
+	}
+	produceTxn(ctx, p, topic, vals)
+	if !commit {
+		return p.AbortTxn(ctx)
+	}
+	return p.CommitTxn(ctx)
 }
 
 // checkNoLag: admin Lag reports 0 for every partition of topic, with the
@@ -174,7 +190,15 @@ func TestReadCommittedGroupCommitsPastMarkers(t *testing.T) {
 			if err := closeGroup(ctx); err != nil {
 				t.Errorf("close: %v", err)
 			}
-			checkExactly(t, mode, got.snapshot(), want)
+			handled := got.snapshot()
+			if mode == "exactly-once" {
+				// An aborted transaction (a TxnOffsetCommit refused
+				// by a rebalance, say) has its records handled again:
+				// the outputs are exact, checked below; the handler
+				// calls are at least once.
+				handled = firstOccurrences(handled)
+			}
+			checkExactly(t, mode, handled, want)
 			checkCommittedAtEnd(t, ctx, c, group, in)
 			if mode == "exactly-once" {
 				outs := make([]string, len(want))
@@ -185,6 +209,19 @@ func TestReadCommittedGroupCommitsPastMarkers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// firstOccurrences is vals without repeats, each where it first came.
+func firstOccurrences(vals []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range vals {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // The direct Consumer's position reaches the end past the markers once it
