@@ -194,16 +194,21 @@ func (i *idempotence) initProducerID(ctx context.Context) (int64, int16, error) 
 }
 
 // seqState is one partition's idempotence state: the epoch its sequences
-// belong to, the next sequence to assign and the last one the broker
-// acknowledged. Guarded by the partition's lock.
+// belong to, the next sequence to assign, and the first and last ones the
+// broker acknowledged in that epoch. Guarded by the partition's lock.
 type seqState struct {
-	epoch     int16
-	nextSeq   int32
-	lastAcked int32
-	reset     bool // resequence the queue before sending more
+	epoch   int16
+	nextSeq int32
+	// firstAcked: the lowest sequence acknowledged in this epoch (-1
+	// none). From then on the broker holds our state here and stores
+	// only sequences that follow on; before it, it may have accepted a
+	// later batch while an earlier one was lost (see classifyLocked).
+	firstAcked int32
+	lastAcked  int32
+	reset      bool // resequence the queue before sending more
 }
 
-func newSeqState() seqState { return seqState{epoch: -1, lastAcked: -1} }
+func newSeqState() seqState { return seqState{epoch: -1, firstAcked: -1, lastAcked: -1} }
 
 // sequenceLocked gives batch b, sealed on its way out, the next sequence
 // numbers and returns the producer state to encode it with.
@@ -215,9 +220,20 @@ func (p *partState) sequenceLocked(b *batch, pid int64) record.ProducerState {
 
 // ackedLocked records that the broker acknowledged batch b.
 func (p *partState) ackedLocked(b *batch) {
-	if b.epoch == p.seq.epoch {
-		p.seq.lastAcked = addSeq(b.seq, b.count()-1)
+	if b.epoch != p.seq.epoch {
+		return
 	}
+	if p.seq.firstAcked < 0 || seqAtOrBefore(b.seq, p.seq.firstAcked) {
+		p.seq.firstAcked = b.seq
+	}
+	p.seq.lastAcked = addSeq(b.seq, b.count()-1)
+}
+
+// ackedBeforeLocked reports whether the broker acknowledged a batch of
+// this epoch whose sequences come before seq: it held our sequence state
+// before seq, so nothing after seq can have been stored without seq.
+func (p *partState) ackedBeforeLocked(seq int32) bool {
+	return p.seq.firstAcked >= 0 && !seqAtOrBefore(seq, p.seq.firstAcked)
 }
 
 // settlingUnknownLocked reports whether the partition keeps its current
@@ -263,7 +279,7 @@ func seqAtOrBefore(a, b int32) bool {
 func (p *partState) resequenceLocked(pid int64, epoch int16) {
 	if p.seq.epoch != epoch {
 		p.seq.epoch = epoch
-		p.seq.lastAcked = -1
+		p.seq.firstAcked, p.seq.lastAcked = -1, -1
 	}
 	seq := int32(0)
 	if p.seq.lastAcked >= 0 {

@@ -130,17 +130,30 @@ func (p *partState) settle(b *batch, classify func() verdict, answer ...kmsg.Pro
 func (p *partState) classifyLocked(b *batch, broker string, pr kmsg.ProduceResponseTopicPartition) verdict {
 	idem := p.e().idem != nil
 	code := pr.ErrorCode
-	// A retry of a batch whose sequences the broker already acknowledged
-	// (it accepted later ones, so this one was written) that fell out of
-	// the broker's duplicate window comes back out of order: it is a
-	// duplicate, delivered with its offset unknown.
-	dupOutsideWindow := code == errs.CodeOutOfOrderSequenceNumber && idem && b.unknown &&
+	// A retry of a batch, sent before, comes back out of order while the
+	// broker acknowledged sequences after it: the broker has moved past
+	// it. If the broker held our sequence state before this batch (it
+	// acknowledged an earlier one of this epoch), it stores sequences
+	// only in order, so this batch was written and fell out of the
+	// broker's duplicate window: a duplicate, delivered with its offset
+	// unknown. Otherwise nothing proves it was written: a broker with no
+	// state for a producer accepts any first sequence (KIP-360), so a
+	// later batch may have been stored while this one was lost on the
+	// way (a dropped connection). It fails, its outcome unknown; it was
+	// once reported delivered, and a transaction committed without it.
+	overtaken := code == errs.CodeOutOfOrderSequenceNumber && idem && b.unknown &&
 		b.epoch == p.seq.epoch && p.seq.lastAcked >= 0 && seqAtOrBefore(addSeq(b.seq, b.count()-1), p.seq.lastAcked)
+	dupOutsideWindow := overtaken && p.ackedBeforeLocked(b.seq)
 	switch {
 	case code == errs.CodeNone:
 		return verdict{act: actDeliver}
 	case code == errs.CodeDuplicateSequenceNumber || dupOutsideWindow:
 		return verdict{act: actDeliver, dup: true}
+	case overtaken:
+		return verdict{act: actFail, unknown: true, err: &errs.Error{
+			Detail: fmt.Sprintf("producing to %s/%d: the broker stored later records of this producer and refuses this batch as out of order; it may never have been written", p.t.name, p.id),
+			Err:    errs.FromCode(code, broker, ""),
+		}}
 	}
 
 	msg := ""
