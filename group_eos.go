@@ -243,6 +243,7 @@ func (e *eosSession) commit(ctx context.Context, pss []*partitionState) error {
 		all[tp].committedAt.Store(o.At)
 	}
 	c.countCommit(nil)
+	c.client.logger.Debug("keel: ExactlyOnce: transaction committed", "group", c.group, "generation", gen, "offsets", offsets)
 	e.finished()
 	return nil
 }
@@ -277,6 +278,7 @@ func (e *eosSession) abort(ctx context.Context, all map[TopicPartition]*partitio
 		touched[tp] = at
 	}
 	e.mu.Unlock()
+	c.client.logger.Debug("keel: ExactlyOnce: transaction aborted; rewinding", "group", c.group, "rewind", touched, "abortErr", aerr)
 	for tp, at := range touched {
 		ps := all[tp]
 		if ps == nil {

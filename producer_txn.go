@@ -388,37 +388,48 @@ func (t *txnState) addPartitions(ctx context.Context, parts []produce.TopicParti
 func (t *txnState) coordinatorCall(ctx context.Context, what string, build func() kmsg.Request, code func(kmsg.Response) int16) error {
 	c := t.p.client
 	backoff := wait.Backoff{Min: 20 * time.Millisecond, Max: time.Second}
-	return wait.Retry(ctx, backoff, 0, func(int) (bool, error) {
-		b, err := c.meta.Coordinator(ctx, meta.TxnCoordinator, t.id)
-		if err != nil {
-			return ctx.Err() != nil || !errs.IsRetriable(err), err
+	return wait.Retry(ctx, backoff, 0, func(attempt int) (bool, error) {
+		done, err := t.coordinatorCallOnce(ctx, what, build, code)
+		if !done {
+			c.logger.Debug("keel: transaction coordinator call failed; retrying", "call", what, "transactional_id", t.id, "attempt", attempt, "err", err)
 		}
-		cn, err := c.pool.Get(ctx, b.Addr(), conn.General)
-		if err != nil {
-			// A closed client's pool will not reopen: retrying it
-			// only waits for ctx.
-			return ctx.Err() != nil || errors.Is(err, errs.ErrClosed), err
-		}
-		resp, err := cn.Request(ctx, build())
-		if err != nil {
-			return ctx.Err() != nil || errors.Is(err, errs.ErrClosed), err
-		}
-		ec := code(resp)
-		if ec == errs.CodeNone {
-			return true, nil
-		}
-		kerr := errs.FromCode(ec, b.Addr(), "").(*errs.Error)
-		kerr.Detail = fmt.Sprintf("%s for transactional id %q", what, t.id)
-		switch ec {
-		case errs.CodeProducerFenced, errs.CodeInvalidProducerEpoch, errs.CodeTransactionCoordinatorFenced:
-			kerr.Err = ErrFenced
-			return true, kerr
-		case errs.CodeNotCoordinator, errs.CodeCoordinatorNotAvailable:
-			c.meta.InvalidateCoordinator(meta.TxnCoordinator, t.id)
-			return false, kerr
-		case errs.CodeCoordinatorLoadInProgress, errs.CodeConcurrentTransactions:
-			return false, kerr
-		}
-		return !kerr.Retriable, kerr
+		return done, err
 	})
+}
+
+// coordinatorCallOnce is one attempt of coordinatorCall: done says not to
+// retry.
+func (t *txnState) coordinatorCallOnce(ctx context.Context, what string, build func() kmsg.Request, code func(kmsg.Response) int16) (bool, error) {
+	c := t.p.client
+	b, err := c.meta.Coordinator(ctx, meta.TxnCoordinator, t.id)
+	if err != nil {
+		return ctx.Err() != nil || !errs.IsRetriable(err), err
+	}
+	cn, err := c.pool.Get(ctx, b.Addr(), conn.General)
+	if err != nil {
+		// A closed client's pool will not reopen: retrying it
+		// only waits for ctx.
+		return ctx.Err() != nil || errors.Is(err, errs.ErrClosed), err
+	}
+	resp, err := cn.Request(ctx, build())
+	if err != nil {
+		return ctx.Err() != nil || errors.Is(err, errs.ErrClosed), err
+	}
+	ec := code(resp)
+	if ec == errs.CodeNone {
+		return true, nil
+	}
+	kerr := errs.FromCode(ec, b.Addr(), "").(*errs.Error)
+	kerr.Detail = fmt.Sprintf("%s for transactional id %q", what, t.id)
+	switch ec {
+	case errs.CodeProducerFenced, errs.CodeInvalidProducerEpoch, errs.CodeTransactionCoordinatorFenced:
+		kerr.Err = ErrFenced
+		return true, kerr
+	case errs.CodeNotCoordinator, errs.CodeCoordinatorNotAvailable:
+		c.meta.InvalidateCoordinator(meta.TxnCoordinator, t.id)
+		return false, kerr
+	case errs.CodeCoordinatorLoadInProgress, errs.CodeConcurrentTransactions:
+		return false, kerr
+	}
+	return !kerr.Retriable, kerr
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -60,6 +61,20 @@ func transform(out string) keel.HandlerFunc {
 	}
 }
 
+// eosLog, when KEEL_EOS_LOG names a file, gets every EOS member client's
+// log at debug level: what to read when an exactly-once test fails.
+var eosLog = func() *slog.Logger {
+	path := os.Getenv("KEEL_EOS_LOG")
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		panic(err)
+	}
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}()
+
 // eosMember is one ExactlyOnce group member with its own client and
 // transactional producer (the same id across its incarnations, so a new
 // one fences the one before).
@@ -73,7 +88,11 @@ type eosMember struct {
 
 func startEOSMember(t *testing.T, ctx context.Context, cl *keeltest.Cluster, txnID, group, in string, h keel.Handler, extra ...keel.GroupOption) *eosMember {
 	t.Helper()
-	c, err := keel.NewClient(keel.SeedBrokers(cl.Addrs()...))
+	copts := []keel.ClientOption{keel.SeedBrokers(cl.Addrs()...)}
+	if eosLog != nil {
+		copts = append(copts, keel.Logger(eosLog.With("member", txnID, "incarnation", time.Now().Format("15:04:05.000"))))
+	}
+	c, err := keel.NewClient(copts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,11 +149,53 @@ func (m *eosMember) kill() <-chan struct{} {
 // offsets equal the input's end.
 func checkEOSResult(t *testing.T, ctx context.Context, cl *keeltest.Cluster, c *keel.Client, group, in, out string, partitions int32, want []string) {
 	t.Helper()
-	checkExactly(t, "keel read_committed", messageValues(readAll(t, ctx, c, out, partitions, len(want), true)), want)
+	// Bounded reads: a short read must leave time to ask kcat and to say
+	// where the missing records are.
+	rctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+	got := readAll(t, rctx, c, out, partitions, len(want), true)
+	cancel()
+	if !checkExactly(t, "keel read_committed", messageValues(got), want) {
+		explainMissing(t, ctx, c, out, partitions, got, want)
+	}
 	if kcat := kcatPath(t); kcat != "" {
 		checkExactly(t, "kcat read_committed", kcatValues(t, ctx, kcat, cl.Addr(), out, "read_committed"), want)
 	}
 	checkCommittedAtEnd(t, ctx, c, group, in)
+}
+
+// explainMissing logs where the outputs missing from a read_committed
+// read are when read uncommitted: not written at all, or written in a
+// transaction that was aborted or is still open.
+func explainMissing(t *testing.T, ctx context.Context, c *keel.Client, out string, partitions int32, committed []*keel.Message, want []string) {
+	t.Helper()
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	all := readAll(t, rctx, c, out, partitions, len(want)*2, false)
+	seen := map[string]bool{}
+	for _, m := range committed {
+		seen[string(m.Value)] = true
+	}
+	where := map[string][]string{}
+	for _, m := range all {
+		where[string(m.Value)] = append(where[string(m.Value)], fmt.Sprintf("%d@%d", m.Partition, m.Offset))
+	}
+	shown := 0
+	for _, v := range want {
+		if seen[v] || shown >= 20 {
+			continue
+		}
+		shown++
+		t.Logf("missing %q: read uncommitted at partition@offset %v", v, where[v])
+	}
+	last := map[int32]int64{}
+	for _, m := range all {
+		last[m.Partition] = max(last[m.Partition], m.Offset)
+	}
+	lastCommitted := map[int32]int64{}
+	for _, m := range committed {
+		lastCommitted[m.Partition] = max(lastCommitted[m.Partition], m.Offset)
+	}
+	t.Logf("last offset per partition read uncommitted %v, read committed %v (%d records uncommitted)", last, lastCommitted, len(all))
 }
 
 // checkCommittedAtEnd checks that group's committed offsets equal the end
@@ -309,6 +370,9 @@ func TestExactlyOnceRunUnderFaults(t *testing.T) {
 	tr := transform(out)
 	h := keel.HandlerFunc(func(ctx context.Context, m *keel.Message) error {
 		handled.Add(1)
+		if eosLog != nil {
+			eosLog.Info("handling", "in", fmt.Sprintf("%d@%d", m.Partition, m.Offset), "value", string(m.Value))
+		}
 		time.Sleep(300 * time.Microsecond) // so that the kills land mid-stream
 		return tr(ctx, m)
 	})

@@ -91,8 +91,8 @@ func readAll(t *testing.T, ctx context.Context, c *keel.Client, topic string, pa
 }
 
 // checkExactly fails unless got holds each of want exactly once, in order
-// per key, and nothing else.
-func checkExactly(t *testing.T, who string, got []string, want []string) {
+// per key, and nothing else; it says whether it passed.
+func checkExactly(t *testing.T, who string, got []string, want []string) bool {
 	t.Helper()
 	wantSet := map[string]int{}
 	for i, v := range want {
@@ -127,7 +127,9 @@ func checkExactly(t *testing.T, who string, got []string, want []string) {
 	if missing+dup+unexpected+reordered > 0 {
 		t.Errorf("%s: %d records, want %d: %d missing, %d duplicated, %d not expected (aborted or fenced), %d out of order per key",
 			who, len(got), len(want), missing, dup, unexpected, reordered)
+		return false
 	}
+	return true
 }
 
 func messageValues(ms []*keel.Message) []string {
