@@ -50,7 +50,11 @@ func (p *Plugin) OnProduce(ctx context.Context, msg *keel.Message) {
 // whether to produce it again (a new send span then).
 func (p *Plugin) OnProduceNotTaken(msg *keel.Message, err error) {
 	if v, ok := p.sends.LoadAndDelete(msg); ok {
-		v.(*send).end(keel.Delivery{Message: msg, Partition: -1, Offset: -1}, "not taken: "+err.Error())
+		why := "not taken"
+		if err != nil {
+			why += ": " + err.Error()
+		}
+		v.(*send).end(keel.Delivery{Message: msg, Partition: -1, Offset: -1}, why)
 	}
 }
 
