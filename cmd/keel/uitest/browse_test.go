@@ -33,12 +33,15 @@ func offsetRange(from, to int64) []int64 {
 	return out
 }
 
-func TestBrowserMessagesPageStartAndKeyFilter(t *testing.T) {
+func TestBrowserMessagesPageStartTimeAndKeyFilter(t *testing.T) {
 	c := newConsole(t, ui.Config{})
 	c.createTopic("log", 1)
+	// A record a minute, so that a start time picks an offset.
+	base := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	var msgs []*keel.Message
 	for i := range 25 {
-		msgs = append(msgs, &keel.Message{Topic: "log", Key: fmt.Appendf(nil, "k%02d", i), Value: fmt.Appendf(nil, "v%d", i)})
+		msgs = append(msgs, &keel.Message{Topic: "log", Key: fmt.Appendf(nil, "k%02d", i), Value: fmt.Appendf(nil, "v%d", i),
+			Timestamp: base.Add(time.Duration(i) * time.Minute)})
 	}
 	c.produce(msgs...)
 	b := newTab(t, c.url)
@@ -70,6 +73,14 @@ func TestBrowserMessagesPageStartAndKeyFilter(t *testing.T) {
 	b.fill(`[data-testid="browse"] [name="offset"]`, "7")
 	clickButton("Load")
 	waitPage("a page from offset 7", offsetRange(7, 17))
+
+	b.fill(`[data-testid="browse"] [name="start"]`, "time")
+	b.fill(`[data-testid="browse"] [name="time"]`, "2026-05-01T10:11:30Z")
+	clickButton("Load")
+	waitPage("a page from the first record at or after 10:11:30", offsetRange(12, 22))
+	if rows := b.rows("records-table"); rows[0][2] != "2026-05-01 10:12:00.000 UTC" {
+		t.Errorf("the record at offset 12 shows timestamp %q", rows[0][2])
+	}
 
 	b.fill(`[data-testid="browse"] [name="start"]`, "latest")
 	clickButton("Load")

@@ -21,10 +21,11 @@ func TestBrowserMessagesShowKeyJSONValueHeadersAndScriptStaysText(t *testing.T) 
 			Headers: []keel.Header{{Key: "trace-id", Value: []byte("abc-123")}, {Key: "source", Value: []byte("web")}}},
 		&keel.Message{Topic: "orders", Key: []byte(`<b id="boldkey">k</b>`), Value: []byte(hostile),
 			Headers: []keel.Header{{Key: `<i onmouseover="window.pwned='hdr'">h</i>`, Value: []byte(`<img src=y onerror="window.pwned='hdrval'">`)}}},
+		&keel.Message{Topic: "orders", Value: []byte{0x00, 0xff, 0x10, 'A'}}, // no key: Kafka's null
 	)
 	b := newTab(t, c.url)
 	b.open("messages/orders")
-	b.waitUntil("two records", `document.querySelectorAll('[data-testid="records-table"] tbody tr').length === 2`)
+	b.waitUntil("three records", `document.querySelectorAll('[data-testid="records-table"] tbody tr').length === 3`)
 
 	// columns: partition, offset, timestamp, key, value, headers
 	rows := b.rows("records-table")
@@ -53,6 +54,11 @@ func TestBrowserMessagesShowKeyJSONValueHeadersAndScriptStaysText(t *testing.T) 
 	if !strings.Contains(second[5], `<i onmouseover=`) || !strings.Contains(second[5], `<img src=y onerror=`) {
 		t.Errorf("hostile header shown as %q", second[5])
 	}
+	// A value that is not UTF-8 is shown as hex, a missing key as null.
+	if third := rows[2]; third[3] != "null" || third[4] != "hex00ff1041" {
+		t.Errorf("binary record: key %q value %q, want null and hex 00ff1041", third[3], third[4])
+	}
+
 	// ...and none of it became markup or ran.
 	for _, css := range []string{"#main script", "#main img", "#main svg:not(.chart)", "#main i", "#boldkey"} {
 		if n := b.count(css); n != 0 {
