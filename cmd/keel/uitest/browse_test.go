@@ -98,33 +98,26 @@ func TestBrowserMessagesPageStartTimeAndKeyFilter(t *testing.T) {
 func TestBrowserLiveTailStreamsNewRecords(t *testing.T) {
 	c := newConsole(t, ui.Config{})
 	c.createTopic("live", 1)
+	c.produce(&keel.Message{Topic: "live", Key: []byte("before"), Value: []byte("written before the tail")})
 	b := newTab(t, c.url)
 	b.open("messages/live")
-	b.waitUntil("the empty page", `document.querySelector('[data-testid="page-info"]').textContent !== ''`)
+	b.waitUntil("the page", `document.querySelector('[data-testid="page-info"]').textContent !== ''`)
 	var ok bool
 	b.eval(`(() => { const e = [...document.querySelectorAll('button')].find(b => b.textContent === 'Live tail'); e.click(); return true })()`, &ok)
 
-	// The tail starts at the end the partition has when it opens, which
-	// the page cannot tell: write until a record shows (bounded), then
-	// check that what follows streams in, complete and in order.
-	var first int64 = -1
-	for i := 0; i < 100 && first < 0; i++ {
-		c.produce(&keel.Message{Topic: "live", Key: fmt.Appendf(nil, "warm-%d", i), Value: []byte("w")})
-		for range 5 {
-			if offs := shownOffsets(t, b, "tail"); len(offs) > 0 {
-				first = offs[len(offs)-1]
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	if first < 0 {
-		t.Fatalf("the live tail showed none of 100 records written after it opened\npage shows:\n%s", b.pageText())
-	}
-	var last int64
+	// Once the stream is open, every record written streams in, in
+	// order, and none from before.
+	b.waitUntil("the tail to open", `document.querySelector('[data-testid="tail"]').dataset.open === 'true'`)
+	var first, last int64 = -1, 0
 	for i := range 5 {
 		d := c.produce(&keel.Message{Topic: "live", Key: fmt.Appendf(nil, "new-%d", i), Value: fmt.Appendf(nil, `{"n":%d}`, i)})
+		if first < 0 {
+			first = d[0].Offset
+		}
 		last = d[0].Offset
+	}
+	if first != 1 {
+		t.Fatalf("the first new record went to offset %d, want 1 (after the one written before)", first)
 	}
 	b.waitUntil("the five new records in the tail", fmt.Sprintf(`[...document.querySelectorAll('[data-testid="tail"] tbody tr')].some(tr => tr.children[1].textContent === %q)`, strconv.FormatInt(last, 10)))
 	offs := shownOffsets(t, b, "tail")

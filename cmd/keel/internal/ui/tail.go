@@ -46,6 +46,17 @@ func (s *Server) tailMessages(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	// The stream starts at the end each partition has now, read before the
+	// answer goes out: every record written after the browser saw the
+	// stream open is sent. (AtLatest would find the end only at the first
+	// poll, and miss what was written in between.)
+	endCtx, endCancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	ends, err := s.admin.EndOffsets(endCtx, topic)
+	endCancel()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	cons, err := keel.NewConsumer(s.cfg.Client)
 	if err != nil {
 		writeError(w, err)
@@ -53,7 +64,12 @@ func (s *Server) tailMessages(w http.ResponseWriter, r *http.Request) {
 	}
 	defer cons.Close(context.Background())
 	for _, tp := range tps {
-		if err := cons.Assign(tp, keel.AtLatest()); err != nil {
+		end, ok := ends[tp]
+		if !ok {
+			writeError(w, &apiError{status: http.StatusBadGateway, msg: fmt.Sprintf("the cluster gave no end offset for %s[%d]", tp.Topic, tp.Partition)})
+			return
+		}
+		if err := cons.Assign(tp, keel.AtOffset(end)); err != nil {
 			writeError(w, err)
 			return
 		}

@@ -213,12 +213,15 @@ async function messagesPage(topic, params, view) {
   let tail = null;
   const tailList = el('div', { 'data-testid': 'tail' });
   const tailBtn = el('button', { type: 'button', class: 'secondary', on: { click: () => {
-    if (tail) { tail.close(); tail = null; tailBtn.textContent = 'Live tail'; return; }
+    if (tail) { tail.close(); tail = null; delete tailList.dataset.open; tailBtn.textContent = 'Live tail'; return; }
     const tq = new URLSearchParams({ partition: part.value });
     if (state.token) tq.set('token', state.token);
     tail = new EventSource('/api/topics/' + enc(topic) + '/tail?' + tq.toString());
     onLeave(view, () => tail && tail.close());
     tailBtn.textContent = 'Stop tail';
+    // Open: the server has found where the partitions end; every record
+    // written from now on streams in.
+    tail.addEventListener('open', () => { tailList.dataset.open = 'true'; });
     const recs = [];
     tail.addEventListener('record', ev => {
       recs.unshift(JSON.parse(ev.data)); if (recs.length > 100) recs.pop();
