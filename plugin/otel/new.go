@@ -3,7 +3,6 @@ package otel
 import (
 	"errors"
 	"fmt"
-	"sync"
 
 	gotel "go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
@@ -23,10 +22,7 @@ type Plugin struct {
 	prop       propagation.TextMapPropagator
 	partitions bool
 
-	// sends holds each record's send span and start from OnProduce to its
-	// report (OnProduceRecord), keyed by the *keel.Message, which keel
-	// hands to both.
-	sends sync.Map // *keel.Message -> *send
+	sends sendTable // each record's send span and start, OnProduce to report
 
 	inst      instruments
 	callbacks []metric.Registration // the observed instruments' callbacks

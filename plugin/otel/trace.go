@@ -26,7 +26,7 @@ func (p *Plugin) OnProduce(ctx context.Context, msg *keel.Message) {
 	if !p.keepSends {
 		return
 	}
-	s := &send{start: time.Now()}
+	s := send{start: time.Now()}
 	if p.tracing {
 		t := p.topic(msg.Topic)
 		ctx, s.span = p.tracer.Start(ctx, t.sendName, t.sendStart...)
@@ -40,8 +40,8 @@ func (p *Plugin) OnProduce(ctx context.Context, msg *keel.Message) {
 	// A message handed to Produce again before its report (a program
 	// bug keel tolerates) replaces the older entry; end that span so it
 	// is not lost open.
-	if old, loaded := p.sends.Swap(msg, s); loaded {
-		old.(*send).end(keel.Delivery{Message: msg, Partition: -1, Offset: -1}, "produced again before its report")
+	if old, loaded := p.sends.swap(msg, s); loaded {
+		old.end(keel.Delivery{Message: msg, Partition: -1, Offset: -1}, "produced again before its report")
 	}
 }
 
@@ -49,12 +49,12 @@ func (p *Plugin) OnProduce(ctx context.Context, msg *keel.Message) {
 // back (its buffer was full): no report follows, and the caller decides
 // whether to produce it again (a new send span then).
 func (p *Plugin) OnProduceNotTaken(msg *keel.Message, err error) {
-	if v, ok := p.sends.LoadAndDelete(msg); ok {
+	if s, ok := p.sends.take(msg); ok {
 		why := "not taken"
 		if err != nil {
 			why += ": " + err.Error()
 		}
-		v.(*send).end(keel.Delivery{Message: msg, Partition: -1, Offset: -1}, why)
+		s.end(keel.Delivery{Message: msg, Partition: -1, Offset: -1}, why)
 	}
 }
 
@@ -65,11 +65,10 @@ func (p *Plugin) endSend(d keel.Delivery) time.Time {
 	if d.Message == nil {
 		return time.Time{}
 	}
-	v, ok := p.sends.LoadAndDelete(d.Message)
+	s, ok := p.sends.take(d.Message)
 	if !ok {
 		return time.Time{}
 	}
-	s := v.(*send)
 	s.end(d, "")
 	return s.start
 }
