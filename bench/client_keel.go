@@ -93,7 +93,7 @@ func newKeelProducer(ctx context.Context, c producerConfig) (producer, string, e
 	if kp.callback != nil {
 		reports = "ProduceFunc callback"
 	}
-	settings := fmt.Sprintf("acks=all idempotence=on linger=%v max_batch_bytes=%d compression=%s; %s; defaults otherwise (5 in flight, 100k records / 64 MiB buffered, sticky partitioner)",
+	settings := fmt.Sprintf("acks=all idempotence=on linger=%v max_batch_bytes=%d compression=%s; %s; defaults otherwise (5 in flight, 50k records / 64 MiB buffered, sticky partitioner)",
 		c.Linger, c.Settings.MaxBatchBytes, c.Codec, reports)
 	return kp, settings, nil
 }
