@@ -20,7 +20,7 @@ import (
 //     batches' worth (4 × MaxBatchBytes, 4 MB by default);
 //   - record chunks of reported batches (recs.go): at most the budget's
 //     worth of records (min(MaxBufferedRecords,
-//     MaxBufferedBytes/RecordOverhead) × RecordOverhead: 16 MB by
+//     MaxBufferedBytes/RecordOverhead) × RecordOverhead: 8.4 MB by
 //     default), and at least minKeptRecBytes (4 MiB). With a fixed
 //     4 MiB the free lists could not hold the records of a full buffer
 //     of small records, so their memory was made anew at full speed:
