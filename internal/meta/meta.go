@@ -82,7 +82,12 @@ func New(cfg Config, pool *conn.Pool) *Meta {
 
 // Close stops refreshes in flight and waits for them.
 func (m *Meta) Close() {
+	// Cancelled under mu: startRefresh checks ctx and adds to wg under
+	// mu, so no Add can race with the Wait below (the race detector
+	// caught a producer's RefreshSoon doing so while the client closed).
+	m.mu.Lock()
 	m.cancel()
+	m.mu.Unlock()
 	m.wg.Wait()
 }
 
