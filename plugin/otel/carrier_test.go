@@ -3,6 +3,7 @@ package otel_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -135,4 +136,47 @@ func silentBroker(t *testing.T) string {
 		}
 	})
 	return ln.Addr().String()
+}
+
+// TestConcurrentSendsEachEndOnce: records produced and reported from many
+// goroutines at once each have their send span ended exactly once, with
+// their own offset.
+func TestConcurrentSendsEachEndOnce(t *testing.T) {
+	tel := newTelemetry(t)
+	p := tel.plugin(t)
+	const goroutines, each = 8, 200
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				m := &keel.Message{Topic: "c", Value: []byte("v")}
+				p.OnProduce(context.Background(), m)
+				p.OnProduceRecord(keel.Delivery{Message: m, Partition: int32(g), Offset: int64(i)})
+			}
+		}()
+	}
+	wg.Wait()
+	seen := map[[2]int64]int{}
+	for _, s := range tel.spansNamed("send c") {
+		var part, off int64 = -1, -1
+		for _, kv := range s.Attributes {
+			switch kv.Key {
+			case "messaging.destination.partition.id":
+				fmt.Sscan(kv.Value.AsString(), &part)
+			case "messaging.kafka.offset":
+				off = kv.Value.AsInt64()
+			}
+		}
+		seen[[2]int64{part, off}]++
+	}
+	if len(seen) != goroutines*each {
+		t.Fatalf("%d distinct send spans ended, want %d", len(seen), goroutines*each)
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("send span of partition %d offset %d ended %d times", k[0], k[1], n)
+		}
+	}
 }
