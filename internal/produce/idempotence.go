@@ -57,6 +57,13 @@ func (i *idempotence) current() (pid int64, epoch int16, ok bool) {
 	return i.pid, i.epoch, i.ready
 }
 
+// stale reports whether pid and epoch, read earlier, are no longer the
+// producer id and epoch to send with.
+func (i *idempotence) stale(pid int64, epoch int16) bool {
+	cur, curEpoch, ok := i.current()
+	return !ok || cur != pid || curEpoch != epoch
+}
+
 // ensure starts fetching a producer id if none is known or being fetched.
 func (i *idempotence) ensure() {
 	i.mu.Lock()

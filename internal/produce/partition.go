@@ -335,6 +335,16 @@ func (p *partState) nextBatch(s *sink, now int64, flushing bool, room int, pid i
 		if p.sink != s || len(p.batches) == 0 {
 			return nil, record.NoProducer
 		}
+		if e.txnal() && e.idem.stale(pid, epoch) {
+			// The drain read the producer id before an abort reset it
+			// (it may have waited that long under load): the records
+			// here are the next transaction's and must not go out
+			// under the old epoch, which the coordinator has fenced
+			// (INVALID_PRODUCER_EPOCH, fatal). The load of the new one
+			// drains the sinks again.
+			e.idem.ensure()
+			return nil, record.NoProducer
+		}
 		moved := e.idem != nil && p.seq.epoch >= 0 && p.seq.epoch != epoch
 		if p.inflight > 0 && (p.failing || p.seq.reset || moved || p.sentTo != s) {
 			// Let the answers in flight settle first. While recovering
