@@ -10,7 +10,6 @@ package integration
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -28,22 +27,10 @@ func lagInput(t *testing.T, ctx context.Context, c *keel.Client, topic string, t
 	t.Helper()
 	var want []string
 	p := newTxnProducer(t, c, "lag-src-"+topic)
-	for i := 0; i < txns; i++ {
+	for i := range txns {
 		commit := i%2 == 0 && i != txns-1
 		vals := txnValues(fmt.Sprintf("t%d", i), per)
-		err := lagTxn(ctx, p, topic, vals, commit)
-		if errors.Is(err, keel.ErrFenced) {
-			// Seen about once in 30 runs (2026-12-03, not this
-			// test's subject; see docs/STATUS.md): the transaction
-			// after an abort refused PRODUCER_FENCED on
-			// AddPartitionsToTxn with no other producer of the id.
-			// Nothing of it is visible: redo it with a new producer.
-			t.Logf("input transaction %d fenced, redone with a new producer: %v", i, err)
-			p = newTxnProducer(t, c, "lag-src-"+topic)
-			i--
-			continue
-		}
-		if err != nil {
+		if err := lagTxn(ctx, p, topic, vals, commit); err != nil {
 			t.Fatal(err)
 		}
 		if commit {
