@@ -22,6 +22,13 @@ const crashHelperEnv = "KEEL_CRASH_HELPER_BROKERS"
 // crashProtocolEnv names the group protocol the helper runs under.
 const crashProtocolEnv = "KEEL_CRASH_HELPER_PROTOCOL"
 
+// crashGroupEnv and crashSessionEnv, when set, name the helper's group
+// and session timeout (defaults "crashy" and fastGroup's).
+const (
+	crashGroupEnv   = "KEEL_CRASH_HELPER_GROUP"
+	crashSessionEnv = "KEEL_CRASH_HELPER_SESSION"
+)
+
 // TestGroupCrashHelperProcess is the member that crashes; it only runs when
 // started by TestGroupMemberCrashWithoutClose.
 func TestGroupCrashHelperProcess(t *testing.T) {
@@ -34,7 +41,15 @@ func TestGroupCrashHelperProcess(t *testing.T) {
 		fmt.Println("error", err)
 		os.Exit(1)
 	}
-	g, err := keel.NewGroupConsumer(c, "crashy", []string{"orders"}, fastGroup(protocolNamed(os.Getenv(crashProtocolEnv))...)...)
+	group := "crashy"
+	if g := os.Getenv(crashGroupEnv); g != "" {
+		group = g // TestFaultMatrixChurnWithCrashes
+	}
+	opts := protocolNamed(os.Getenv(crashProtocolEnv))
+	if d, err := time.ParseDuration(os.Getenv(crashSessionEnv)); err == nil {
+		opts = append(opts, keel.SessionTimeout(d), keel.RebalanceTimeout(max(5*time.Second, 2*d)))
+	}
+	g, err := keel.NewGroupConsumer(c, group, []string{"orders"}, fastGroup(opts...)...)
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
