@@ -72,4 +72,24 @@ func TestBrowserMessagesShowKeyJSONValueHeadersAndScriptStaysText(t *testing.T) 
 		t.Fatalf("window.pwned = %q: a record's contents ran as script", pwned)
 	}
 	b.screenshot("ui-messages.png")
+
+	// Behind the text-only rendering, the Content-Security-Policy: even
+	// markup that did get into the page (put there by the test, as a
+	// rendering bug would) runs no inline script in a real browser.
+	b.eval(`(() => {
+		const img = document.createElement('img');
+		img.addEventListener('error', () => { window.__imgFailed = true; }); // the test's own listener, not inline
+		img.setAttribute('onerror', "window.pwned = 'csp'");
+		img.src = '/no-such-image.png';
+		document.getElementById('main').append(img);
+		const s = document.createElement('script');
+		s.textContent = "window.pwned = 'inline-script'";
+		document.getElementById('main').append(s);
+		return true;
+	})()`, new(bool))
+	b.waitUntil("the injected image to fail loading", `window.__imgFailed === true`)
+	b.eval(`typeof window.pwned === 'undefined' ? 'undefined' : String(window.pwned)`, &pwned)
+	if pwned != "undefined" {
+		t.Fatalf("window.pwned = %q: the Content-Security-Policy let inline script run", pwned)
+	}
 }

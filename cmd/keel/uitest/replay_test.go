@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keel-go/keel"
 	"github.com/keel-go/keel/cmd/keel/internal/ui"
@@ -62,6 +63,25 @@ func TestBrowserReplaySelectionAndAll(t *testing.T) {
 	}
 	if got := endOffset(t, c, "orders", 0); got != originEnd+2+dltEnd {
 		t.Fatalf("orders ends at %d after replaying all %d, want %d", got, dltEnd, originEnd+2+dltEnd)
+	}
+
+	// Since a time: one after every dead letter finds none; one before
+	// them all replays each.
+	replaySince := func(since string, want int64) {
+		t.Helper()
+		b.eval(`(document.querySelector('[data-testid="replay-result"]').replaceChildren(), true)`, new(bool))
+		b.fill(`[data-testid="replay-actions"] [name="since"]`, since)
+		b.eval(`(() => { [...document.querySelectorAll('button')].find(b => b.textContent === 'Replay since').click(); return true })()`, new(bool))
+		b.waitUntil("the replay since "+since, `document.querySelector('[data-testid="replay-result"] .ok')`)
+		if s := b.text(`[data-testid="replay-result"] .ok`); !strings.HasPrefix(s, fmt.Sprintf("Replayed %d record(s)", want)) {
+			t.Fatalf("replay since %s says %q, want %d replayed", since, s, want)
+		}
+	}
+	before := endOffset(t, c, "orders", 0)
+	replaySince(time.Now().Add(time.Hour).UTC().Format(time.RFC3339), 0)
+	replaySince("2020-01-01T00:00:00Z", dltEnd)
+	if got := endOffset(t, c, "orders", 0); got != before+dltEnd {
+		t.Fatalf("orders ends at %d after replaying since 2020, want %d", got, before+dltEnd)
 	}
 }
 
