@@ -266,9 +266,45 @@ func TestLagHookConsumer(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLag(t, ctx, h, ends, func(_ keel.TopicPartition, l keel.Lag) bool { return l.Position == 10 && l.Lag == 20 })
+	cons.Pause(tp)
 	s := cons.Stats()
-	if len(s.Partitions) != 1 || s.Partitions[0].HighWatermark != 30 || s.Partitions[0].Committed != -1 {
-		t.Fatalf("Stats = %+v", s)
+	if len(s.Partitions) != 1 || s.Partitions[0].HighWatermark != 30 || s.Partitions[0].Committed != -1 || !s.Partitions[0].Paused {
+		t.Fatalf("Stats = %+v, want hwm 30, committed -1, paused", s)
+	}
+}
+
+// TestConsumerStallPartition: a Consumer that assigned a partition with
+// records and never polls it reports one StallPartition (no group) in
+// its Events(), naming where it stands and its lag.
+func TestConsumerStallPartition(t *testing.T) {
+	cl := startCluster(t, keeltest.Brokers(1), keeltest.Topic("cstall", 1))
+	h := newStallHook()
+	c := newClient(t, cl, keel.WithHooks(h), keel.StallAfter(500*time.Millisecond))
+	ctx := testCtx(t, 60*time.Second)
+	produceSpread(t, ctx, c, "cstall", []int{6})
+	cons, err := keel.NewConsumer(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalls := collectStalls(cons.Events())
+	if err := cons.Assign(keel.TopicPartition{Topic: "cstall", Partition: 0}, keel.AtOffset(2)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h.seen:
+	case <-ctx.Done():
+		t.Fatal("no stall for a partition never polled")
+	}
+	time.Sleep(time.Second) // room for a second report, if there were one
+	if err := cons.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fromEvents, fromHook := <-stalls, h.all()
+	if len(fromEvents) != 1 || len(fromHook) != 1 {
+		t.Fatalf("stalls in Events() %+v, to the hook %+v; want one each", fromEvents, fromHook)
+	}
+	if st := fromEvents[0]; st.Kind != keel.StallPartition || st.Group != "" || st.Offset != 2 || st.Lag != 4 {
+		t.Fatalf("stall = %+v, want cstall/0 at offset 2 with lag 4, no group", st)
 	}
 }
 
