@@ -170,6 +170,14 @@ func (b *tab) rows(testid string) [][]string {
 	return out
 }
 
+// rowsIn returns the text of each cell of the table the CSS selector names.
+func (b *tab) rowsIn(css string) [][]string {
+	b.t.Helper()
+	var out [][]string
+	b.eval(fmt.Sprintf(`[...document.querySelectorAll(%q + ' tbody tr')].map(tr => [...tr.children].map(td => td.textContent))`, css), &out)
+	return out
+}
+
 // click clicks the element the CSS selector names.
 func (b *tab) click(css string) {
 	b.t.Helper()

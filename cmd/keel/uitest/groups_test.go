@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/keel-go/keel"
+	"github.com/keel-go/keel/admin"
 	"github.com/keel-go/keel/cmd/keel/internal/ui"
 )
 
@@ -82,11 +83,26 @@ func TestBrowserGroupPageShowsTheLagAdminReports(t *testing.T) {
 	}
 	b.screenshot("ui-group.png")
 
-	// Reset offsets: the preview is the plan and changes nothing; executing
-	// it moves the committed offsets.
-	b.eval(`(() => { const f = document.querySelector('[data-testid="reset"]'); f.querySelector('[name="to"]').value = 'earliest'; return true })()`, new(bool))
+	// Reset offsets: the preview is the plan admin (and so the CLI) makes
+	// and changes nothing; executing it moves the committed offsets there.
+	plan, err := c.admin.ResetOffsetsPlan(c.ctx(), "analytics", admin.ResetScope{AllTopics: true}, admin.ShiftBy(-2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.fill(`[data-testid="reset"] [name="to"]`, "shift")
+	b.fill(`[data-testid="reset"] [name="arg"]`, "-2")
 	b.click(`[data-testid="reset"] button[type="submit"]`)
 	b.waitUntil("the reset preview", `document.querySelector('[data-testid="reset-execute"]')`)
+	// columns: topic, partition, current, new
+	shown := b.rowsIn(`[data-testid="reset-plan"] table`)
+	if len(shown) != len(plan) {
+		t.Fatalf("the preview shows %q, admin plans %+v", shown, plan)
+	}
+	for _, ch := range plan {
+		if !cellsContain(shown, ch.Topic, strconv.Itoa(int(ch.Partition)), strconv.FormatInt(ch.Current, 10), strconv.FormatInt(ch.New, 10)) {
+			t.Errorf("the preview %q lacks admin's change %+v", shown, ch)
+		}
+	}
 	if _, now := lagWant(t, c, "analytics"); now["events/0"][0] != "4" {
 		t.Fatalf("the preview moved the committed offset: %v", now)
 	}
@@ -96,8 +112,10 @@ func TestBrowserGroupPageShowsTheLagAdminReports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if offsets[keel.TopicPartition{Topic: "events", Partition: 0}] != 0 || offsets[keel.TopicPartition{Topic: "events", Partition: 1}] != 0 {
-		t.Fatalf("after executing a reset to earliest, offsets are %v", offsets)
+	for _, ch := range plan {
+		if got := offsets[keel.TopicPartition{Topic: ch.Topic, Partition: ch.Partition}]; got != ch.New {
+			t.Errorf("after executing the plan, %s[%d] is at %d, the plan said %d", ch.Topic, ch.Partition, got, ch.New)
+		}
 	}
 }
 
