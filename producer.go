@@ -411,7 +411,8 @@ func (p *Producer) complete(rep *produce.Report) {
 		chunk := buf[:min(len(buf), n-start)]
 		for i := range chunk {
 			chunk[i] = p.toReport(rep, start+i)
-			tally.add(&chunk[i].d, chunk[i].size)
+			r := &rep.Recs.At(start + i).Record
+			tally.add(&chunk[i].d, chunk[i].size, int64(len(r.Key)+len(r.Value)))
 			if h != nil && len(h.produceRecord) > 0 {
 				h.onProduceRecord(chunk[i].d)
 			}
@@ -458,7 +459,7 @@ func (p *Producer) toReport(rep *produce.Report, i int) report {
 func (p *Producer) reportUnheld(t target, d Delivery) {
 	p.ledger.HoldUnbudgeted()
 	var tally outcomeTally
-	tally.add(&d, 0)
+	tally.add(&d, 0, 0) // a failure: no bytes delivered
 	p.outcomes.add(&tally)
 	if h := p.hooks; h != nil && len(h.produceRecord) > 0 {
 		h.onProduceRecord(d)
