@@ -32,6 +32,27 @@ func (g *GroupPoller) GroupMetadata() GroupMetadata {
 	return GroupMetadata{Group: g.core.group, Generation: gen, MemberID: id, InstanceID: inst}
 }
 
+// Position returns the offset after the records Poll handed out for tp,
+// past any transaction markers or aborted records that follow them: once
+// every one of those records is processed, the offset to pass to
+// SendOffsetsToTxn for tp (Java's consumer.position). Sending the last
+// record's offset + 1 instead is right too, but leaves a partition that
+// ends with a commit marker one short of its end (a lag of 1) until more
+// records come. False when this member does not own tp or its start is
+// not resolved yet.
+func (g *GroupPoller) Position(tp TopicPartition) (int64, bool) {
+	c := g.core
+	c.mu.Lock()
+	ps := c.parts[tp]
+	owned := ps != nil && !ps.leaving
+	c.mu.Unlock()
+	if !owned {
+		return 0, false
+	}
+	o, ok := c.fetcher.Position(tp)
+	return o.At, ok
+}
+
 // ErrTxnOffsetsFenced: the group rebalanced (stale generation, unknown
 // member) before the transactional offset commit arrived: the transaction
 // must be aborted and the partitions' records read again from the

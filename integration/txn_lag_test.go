@@ -264,3 +264,74 @@ func readToEnd(t *testing.T, ctx context.Context, c *keel.Client, topic string) 
 	}
 	return got
 }
+
+// TestTxnPollPositionCommitsPastMarkers: Poll-mode consume-transform-
+// produce sending GroupPoller.Position as the offsets commits each
+// partition's end past the input's last commit marker (m.Offset + 1 would
+// stop on it). The input is written before the group starts, so the
+// marker after a partition's last records comes in the same fetch.
+func TestTxnPollPositionCommitsPastMarkers(t *testing.T) {
+	const in, out, group, partitions = "pos-in", "pos-out", "pos", 3
+	cl := startCluster(t, keeltest.Topic(in, partitions), keeltest.Topic(out, partitions))
+	c := newClient(t, cl)
+	ctx := testCtx(t, 60*time.Second)
+	src := newTxnProducer(t, c, "pos-src")
+	var want []string
+	for i := range 5 {
+		vals := txnValues(fmt.Sprintf("t%d", i), 40)
+		commit := i%2 == 0 // the last one commits
+		if err := lagTxn(ctx, src, in, vals, commit); err != nil {
+			t.Fatal(err)
+		}
+		if commit {
+			for _, v := range vals {
+				want = append(want, "out:"+v)
+			}
+		}
+	}
+	g, err := keel.NewGroupPoller(c, group, []string{in}, keel.ResetOffset(keel.ResetEarliest), keel.ReadCommitted())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(context.Background())
+	p := newTxnProducer(t, c, "pos-ctp")
+	for handled := 0; handled < len(want); {
+		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		msgs, _ := g.Poll(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			t.Fatalf("handled %d of %d", handled, len(want))
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		if err := p.BeginTxn(); err != nil {
+			t.Fatal(err)
+		}
+		offsets := map[keel.TopicPartition]int64{}
+		for _, m := range msgs {
+			tp := keel.TopicPartition{Topic: m.Topic, Partition: m.Partition}
+			if _, ok := offsets[tp]; !ok {
+				pos, ok := g.Position(tp)
+				if !ok || pos <= m.Offset {
+					t.Fatalf("Position(%v) = %d, %v after Poll returned offset %d", tp, pos, ok, m.Offset)
+				}
+				offsets[tp] = pos
+			}
+			p.ProduceFunc(ctx, &keel.Message{Topic: out, Key: m.Key, Value: append([]byte("out:"), m.Value...)}, func(keel.Delivery) {})
+		}
+		if err := p.SendOffsetsToTxn(ctx, offsets, g.GroupMetadata()); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.CommitTxn(ctx); err != nil {
+			t.Fatal(err)
+		}
+		handled += len(msgs)
+	}
+	checkCommittedAtEnd(t, ctx, c, group, in)
+	checkNoLag(t, ctx, c, group, in, partitions)
+	checkExactly(t, "read_committed output", messageValues(readAll(t, ctx, c, out, partitions, len(want), true)), want)
+	if _, ok := g.Position(keel.TopicPartition{Topic: "not-owned", Partition: 0}); ok {
+		t.Error("Position of a partition the member does not own is ok")
+	}
+}
