@@ -30,6 +30,11 @@ type Cluster struct {
 
 	closeOnce sync.Once
 
+	// forwards counts Throttle's requests in flight to a broker: Close
+	// waits for them before stopping the brokers, since kfake leaves a
+	// control that is asleep at Close blocked for good.
+	forwards sync.WaitGroup
+
 	// mu guards the fields below. It is never held across a call into
 	// kfake, so control functions may take it.
 	mu      sync.Mutex
@@ -149,6 +154,7 @@ func (c *Cluster) Close() {
 		for _, h := range holds {
 			h.Resume()
 		}
+		c.forwards.Wait()
 		c.kc.Close()
 	})
 }
