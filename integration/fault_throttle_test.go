@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -139,13 +140,15 @@ func TestFaultMatrixThrottling(t *testing.T) {
 		hook := &throttleCounter{}
 		c := newClient(t, cl, keel.WithHooks(hook))
 		ctx := testCtx(t, 5*time.Minute)
-		if failed := produceIDs(t, ctx, newProducer(t, c), "orders", n, nil); len(failed) > 0 {
+		// 4 KB keys: 16 MB to read through 1 MiB fetch buffers takes
+		// many fetches, each answered with a throttle.
+		pad := []byte(strings.Repeat("k", 4096))
+		if failed := produceIDs(t, ctx, newProducer(t, c), "orders", n, func(int) []byte { return pad }); len(failed) > 0 {
 			t.Fatal(failed[0].Err)
 		}
 		h := cl.Throttle(kmsg.Fetch, throttle)
 		seen := newProcessed()
 		start := time.Now()
-		// Small fetches, so that reading everything takes many of them.
 		for range 2 {
 			startMember(t, c, "throttled", func(ctx context.Context, m *keel.Message) error { seen.add(m); return nil },
 				fastGroup(keel.MaxBufferedFetchBytes(1<<20))...)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/keel-go/keel/internal/errs"
+	"github.com/keel-go/keel/internal/wait"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -77,6 +78,17 @@ func (m *Member) Leave(ctx context.Context) error {
 	if id == "" || m.cfg.InstanceID != "" {
 		return nil
 	}
+	// Retried under ctx while the coordinator moves or loads (groupErr
+	// forgets a coordinator that says it is not one): a member whose
+	// coordinator moved just before Close would otherwise not leave, and
+	// the group would wait out its session timeout.
+	return wait.Retry(ctx, m.cfg.Backoff, 0, func(int) (bool, error) {
+		err := m.leaveOnce(ctx, id)
+		return err == nil || !errs.IsRetriable(err), err
+	})
+}
+
+func (m *Member) leaveOnce(ctx context.Context, id string) error {
 	c, addr, err := m.coordinator(ctx)
 	if err != nil {
 		return err
