@@ -92,7 +92,7 @@ func (e *retentionEnv) collectEvents(ctx context.Context, p *keel.Producer) {
 func TestFaultMatrixRetention(t *testing.T) {
 	perPartition := 4_000
 	if os.Getenv("KEEL_FAULTS") == "full" {
-		perPartition = 30_000
+		perPartition = 10_000
 	}
 	t.Run("ResetEarliest", func(t *testing.T) { retentionScenario(t, keel.ResetEarliest, perPartition) })
 	t.Run("ResetNone", func(t *testing.T) { retentionScenario(t, keel.ResetNone, perPartition) })

@@ -81,7 +81,8 @@ func (h *ThrottleHandle) take(body string) bool {
 // connection behind a throttled one wait for it, as with any slow answer.
 // It works on plaintext listeners without SASL only; with TLS or SASL the
 // forwarded request is refused and the client's connection closed. d is
-// rounded down to milliseconds; Throttle panics if that is not positive
+// rounded down to milliseconds. Produce requests with acks=0 get no answer
+// and pass unthrottled. Throttle panics if that is not positive
 // or key's responses carry no throttle.
 func (c *Cluster) Throttle(key kmsg.Key, d time.Duration, nodes ...int32) *ThrottleHandle {
 	ms := d.Milliseconds()
@@ -109,6 +110,9 @@ func (c *Cluster) Throttle(key kmsg.Key, d time.Duration, nodes ...int32) *Throt
 		node := c.kc.CurrentNode()
 		if len(nodes) > 0 && !slices.Contains(nodes, node) {
 			return nil, nil, false
+		}
+		if p, ok := req.(*kmsg.ProduceRequest); ok && p.Acks == 0 {
+			return nil, nil, false // no answer to carry a throttle
 		}
 		c.kc.KeepControl()
 		// Counted under loopMu, so that Close either waits for this
