@@ -54,14 +54,22 @@ func (m *Member) joinAndSync(ctx context.Context) error {
 		m.protocol = *join.Protocol
 	}
 	protocol := m.protocol
-	m.signature = m.metadataSignature(topics)
+	leader := join.LeaderID == join.MemberID
+	m.leading = leader
+	m.signature = m.metadataSignature(topics, false)
 	m.mu.Unlock()
 
 	var plan []kmsg.SyncGroupRequestGroupAssignment
-	if join.LeaderID == join.MemberID {
+	if leader {
 		if plan, err = m.leaderPlan(ctx, protocol, join.Members); err != nil {
 			return err
 		}
+		// The plan loaded the topics' metadata: the partition counts it
+		// assigned are the ones a later change is measured against.
+		sig := m.metadataSignature(topics, true)
+		m.mu.Lock()
+		m.signature = sig
+		m.mu.Unlock()
 	}
 	assigned, err := m.sync(ctx, join, protocol, plan, addr)
 	if err != nil {

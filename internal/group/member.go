@@ -107,8 +107,11 @@ func newState(cfg Config, pool *conn.Pool, m *meta.Meta) state {
 // Member is one consumer group member on the classic protocol.
 type Member struct {
 	state
-	protocol  string // the assignor the broker chose
-	signature string // subscribed topics and partition counts at the last join
+	protocol string // the assignor the broker chose
+	// signature: the subscribed topics at the last join and, when this
+	// member led it, their partition counts in the plan it made.
+	signature string
+	leading   bool // this member computed the last assignment
 
 	rejoin chan struct{}   // a rejoin was requested
 	lost   chan lostSignal // heartbeats found the member fenced
@@ -374,13 +377,19 @@ func (m *Member) subscription() []string {
 	return out
 }
 
-// checkMetadata rejoins when the subscribed topics or their partition
-// counts changed since the last join (a regex now matches another topic,
-// or a topic grew).
+// checkMetadata rejoins when the subscribed topics changed since the last
+// join (a regex now matches another topic) or, on the member that made
+// the assignment, when their partition counts did (a topic grew), as the
+// Java client does. A follower does not watch counts: its first join
+// often comes before its client loaded the topics, so counts of 0 then
+// "changed" at the next refresh and every new member rejoined once.
 func (m *Member) checkMetadata() {
-	sig := m.metadataSignature(m.subscription())
 	m.mu.Lock()
-	changed := m.stable && sig != m.signature
+	leading := m.leading
+	m.mu.Unlock()
+	sig := m.metadataSignature(m.subscription(), leading)
+	m.mu.Lock()
+	changed := m.stable && m.leading == leading && sig != m.signature
 	m.mu.Unlock()
 	if changed {
 		m.log.Info("keel: subscribed topics changed; rejoining the group")
@@ -388,10 +397,16 @@ func (m *Member) checkMetadata() {
 	}
 }
 
-func (m *Member) metadataSignature(topics []string) string {
+// metadataSignature names topics and, with counts, their partition
+// counts in the current metadata.
+func (m *Member) metadataSignature(topics []string, counts bool) string {
 	s := m.meta.Current()
 	sig := ""
 	for _, t := range topics {
+		if !counts {
+			sig += t + ","
+			continue
+		}
 		n := 0
 		if s != nil {
 			if mt := s.Topics[t]; mt != nil {
