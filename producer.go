@@ -142,8 +142,8 @@ func (p *Producer) ProduceFunc(ctx context.Context, msg *Message, fn func(Delive
 // nil ctx into a NotWritten report instead of a crash later.
 func (p *Producer) produceChecked(method string, ctx context.Context, msg *Message, t target) {
 	if ctx == nil {
-		p.reportUnheld(t, Delivery{Message: msg, Partition: -1, Offset: -1,
-			Err: &ProduceError{Topic: topicOf(msg), Partition: -1, Outcome: NotWritten, Err: errs.NilContext(method)}})
+		p.reportUnheld(t, msg,
+			&ProduceError{Topic: topicOf(msg), Partition: -1, Outcome: NotWritten, Err: errs.NilContext(method)})
 		return
 	}
 	p.produce(ctx, msg, t, true)
@@ -335,13 +335,13 @@ func (p *Producer) produce(ctx context.Context, msg *Message, t target, waitRoom
 		if msg != nil {
 			why = "message has no topic"
 		}
-		p.reportUnheld(t, Delivery{Message: msg, Partition: -1, Offset: -1,
-			Err: &ProduceError{Partition: -1, Outcome: NotWritten, Err: errs.With(ErrInvalidMessage, errors.New("keel: "+why))}})
+		p.reportUnheld(t, msg,
+			&ProduceError{Partition: -1, Outcome: NotWritten, Err: errs.With(ErrInvalidMessage, errors.New("keel: "+why))})
 		return nil
 	}
 	if p.closed.Load() {
-		p.reportUnheld(t, Delivery{Message: msg, Partition: -1, Offset: -1,
-			Err: &ProduceError{Topic: msg.Topic, Partition: -1, Outcome: NotWritten, Err: ErrProducerClosed}})
+		p.reportUnheld(t, msg,
+			&ProduceError{Topic: msg.Topic, Partition: -1, Outcome: NotWritten, Err: ErrProducerClosed})
 		return nil
 	}
 	if p.txn != nil {
@@ -350,8 +350,8 @@ func (p *Producer) produce(ctx context.Context, msg *Message, t target, waitRoom
 		p.txn.gate.RLock()
 		defer p.txn.gate.RUnlock()
 		if err := p.txn.refuse(); err != nil {
-			p.reportUnheld(t, Delivery{Message: msg, Partition: -1, Offset: -1,
-				Err: &ProduceError{Topic: msg.Topic, Partition: -1, Outcome: NotWritten, Err: err}})
+			p.reportUnheld(t, msg,
+				&ProduceError{Topic: msg.Topic, Partition: -1, Outcome: NotWritten, Err: err})
 			return nil
 		}
 	}
@@ -361,8 +361,8 @@ func (p *Producer) produce(ctx context.Context, msg *Message, t target, waitRoom
 	size := messageSize(msg)
 	if waitRoom {
 		if err := p.ledger.Acquire(ctx, size); err != nil {
-			p.reportUnheld(t, Delivery{Message: msg, Partition: -1, Offset: -1,
-				Err: &ProduceError{Topic: msg.Topic, Partition: -1, Outcome: NotWritten, Err: fmt.Errorf("waiting for room in the producer's buffer: %w", err)}})
+			p.reportUnheld(t, msg,
+				&ProduceError{Topic: msg.Topic, Partition: -1, Outcome: NotWritten, Err: fmt.Errorf("waiting for room in the producer's buffer: %w", err)})
 			return nil
 		}
 	} else if !p.ledger.TryAcquire(size) {
@@ -410,11 +410,11 @@ func (p *Producer) complete(rep *produce.Report) {
 	for start := 0; start < n; start += len(buf) {
 		chunk := buf[:min(len(buf), n-start)]
 		for i := range chunk {
-			chunk[i] = p.toReport(rep, start+i)
-			r := &rep.Recs.At(start + i).Record
-			tally.add(&chunk[i].d, chunk[i].size, int64(len(r.Key)+len(r.Value)))
+			r := rep.Recs.At(start + i)
+			chunk[i] = p.toReport(rep, r, start+i)
+			tally.add(chunk[i].o.err, chunk[i].size, int64(len(r.Record.Key)+len(r.Record.Value)))
 			if h != nil && len(h.produceRecord) > 0 {
-				h.onProduceRecord(chunk[i].d)
+				h.onProduceRecord(chunk[i].o.delivery())
 			}
 		}
 		p.disp.deliverAll(chunk)
@@ -425,24 +425,20 @@ func (p *Producer) complete(rep *produce.Report) {
 	}
 }
 
-// toReport makes the delivery report of rep.Recs.At(i).
-func (p *Producer) toReport(rep *produce.Report, i int) report {
-	r := rep.Recs.At(i)
+// toReport makes the delivery report of r, which is rep.Recs.At(i).
+func (p *Producer) toReport(rep *produce.Report, r *produce.Rec, i int) report {
 	res := rep.Result(i)
 	msg, _ := r.Owner.(*Message)
-	d := Delivery{Message: msg, Partition: res.Partition, Offset: res.Offset}
-	if res.Timestamp >= 0 {
-		d.Timestamp = time.UnixMilli(res.Timestamp)
-	}
+	o := outcome{msg: msg, part: res.Partition, offset: res.Offset, ts: res.Timestamp}
 	if res.Err != nil {
-		outcome := NotWritten
+		kind := NotWritten
 		if res.MaybeWritten {
-			outcome = OutcomeUnknown
+			kind = OutcomeUnknown
 		}
-		d.Err = &ProduceError{Topic: rep.Topic, Partition: res.Partition, Outcome: outcome, Err: res.Err}
-		d.Offset = -1
+		o.err = &ProduceError{Topic: rep.Topic, Partition: res.Partition, Outcome: kind, Err: res.Err}
+		o.offset = -1
 		if p.txn != nil && !errors.Is(res.Err, ErrTxnAborted) {
-			p.txn.recordFailed(d.Err)
+			p.txn.recordFailed(o.err)
 		}
 	}
 	var t target
@@ -452,19 +448,21 @@ func (p *Producer) toReport(rep *produce.Report, i int) report {
 	case chan<- Delivery:
 		t.ch = n
 	}
-	return report{t: t, d: d, size: r.Held}
+	return report{t: t, o: o, size: r.Held}
 }
 
-// reportUnheld reports a record that never got budget.
-func (p *Producer) reportUnheld(t target, d Delivery) {
+// reportUnheld reports a record that never got budget: msg failed with
+// err before it reached the engine.
+func (p *Producer) reportUnheld(t target, msg *Message, err *ProduceError) {
 	p.ledger.HoldUnbudgeted()
 	var tally outcomeTally
-	tally.add(&d, 0, 0) // a failure: no bytes delivered
+	tally.add(err, 0, 0) // a failure: no bytes delivered
 	p.outcomes.add(&tally)
+	o := outcome{msg: msg, err: err, part: -1, offset: -1, ts: -1}
 	if h := p.hooks; h != nil && len(h.produceRecord) > 0 {
-		h.onProduceRecord(d)
+		h.onProduceRecord(o.delivery())
 	}
-	p.disp.deliver(t, d, 0)
+	p.disp.deliver(t, o, 0)
 }
 
 // messageSize is what a message holds of the buffer budget: its bytes plus

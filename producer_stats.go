@@ -20,20 +20,21 @@ type outcomeTally struct {
 	delivered, notWritten, unknown, deliveredBytes, held int64
 }
 
-// add counts report d, which held budget held, of a record of size bytes
-// (key and value). The size comes from the engine's copy of the record,
-// which the report was just made from: read from d.Message, the caller's
+// add counts a report failed with err (nil: delivered), which held
+// budget held, of a record of size bytes (key and value). The size comes
+// from the engine's copy of the record, which the report was just made
+// from: read from the report's Message, the caller's
 // message, long out of the cache by then, it was a tenth of the
 // producer's CPU samples with keyed 100 B records on 64 partitions
 // (issue 11).
-func (t *outcomeTally) add(d *Delivery, held, bytes int64) {
+func (t *outcomeTally) add(err *ProduceError, held, bytes int64) {
 	t.held += held
-	if d.Err == nil {
+	if err == nil {
 		t.delivered++
 		t.deliveredBytes += bytes
 		return
 	}
-	if errors.Is(d.Err, ErrOutcomeUnknown) {
+	if errors.Is(err, ErrOutcomeUnknown) {
 		t.unknown++
 		return
 	}
