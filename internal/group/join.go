@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -55,20 +56,20 @@ func (m *Member) joinAndSync(ctx context.Context) error {
 	}
 	protocol := m.protocol
 	leader := join.LeaderID == join.MemberID
-	m.leading = leader
-	m.signature = m.metadataSignature(topics, false)
+	m.subscribed = strings.Join(topics, ",")
+	m.planned = nil
 	m.mu.Unlock()
 
 	var plan []kmsg.SyncGroupRequestGroupAssignment
 	if leader {
-		if plan, err = m.leaderPlan(ctx, protocol, join.Members); err != nil {
+		var counts map[string]int32
+		if plan, counts, err = m.leaderPlan(ctx, protocol, join.Members); err != nil {
 			return err
 		}
-		// The plan loaded the topics' metadata: the partition counts it
-		// assigned are the ones a later change is measured against.
-		sig := m.metadataSignature(topics, true)
+		// The counts the plan assigned are the ones a later change is
+		// measured against (not the metadata of a moment later).
 		m.mu.Lock()
-		m.signature = sig
+		m.planned = counts
 		m.mu.Unlock()
 	}
 	assigned, err := m.sync(ctx, join, protocol, plan, addr)
@@ -145,7 +146,7 @@ func (m *Member) join(ctx context.Context, topics []string, owned Partitions) (*
 
 // leaderPlan decodes every member's subscription and runs the chosen
 // assignor over the partition counts of every subscribed topic.
-func (m *Member) leaderPlan(ctx context.Context, protocol string, members []kmsg.JoinGroupResponseMember) ([]kmsg.SyncGroupRequestGroupAssignment, error) {
+func (m *Member) leaderPlan(ctx context.Context, protocol string, members []kmsg.JoinGroupResponseMember) ([]kmsg.SyncGroupRequestGroupAssignment, map[string]int32, error) {
 	var assignor assign.Assignor
 	for _, a := range m.cfg.Assignors {
 		if a.Name() == protocol {
@@ -153,7 +154,7 @@ func (m *Member) leaderPlan(ctx context.Context, protocol string, members []kmsg
 		}
 	}
 	if assignor == nil {
-		return nil, fmt.Errorf("%w: group %q chose assignor %q, which this member does not offer", ErrFatal, m.cfg.Group, protocol)
+		return nil, nil, fmt.Errorf("%w: group %q chose assignor %q, which this member does not offer", ErrFatal, m.cfg.Group, protocol)
 	}
 	var ms []assign.Member
 	topics := map[string]bool{}
@@ -179,7 +180,7 @@ func (m *Member) leaderPlan(ctx context.Context, protocol string, members []kmsg
 			if errs.Code(err) == errs.CodeUnknownTopicOrPartition {
 				continue // a topic that does not exist gets no partitions
 			}
-			return nil, err
+			return nil, nil, err
 		}
 		counts[t] = int32(len(mt.Partitions))
 	}
@@ -197,7 +198,7 @@ func (m *Member) leaderPlan(ctx context.Context, protocol string, members []kmsg
 		ga.MemberAssignment = a.AppendTo(nil)
 		out = append(out, ga)
 	}
-	return out, nil
+	return out, counts, nil
 }
 
 func (m *Member) sync(ctx context.Context, join *kmsg.JoinGroupResponse, protocol string, plan []kmsg.SyncGroupRequestGroupAssignment, addr string) (Partitions, error) {
@@ -243,6 +244,7 @@ func (m *Member) sync(ctx context.Context, join *kmsg.JoinGroupResponse, protoco
 // left (then rejoin for the second round), assign what is new. Eager:
 // everything was revoked before joining; assign it all.
 func (m *Member) apply(ctx context.Context, owned, assigned Partitions, protocol string) error {
+	defer m.checkMetadata() // a change that came during the rebalance
 	m.mu.Lock()
 	m.stable = true
 	m.syncs++

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,10 +109,12 @@ func newState(cfg Config, pool *conn.Pool, m *meta.Meta) state {
 type Member struct {
 	state
 	protocol string // the assignor the broker chose
-	// signature: the subscribed topics at the last join and, when this
-	// member led it, their partition counts in the plan it made.
-	signature string
-	leading   bool // this member computed the last assignment
+	// subscribed: the subscribed topics at the last join, comma-joined.
+	subscribed string
+	// planned: when this member made the last assignment, the partition
+	// count of every topic it assigned (all members' subscriptions); nil
+	// on a follower.
+	planned map[string]int32
 
 	rejoin chan struct{}   // a rejoin was requested
 	lost   chan lostSignal // heartbeats found the member fenced
@@ -192,6 +195,11 @@ func (m *Member) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		m.heartbeatLoop(hbCtx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.meta.KeepFresh(hbCtx) // checkMetadata needs fresh snapshots
 	}()
 	var unwatch func()
 	if m.cfg.Regex != nil {
@@ -379,43 +387,50 @@ func (m *Member) subscription() []string {
 
 // checkMetadata rejoins when the subscribed topics changed since the last
 // join (a regex now matches another topic) or, on the member that made
-// the assignment, when their partition counts did (a topic grew), as the
-// Java client does. A follower does not watch counts: its first join
-// often comes before its client loaded the topics, so counts of 0 then
-// "changed" at the next refresh and every new member rejoined once.
+// the assignment, when a partition count differs from the one its plan
+// used (a topic grew), as the Java client does. A follower does not watch
+// counts: its first join often comes before its client loaded the topics,
+// so counts of 0 then "changed" at the next refresh and every new member
+// rejoined once. It runs on every metadata change and once more when a
+// rebalance ends, since a change seen mid-rebalance is not seen again.
 func (m *Member) checkMetadata() {
+	names := strings.Join(m.subscription(), ",")
 	m.mu.Lock()
-	leading := m.leading
+	stable, subscribed, planned := m.stable, m.subscribed, m.planned
 	m.mu.Unlock()
-	sig := m.metadataSignature(m.subscription(), leading)
-	m.mu.Lock()
-	changed := m.stable && m.leading == leading && sig != m.signature
-	m.mu.Unlock()
-	if changed {
-		m.log.Info("keel: subscribed topics changed; rejoining the group")
+	if !stable {
+		return
+	}
+	if names != subscribed {
+		m.log.Info("keel: subscribed topics changed; rejoining the group", "was", subscribed, "now", names)
+		m.RequestRejoin()
+		return
+	}
+	if topic, was, now, ok := m.countChanged(planned); ok {
+		m.log.Info("keel: a subscribed topic's partition count changed; rejoining the group",
+			"topic", topic, "assigned", was, "now", now)
 		m.RequestRejoin()
 	}
 }
 
-// metadataSignature names topics and, with counts, their partition
-// counts in the current metadata.
-func (m *Member) metadataSignature(topics []string, counts bool) string {
+// countChanged returns a topic of planned whose partition count in the
+// current metadata differs from the count the plan assigned. A topic the
+// metadata does not hold (not loaded, or deleted) is not a change.
+func (m *Member) countChanged(planned map[string]int32) (topic string, was, now int32, ok bool) {
 	s := m.meta.Current()
-	sig := ""
-	for _, t := range topics {
-		if !counts {
-			sig += t + ","
+	if s == nil {
+		return "", 0, 0, false
+	}
+	for t, n := range planned {
+		mt := s.Topics[t]
+		if mt == nil || len(mt.Partitions) == 0 {
 			continue
 		}
-		n := 0
-		if s != nil {
-			if mt := s.Topics[t]; mt != nil {
-				n = len(mt.Partitions)
-			}
+		if got := int32(len(mt.Partitions)); got != n {
+			return t, n, got, true
 		}
-		sig += fmt.Sprintf("%s:%d,", t, n)
 	}
-	return sig
+	return "", 0, 0, false
 }
 
 func clonePartitions(p Partitions) Partitions {
