@@ -36,8 +36,9 @@ type dispatcher struct {
 	mu        sync.Mutex
 	backlogs  map[chan<- Delivery]*backlog[Delivery]
 	evBacklog *backlog[Event]
-	callbacks []callbackItem
-	cbSpare   []callbackItem    // the emptied queue, reused (see runCallbacks)
+	callbacks []cbEntry
+	cbSpare   []cbEntry         // the emptied queue, reused (see runCallbacks)
+	cbQueued  int               // callbacks waiting in callbacks (records, not entries)
 	spare     backlog[Delivery] // an emptied channel backlog's slices, reused (see feed)
 	cbRunning bool
 	closed    bool
@@ -49,6 +50,18 @@ type dispatcher struct {
 	unread  atomic.Uint64  // reports abandoned at Close
 	inHand  atomic.Int64   // reports taken off a queue, not yet handed over
 	onPanic func(error)
+	// recycle gives the engine back a report kept until its callbacks
+	// ran (keep).
+	recycle func(*produce.Report)
+}
+
+// cbEntry is one entry of the callback queue: a delivered report kept
+// with its records until their callbacks ran (rep; n of its records have
+// a callback), or one report on its own (item).
+type cbEntry struct {
+	rep  *produce.Report
+	n    int
+	item callbackItem
 }
 
 // callbackItem is one callback to run (56 B; it held a whole Delivery,
@@ -64,9 +77,10 @@ type backlog[T any] struct {
 	sizes []int64
 }
 
-func newDispatcher(l *produce.Ledger, eventsBuffer int, onPanic func(error)) *dispatcher {
+func newDispatcher(l *produce.Ledger, eventsBuffer int, onPanic func(error), recycle func(*produce.Report)) *dispatcher {
 	return &dispatcher{
 		ledger:   l,
+		recycle:  recycle,
 		events:   make(chan Event, eventsBuffer),
 		backlogs: make(map[chan<- Delivery]*backlog[Delivery]),
 		abort:    make(chan struct{}),
@@ -140,7 +154,8 @@ func (d *dispatcher) deliverAll(rs []report) {
 		r := &rs[i]
 		switch {
 		case r.t.fn != nil:
-			d.callbacks = append(d.callbacks, callbackItem{r.t.fn, r.o, r.size})
+			d.callbacks = append(d.callbacks, cbEntry{item: callbackItem{r.t.fn, r.o, r.size}})
+			d.cbQueued++
 			if !d.cbRunning {
 				d.cbRunning = true
 				d.cbWG.Add(1)
@@ -205,6 +220,33 @@ func (d *dispatcher) deliverAll(rs []report) {
 	if startEvents != nil {
 		go d.feedEvents(startEvents)
 	}
+}
+
+// keep queues the callbacks of rep, a delivered report n of whose records
+// have one: the records wait in their batch's chunks until their
+// callbacks ran, instead of being copied into the queue one by one
+// (franz-go too queues one item per batch), and rep goes back to the
+// engine then. The records' budget is held until then, as for any report
+// not yet handed over. It returns false, keeping nothing, once the
+// dispatcher is closed.
+func (d *dispatcher) keep(rep *produce.Report, n int) bool {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return false
+	}
+	d.callbacks = append(d.callbacks, cbEntry{rep: rep, n: n})
+	d.cbQueued += n
+	start := !d.cbRunning
+	if start {
+		d.cbRunning = true
+		d.cbWG.Add(1)
+	}
+	d.mu.Unlock()
+	if start {
+		go d.runCallbacks()
+	}
+	return true
 }
 
 // feeder is a channel backlog whose goroutine is to be started.
@@ -344,7 +386,7 @@ const callbackRun = 64
 
 func (d *dispatcher) runCallbacks() {
 	defer d.cbWG.Done()
-	var batch []callbackItem
+	var batch []cbEntry
 	for {
 		d.mu.Lock()
 		if batch != nil {
@@ -357,10 +399,23 @@ func (d *dispatcher) runCallbacks() {
 			return
 		}
 		batch, d.callbacks, d.cbSpare = d.callbacks, d.cbSpare, nil
-		d.inHand.Add(int64(len(batch)))
+		n := d.cbQueued
+		d.cbQueued = 0
+		d.inHand.Add(int64(n))
 		d.mu.Unlock()
-		for start := 0; start < len(batch); start += callbackRun {
-			run := batch[start:min(start+callbackRun, len(batch))]
+		for start := 0; start < len(batch); {
+			if rep := batch[start].rep; rep != nil {
+				batch[start] = cbEntry{}
+				d.runReport(rep)
+				start++
+				continue
+			}
+			end := start + 1
+			for end < len(batch) && end-start < callbackRun && batch[end].rep == nil {
+				end++
+			}
+			run := batch[start:end]
+			start = end
 			// The records' budget is released before their callbacks
 			// run, so a callback may Produce without waiting on
 			// itself; a run at a time: a release per record made the
@@ -368,22 +423,69 @@ func (d *dispatcher) runCallbacks() {
 			// producers' (issue 11).
 			var size int64
 			for i := range run {
-				size += run[i].size
+				size += run[i].item.size
 			}
 			d.ledger.Release(len(run), size)
 			for i := range run {
-				item := run[i]
-				run[i] = callbackItem{}
-				select {
-				case <-d.abort:
+				item := run[i].item
+				run[i] = cbEntry{}
+				if d.aborted() {
 					d.unread.Add(1) // Close gave up waiting: the rest are unread
 					continue
-				default:
 				}
 				d.call(item)
 			}
 		}
-		d.inHand.Add(-int64(len(batch)))
+		d.inHand.Add(-int64(n))
+	}
+}
+
+// runReport runs the callbacks of rep, a report keep queued, a run of
+// callbackRun records at a time (budget first, as above), then gives rep
+// back to the engine. Its other records went to their targets already.
+func (d *dispatcher) runReport(rep *produce.Report) {
+	total := rep.Recs.Len()
+	for i := 0; i < total; {
+		var size int64
+		cnt, end := 0, i
+		for ; end < total && cnt < callbackRun; end++ {
+			if r := rep.Recs.At(end); isCallback(r) {
+				size += r.Held
+				cnt++
+			}
+		}
+		if cnt > 0 {
+			d.ledger.Release(cnt, size)
+		}
+		for ; i < end; i++ {
+			r := rep.Recs.At(i)
+			fn, ok := r.Notify.(func(Delivery))
+			if !ok {
+				continue
+			}
+			if d.aborted() {
+				d.unread.Add(1)
+				continue
+			}
+			d.call(callbackItem{fn: fn, o: outcomeOf(rep, r, i)})
+		}
+	}
+	d.recycle(rep)
+}
+
+// isCallback reports whether r's report goes to a callback.
+func isCallback(r *produce.Rec) bool {
+	_, ok := r.Notify.(func(Delivery))
+	return ok
+}
+
+// aborted reports whether Close gave up waiting for callbacks.
+func (d *dispatcher) aborted() bool {
+	select {
+	case <-d.abort:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -400,7 +502,7 @@ func (d *dispatcher) call(item callbackItem) {
 func (d *dispatcher) pendingReports() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	n := len(d.callbacks) + int(d.inHand.Load())
+	n := d.cbQueued + int(d.inHand.Load())
 	for _, q := range d.backlogs {
 		n += len(q.items)
 	}

@@ -100,7 +100,7 @@ func NewProducer(client *Client, opts ...ProducerOption) (*Producer, error) {
 		OnBatch: onBatch,
 	}, client.pool, client.meta)
 	p.ledger = p.engine.Ledger()
-	disp = newDispatcher(p.ledger, cfg.eventsBuffer, func(err error) { p.disp.emit(ErrorEvent{Err: err}) })
+	disp = newDispatcher(p.ledger, cfg.eventsBuffer, func(err error) { p.disp.emit(ErrorEvent{Err: err}) }, p.engine.Recycle)
 	p.disp = disp
 	p.stopEvents = client.events.add(p.disp.emit)
 	p.stalls = startProduceStalls(p)
@@ -401,8 +401,12 @@ func (p *Producer) produce(ctx context.Context, msg *Message, t target, waitRoom
 // complete turns the engine's results into delivery reports and hands
 // them to the dispatcher a chunk at a time (one lock per chunk, not per
 // record). The chunk lives on the stack; its size bounds how long the
-// dispatcher's lock is held at once.
-func (p *Producer) complete(rep *produce.Report) {
+// dispatcher's lock is held at once. It returns whether the dispatcher
+// kept rep (completeDelivered).
+func (p *Producer) complete(rep *produce.Report) bool {
+	if rep.Delivered() {
+		return p.completeDelivered(rep)
+	}
 	var buf [64]report
 	var tally outcomeTally
 	h := p.hooks
@@ -423,13 +427,94 @@ func (p *Producer) complete(rep *produce.Report) {
 	if h != nil && len(h.buffer) > 0 {
 		h.onUnbuffered(rep.Topic, n, tally.held)
 	}
+	return false
+}
+
+// completeDelivered is complete for a report whose records were all
+// delivered, the common case. Records with a channel or Events() go on
+// at once; those with a callback stay in rep, which the dispatcher keeps
+// until their callbacks ran (dispatcher.keep): copying each report into
+// the callback queue was a fifth of the producer's heap and most of its
+// report-handling CPU with 100 B records (issue 11).
+func (p *Producer) completeDelivered(rep *produce.Report) bool {
+	var buf [64]report
+	var tally outcomeTally
+	h := p.hooks
+	n := rep.Recs.Len()
+	k, callbacks := 0, 0
+	for i := range n {
+		r := rep.Recs.At(i)
+		tally.add(nil, r.Held, int64(len(r.Record.Key)+len(r.Record.Value)))
+		if h != nil && len(h.produceRecord) > 0 {
+			o := outcomeOf(rep, r, i)
+			h.onProduceRecord(o.delivery())
+		}
+		if isCallback(r) {
+			callbacks++
+			continue
+		}
+		buf[k] = report{t: targetOf(r), o: outcomeOf(rep, r, i), size: r.Held}
+		if k++; k == len(buf) {
+			p.disp.deliverAll(buf[:k])
+			k = 0
+		}
+	}
+	if k > 0 {
+		p.disp.deliverAll(buf[:k])
+	}
+	p.outcomes.add(&tally)
+	if h != nil && len(h.buffer) > 0 {
+		h.onUnbuffered(rep.Topic, n, tally.held)
+	}
+	if callbacks == 0 {
+		return false
+	}
+	if p.disp.keep(rep, callbacks) {
+		return true // rep belongs to the dispatcher now: not touched again
+	}
+	// Closed: the callbacks run here (deliverAfterClose).
+	k = 0
+	for i := range n {
+		r := rep.Recs.At(i)
+		if !isCallback(r) {
+			continue
+		}
+		buf[k] = report{t: targetOf(r), o: outcomeOf(rep, r, i), size: r.Held}
+		if k++; k == len(buf) {
+			p.disp.deliverAll(buf[:k])
+			k = 0
+		}
+	}
+	if k > 0 {
+		p.disp.deliverAll(buf[:k])
+	}
+	return false
+}
+
+// outcomeOf is the outcome of r, which is rep.Recs.At(i), without its
+// error (toReport adds it).
+func outcomeOf(rep *produce.Report, r *produce.Rec, i int) outcome {
+	res := rep.Result(i)
+	msg, _ := r.Owner.(*Message)
+	return outcome{msg: msg, part: res.Partition, offset: res.Offset, ts: res.Timestamp}
+}
+
+// targetOf is where r's report goes.
+func targetOf(r *produce.Rec) target {
+	var t target
+	switch n := r.Notify.(type) {
+	case func(Delivery):
+		t.fn = n
+	case chan<- Delivery:
+		t.ch = n
+	}
+	return t
 }
 
 // toReport makes the delivery report of r, which is rep.Recs.At(i).
 func (p *Producer) toReport(rep *produce.Report, r *produce.Rec, i int) report {
 	res := rep.Result(i)
-	msg, _ := r.Owner.(*Message)
-	o := outcome{msg: msg, part: res.Partition, offset: res.Offset, ts: res.Timestamp}
+	o := outcomeOf(rep, r, i)
 	if res.Err != nil {
 		kind := NotWritten
 		if res.MaybeWritten {
@@ -441,14 +526,7 @@ func (p *Producer) toReport(rep *produce.Report, r *produce.Rec, i int) report {
 			p.txn.recordFailed(o.err)
 		}
 	}
-	var t target
-	switch n := r.Notify.(type) {
-	case func(Delivery):
-		t.fn = n
-	case chan<- Delivery:
-		t.ch = n
-	}
-	return report{t: t, o: o, size: r.Held}
+	return report{t: targetOf(r), o: o, size: r.Held}
 }
 
 // reportUnheld reports a record that never got budget: msg failed with

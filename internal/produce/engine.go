@@ -105,6 +105,9 @@ type Report struct {
 	recycle *batch // returned to the engine's free list once reported
 }
 
+// Delivered reports whether every record of r was delivered.
+func (r *Report) Delivered() bool { return r.err == nil && r.preset == nil }
+
 // Result returns the outcome of r.Recs[i].
 func (r *Report) Result(i int) Result {
 	res := Result{Partition: r.Partition, Offset: -1, Timestamp: r.Recs.At(i).Record.Timestamp}
@@ -157,8 +160,11 @@ type Config struct {
 	// Complete receives each record's outcome exactly once, a run of
 	// records at a time: it is called from keel's goroutines, in order
 	// per partition, never with a lock of the engine held, and must not
-	// block. It must not keep rep or rep.Recs after it returns.
-	Complete func(rep *Report)
+	// block. It returns whether it kept rep: a kept report and its
+	// records stay valid until the producer gives it back with
+	// Engine.Recycle (which it must, once); otherwise Complete must not
+	// keep rep or rep.Recs after it returns.
+	Complete func(rep *Report) (kept bool)
 	// Warn reports trouble keel is working around (retries, epoch bumps).
 	Warn   func(msg string, err error)
 	Logger *slog.Logger
@@ -330,13 +336,26 @@ func (e *Engine) sinkFor(id int32) *sink {
 }
 
 // report hands rep to the producer and settles its records' generations;
-// then its batch's memory may carry the next batch.
+// then its batch's memory may carry the next batch, unless the producer
+// kept rep (it gives it back with Recycle once it is done with it).
 func (e *Engine) report(rep *Report) {
 	if rep.Recs.Len() == 0 {
 		return
 	}
-	e.cfg.Complete(rep)
-	e.ledger.settleAll(&rep.Recs)
+	var buf [4]genRun
+	runs := runsOf(&rep.Recs, buf[:0])
+	// Settled after Complete, so that a Flush that returns has had its
+	// records reported; rep is not touched once it was kept.
+	kept := e.cfg.Complete(rep)
+	e.ledger.settleRuns(runs)
+	if !kept {
+		e.Recycle(rep)
+	}
+}
+
+// Recycle takes back a report Config.Complete kept, once the producer is
+// done with it and its records: their memory carries later batches.
+func (e *Engine) Recycle(rep *Report) {
 	if rep.recycle != nil {
 		e.bufs.putRecs(rep.recycle)
 	}

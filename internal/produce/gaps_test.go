@@ -19,7 +19,7 @@ type reportLog struct {
 	errs  map[int]error
 }
 
-func (l *reportLog) complete(rep *Report) {
+func (l *reportLog) complete(rep *Report) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.errs == nil {
@@ -30,6 +30,7 @@ func (l *reportLog) complete(rep *Report) {
 		l.order = append(l.order, id)
 		l.errs[id] = rep.Result(i).Err
 	}
+	return false
 }
 
 func (l *reportLog) snapshot() []int {

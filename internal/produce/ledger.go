@@ -195,21 +195,34 @@ func (l *Ledger) settle(g *generation, n int64) {
 	}
 }
 
-// settleAll settles recs, which are nearly always of one generation.
-func (l *Ledger) settleAll(recs *Recs) {
-	var g *generation
-	var n int64
+// genRun is n records of generation g, to be settled.
+type genRun struct {
+	g *generation
+	n int64
+}
+
+// runsOf appends to dst the generations of recs, which are nearly always
+// of one: read before the records are reported, settled (settleRuns)
+// after, since the producer may keep and recycle the records meanwhile.
+func runsOf(recs *Recs, dst []genRun) []genRun {
 	for i := range recs.Len() {
-		if r := recs.At(i).gen; r != g {
-			if g != nil {
-				l.settle(g, n)
-			}
-			g, n = r, 0
+		g := recs.At(i).gen
+		if g == nil {
+			continue // never entered (tests that fill batches directly)
 		}
-		n++
+		if k := len(dst) - 1; k >= 0 && dst[k].g == g {
+			dst[k].n++
+			continue
+		}
+		dst = append(dst, genRun{g, 1})
 	}
-	if g != nil {
-		l.settle(g, n)
+	return dst
+}
+
+// settleRuns settles what runsOf counted.
+func (l *Ledger) settleRuns(runs []genRun) {
+	for _, r := range runs {
+		l.settle(r.g, r.n)
 	}
 }
 

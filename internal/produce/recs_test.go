@@ -2,6 +2,7 @@ package produce
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -189,5 +190,54 @@ func TestRecsSplitAcrossChunksKeepsOrder(t *testing.T) {
 		if err != nil {
 			t.Fatalf("record %d failed: %v", id, err)
 		}
+	}
+}
+
+// A report Complete keeps holds its records until the producer gives it
+// back with Recycle: later batches do not take its chunks meanwhile, and
+// Recycle returns them to the free list.
+func TestKeptReportHoldsItsRecordsUntilRecycled(t *testing.T) {
+	e, p, s := testEngine()
+	e.cfg.Acks = -1 // offsets known
+	var kept []*Report
+	e.cfg.Complete = func(rep *Report) bool {
+		if !rep.Delivered() {
+			return false
+		}
+		kept = append(kept, rep)
+		return true
+	}
+	n := 2*chunkRecs + 5
+	var want []int
+	for round := range 2 {
+		b := numbered(p, round*n, n)
+		b.created = e.now() - 1e12
+		p.batches = []*batch{b}
+		if send(e, p, s, e.now()) != b {
+			t.Fatalf("round %d: not sent", round)
+		}
+		free := len(e.bufs.free)
+		p.resolve(b, "b", kmsg.ProduceResponseTopicPartition{BaseOffset: int64(round * n)})
+		if len(kept) != round+1 {
+			t.Fatalf("round %d: %d reports kept, want %d", round, len(kept), round+1)
+		}
+		if got := len(e.bufs.free); got != free {
+			t.Fatalf("round %d: %d chunks freed while the report is kept", round, got-free)
+		}
+		for i := range n {
+			want = append(want, round*n+i)
+		}
+	}
+	for k, rep := range kept {
+		checkOwners(t, fmt.Sprintf("kept report %d", k), &rep.Recs, want[k*n:(k+1)*n])
+		if res := rep.Result(n - 1); res.Err != nil || res.Offset != int64(k*n+n-1) {
+			t.Fatalf("kept report %d: last record's result %+v", k, res)
+		}
+	}
+	free := len(e.bufs.free)
+	chunks := len(kept[0].Recs.chunks)
+	e.Recycle(kept[0])
+	if got := len(e.bufs.free) - free; got != chunks {
+		t.Fatalf("Recycle gave back %d chunks, want %d", got, chunks)
 	}
 }

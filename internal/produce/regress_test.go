@@ -16,7 +16,7 @@ func testEngine() (*Engine, *partState, *sink) {
 	e := newEngine(Config{Idempotent: true, MaxInFlight: 5, DeliveryTimeout: time.Hour, Linger: 0,
 		MaxBatchBytes: 1 << 20, MaxRequestBytes: 16 << 20, MaxBufferedRecords: 1 << 20, MaxBufferedBytes: 1 << 30,
 		RetryBackoff: conn.Backoff{Min: time.Millisecond, Max: time.Millisecond},
-		Complete:     func(*Report) {}, Warn: func(string, error) {}})
+		Complete:     func(*Report) bool { return false }, Warn: func(string, error) {}})
 	e.idem.pid, e.idem.epoch, e.idem.ready = 7, 0, true
 	t := newTopicState(e, "t")
 	p := newPartState(t, 0)
