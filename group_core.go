@@ -73,6 +73,10 @@ type groupMember interface {
 	Syncs() uint64
 	WaitSync(ctx context.Context, after uint64) error
 	Generation() (generation int32, memberID, instanceID string)
+	// Fenced: a commit in generation gen was refused because the member
+	// is no longer in it; the member reports its partitions lost and
+	// rejoins.
+	Fenced(gen int32, cause error)
 }
 
 // consumePath is the part of a partition's life that differs between the

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/group"
 )
 
@@ -236,7 +237,13 @@ func (e *eosSession) commit(ctx context.Context, pss []*partitionState) error {
 		err = e.p.CommitTxn(ctx)
 	}
 	if err != nil {
-		return e.abort(ctx, all, err)
+		aerr := e.abort(ctx, all, err)
+		if memberGone(err) {
+			// Expired or fenced behind our back: without a rejoin every
+			// later transaction would be refused the same way.
+			c.member.Fenced(gen, err)
+		}
+		return aerr
 	}
 	for tp, o := range sent {
 		all[tp].marks.committed(o)
@@ -328,4 +335,14 @@ func (e *eosSession) kickC() <-chan struct{} {
 		return nil
 	}
 	return e.kick
+}
+
+// memberGone reports a commit refused because the member is not in the
+// generation it committed in any more (FENCED_INSTANCE_ID stays fatal).
+func memberGone(err error) bool {
+	switch errs.Code(err) {
+	case errs.CodeUnknownMemberId, errs.CodeIllegalGeneration, errs.CodeFencedMemberEpoch:
+		return true
+	}
+	return false
 }

@@ -365,3 +365,21 @@ func samePartitions(a, b Partitions) bool {
 	r, ad := assign.Diff(a, b)
 	return isEmpty(r) && isEmpty(ad)
 }
+
+// Fenced is a commit's report that the coordinator refused this member at
+// epoch gen (UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH): as after such a
+// heartbeat answer, Run reports the partitions lost and the heartbeats
+// rejoin with epoch 0. A report for an epoch the member left is ignored.
+func (m *ConsumerMember) Fenced(gen int32, cause error) {
+	m.mu.Lock()
+	if m.leaving || m.fenced != nil || m.fatal != nil || gen <= 0 || gen != m.generation {
+		m.mu.Unlock()
+		return
+	}
+	m.fenced = cause
+	m.generation = -1 // commits are refused until the member rejoined
+	m.stable = false
+	m.changedLocked()
+	m.mu.Unlock()
+	signal(m.wake)
+}

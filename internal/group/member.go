@@ -449,3 +449,21 @@ func isEmpty(p Partitions) bool {
 	}
 	return true
 }
+
+// Fenced is a commit's report that the coordinator refused this member in
+// generation gen (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION): as after such a
+// heartbeat answer, Run reports the partitions lost, forgets the
+// generation and rejoins. A report for a generation the member already
+// left is ignored.
+func (m *Member) Fenced(gen int32, cause error) {
+	m.mu.Lock()
+	current := gen >= 0 && gen == m.generation
+	m.mu.Unlock()
+	if !current {
+		return
+	}
+	select {
+	case m.lost <- lostSignal{gen, cause}:
+	default: // a loss is pending already
+	}
+}
