@@ -414,19 +414,20 @@ func (m *Member) checkMetadata() {
 }
 
 // countChanged returns a topic of planned whose partition count in the
-// current metadata differs from the count the plan assigned. A topic the
-// metadata does not hold (not loaded, or deleted) is not a change.
+// current metadata differs from the count the plan assigned. The plan
+// loaded every topic it counts, so one the metadata no longer holds was
+// deleted: a change too (its partitions must be revoked).
 func (m *Member) countChanged(planned map[string]int32) (topic string, was, now int32, ok bool) {
 	s := m.meta.Current()
 	if s == nil {
 		return "", 0, 0, false
 	}
 	for t, n := range planned {
-		mt := s.Topics[t]
-		if mt == nil || len(mt.Partitions) == 0 {
-			continue
+		got := int32(0) // absent or refused: deleted
+		if mt := s.Topics[t]; mt != nil {
+			got = int32(len(mt.Partitions))
 		}
-		if got := int32(len(mt.Partitions)); got != n {
+		if got != n {
 			return t, n, got, true
 		}
 	}
