@@ -69,10 +69,7 @@ func (m *ConsumerMember) heartbeatLoop(ctx context.Context) {
 				m.mu.Unlock()
 				return
 			}
-			m.fenced = err
-			m.generation = -1 // commits are refused until the member rejoined
-			m.stable = false
-			m.changedLocked()
+			m.fenceLocked(err)
 			m.mu.Unlock()
 			signal(m.wake)
 			full, delay = true, 0

@@ -376,10 +376,16 @@ func (m *ConsumerMember) Fenced(gen int32, cause error) {
 		m.mu.Unlock()
 		return
 	}
-	m.fenced = cause
-	m.generation = -1 // commits are refused until the member rejoined
-	m.stable = false
-	m.changedLocked()
+	m.fenceLocked(cause)
 	m.mu.Unlock()
 	signal(m.wake)
+}
+
+// fenceLocked records that the member lost its epoch: Run reports the
+// partitions lost, commits are refused until the member rejoined.
+func (m *ConsumerMember) fenceLocked(cause error) {
+	m.fenced = cause
+	m.generation = -1
+	m.stable = false
+	m.changedLocked()
 }
