@@ -10,6 +10,7 @@ import (
 
 	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/group"
+	"github.com/keel-go/keel/internal/testhook"
 )
 
 // Exactly-once Run (consume-transform-produce, issue 13): with ExactlyOnce
@@ -231,6 +232,19 @@ func (e *eosSession) commit(ctx context.Context, pss []*partitionState) error {
 		}
 	}
 	gen, id, inst := c.member.Generation()
+	if hook := testhook.EOSMembership.Load(); hook != nil {
+		m := (*hook)(testhook.Membership{Group: c.group, Generation: gen, MemberID: id})
+		gen, id = m.Generation, m.MemberID
+	}
+	if gen < 0 || id == "" {
+		// Between generations (expelled, fenced, rejoining). Brokers take
+		// a TxnOffsetCommit with generation -1 and no member id as an
+		// unfenced commit (the form from before KIP-447), so sending it
+		// would commit offsets of partitions another member may own by
+		// now. The outputs go with the offsets: abort both.
+		return e.abort(ctx, all, errs.With(errs.ErrIllegalGeneration, fmt.Errorf(
+			"keel: ExactlyOnce: group %q: the member is not in a generation (expelled or rejoining), so its transaction cannot commit offsets; its partitions are processed again from their committed offsets", c.group)))
+	}
 	gm := GroupMetadata{Group: c.group, Generation: gen, MemberID: id, InstanceID: inst}
 	err := e.p.SendOffsetsToTxn(ctx, offsets, gm)
 	if err == nil {
