@@ -34,6 +34,10 @@ type Cluster struct {
 	// waits for them before stopping the brokers, since kfake leaves a
 	// control that is asleep at Close blocked for good.
 	forwards sync.WaitGroup
+	// sleeps counts controls asleep in SleepControl (HoldRequests', and
+	// tests' own): Close waits until each has been woken and continued
+	// by the cluster's loop before stopping it (see Cluster.sleep).
+	sleeps sync.WaitGroup
 
 	// mu guards the fields below. It is never held across a call into
 	// kfake, so control functions may take it.
@@ -139,9 +143,11 @@ func Start(opts ...Option) (*Cluster, error) {
 }
 
 // Close stops the cluster: it resumes every request held by
-// [Cluster.StopAnswering] or [Cluster.HoldRequests], stops listening,
-// and ends every connection. With [DataDir] it first saves the cluster's
-// state. Close is idempotent; concurrent calls wait for the first.
+// [Cluster.StopAnswering] or [Cluster.HoldRequests], waits for every
+// control asleep in [Cluster.SleepControl] to wake and go on, stops
+// listening, and ends every connection. With [DataDir] it first saves the
+// cluster's state. Close is idempotent; concurrent calls wait for the
+// first.
 func (c *Cluster) Close() {
 	c.closeOnce.Do(func() {
 		c.loopMu.Lock()
@@ -154,9 +160,32 @@ func (c *Cluster) Close() {
 		for _, h := range holds {
 			h.Resume()
 		}
+		c.sleeps.Wait()
 		c.forwards.Wait()
 		c.kc.Close()
 	})
+}
+
+// sleep is kfake's SleepControl, made safe to Close during. kfake's
+// SleepControl gives up waiting once its cluster is stopping, and the
+// control function then ends and takes the cluster's control lock,
+// expecting the loop to release it; but the loop, still draining, may
+// first pick up the sleeper's wake-up (or its going to sleep) and block on
+// that lock for good (seen in CI: a run loop stuck in
+// continueSleptControl, and every later leak check waiting on it;
+// TestCloseWithSleepingControlLeavesNoGoroutine). So Close waits for every
+// sleeper to be woken and continued by the loop before stopping it, and a
+// control that would sleep once Close has begun goes on at once.
+func (c *Cluster) sleep(wakeup func()) {
+	c.loopMu.RLock()
+	if c.closed {
+		c.loopMu.RUnlock()
+		return
+	}
+	c.sleeps.Add(1)
+	c.loopMu.RUnlock()
+	defer c.sleeps.Done()
+	c.kc.SleepControl(wakeup)
 }
 
 // withLoop runs fn, which calls into the cluster's event loop, unless the

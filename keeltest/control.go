@@ -202,7 +202,7 @@ func (c *Cluster) HoldRequests(key kmsg.Key, nodes ...int32) *Hold {
 			return nil, nil, false
 		}
 		h.held.add()
-		c.kc.SleepControl(func() { <-h.resumed })
+		c.sleep(func() { <-h.resumed }) // Close resumes every hold, then waits for this
 		// Not handled: the request continues to the broker.
 		return nil, nil, false
 	})

@@ -144,8 +144,12 @@ func (c *Cluster) DropControl() { c.kc.DropControl() }
 
 // SleepControl, called from a control function, lets the cluster serve
 // other connections until wakeup returns. Requests behind the sleeping one
-// on the same connection wait.
-func (c *Cluster) SleepControl(wakeup func()) { c.kc.SleepControl(wakeup) }
+// on the same connection wait. [Cluster.Close] waits for wakeup to return,
+// so wakeup must return once the test is over (a sleep, or a channel the
+// test closes before it ends); after Close has begun, SleepControl returns
+// at once. Call this one, not kfake's: kfake's own left a cluster closed
+// during a sleep with its loop blocked for good.
+func (c *Cluster) SleepControl(wakeup func()) { c.sleep(wakeup) }
 
 // CurrentNode, called from a control function, returns the node ID of the
 // broker that received the request.
