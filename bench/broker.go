@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -166,6 +168,31 @@ func (b *brokerProc) stop() (brokerStats, error) {
 		return st, errors.New("broker process did not stop within 30s")
 	}
 	return st, b.cmd.Wait()
+}
+
+// cpuSeconds is the broker process's CPU time so far (user+sys, every
+// thread) from /proc, 0 when it cannot be read. The harness reads it
+// around a client's run: kfake serves every broker of a cluster from one
+// goroutine, so a client can be bounded by the broker's core rather than
+// its own, and this says which.
+func (b *brokerProc) cpuSeconds() float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", b.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count from its end.
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64) // field 14
+	stime, _ := strconv.ParseInt(f[12], 10, 64) // field 15
+	const ticks = 100                           // USER_HZ on Linux
+	return float64(utime+stime) / ticks
 }
 
 func (b *brokerProc) kill() {

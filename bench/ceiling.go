@@ -265,13 +265,18 @@ func prefill(ctx context.Context, s spec) error {
 
 // prefillCluster fills the topic of a workload on several brokers, where
 // a replay to one broker would meet partitions it does not lead: it
-// produces with franz-go (unkeyed, the values the consumers check), and
-// waits for every record to be acknowledged.
+// produces with franz-go (unkeyed, the values the consumers check, the
+// workload's codec), and waits for every record to be acknowledged.
+// The codec is set, not left to franz-go's default (snappy): before
+// 2026-12-03 20:10 UTC consume-100B-64p was prefilled snappy-compressed
+// while consume-100B, replayed uncompressed, was not, so the two consume
+// workloads measured different decoding work.
 func prefillCluster(ctx context.Context, s spec) error {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(strings.Split(s.Broker, ",")...),
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.ProducerBatchMaxBytes(int32(s.Settings.MaxBatchBytes)),
+		kgo.ProducerBatchCompression(franzCodec(s.Codec)),
 		kgo.MaxBufferedRecords(1<<20),
 	)
 	if err != nil {

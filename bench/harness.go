@@ -140,8 +140,8 @@ func (h *harness) progress(r result) {
 	case r.Failed != "":
 		fmt.Fprintf(os.Stderr, "run %d %-17s %-18s FAILED: %s\n", r.Run, r.Workload, r.Client, r.Failed)
 	default:
-		fmt.Fprintf(os.Stderr, "run %d %-17s %-18s %10.0f rec/s %7.1f MB/s cpu %5.2fs rss %4d MiB allocs/rec %5.2f%s\n",
-			r.Run, r.Workload, r.Client, r.RecPerSec, r.MBPerSec, r.CPUSec, r.PeakRSSBytes>>20, r.AllocsPerRec, latencyNote(r))
+		fmt.Fprintf(os.Stderr, "run %d %-17s %-18s %10.0f rec/s %7.1f MB/s cpu %5.2fs rss %4d MiB allocs/rec %5.2f broker cpu %5.2fs%s\n",
+			r.Run, r.Workload, r.Client, r.RecPerSec, r.MBPerSec, r.CPUSec, r.PeakRSSBytes>>20, r.AllocsPerRec, r.BrokerCPUSec, latencyNote(r))
 	}
 }
 
@@ -223,7 +223,9 @@ func (h *harness) measure(ctx context.Context, run int, client string, w workloa
 			return r
 		}
 	}
+	cpu0 := b.cpuSeconds()
 	r = h.runChild(bctx, s)
+	r.BrokerCPUSec = b.cpuSeconds() - cpu0
 	r.Run = run
 	st, err := b.stop()
 	if err != nil && r.Failed == "" {
