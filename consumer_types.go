@@ -119,7 +119,9 @@ func AtTime(t time.Time) StartOffset { return StartOffset{time: t} }
 // slice per partition per fetch answer and no copy of each record (a
 // Message allocated per record was most of the consumer's allocations,
 // issue 6). A *Message kept by the user keeps its run's slice alive, as
-// its Key and Value keep their batch's data alive.
+// its Key and Value keep their data alive: the decompressed batch, or for
+// an uncompressed one the whole fetch answer it came in (not copied, see
+// internal/fetch appendBatch).
 var messageShape = fetch.Shape[Message]{
 	// Field by field: assigning a whole Message goes through a bulk
 	// write barrier per record while the GC runs, a tenth of the

@@ -15,6 +15,13 @@ type Message struct {
 	// Key decides the partition with the default partitioner: records
 	// with the same key go to the same partition. A nil Key is Kafka's
 	// null key (spread over partitions); an empty non-nil key is a key.
+	//
+	// On a consumed message Key, Value and the headers' values point
+	// into the fetched data, which is not copied: an uncompressed one
+	// into the whole fetch answer it came in (up to 50 MiB of one
+	// broker's partitions). A message kept after its handler returns
+	// (or after the next Poll) keeps that memory alive; copy what you
+	// keep for long (bytes.Clone).
 	Key     []byte
 	Value   []byte
 	Headers []Header

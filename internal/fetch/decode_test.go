@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -231,5 +233,70 @@ func TestRecordsHint(t *testing.T) {
 	d := decodePartition(data, 0, false, nil, record.NewDecompressor(0))
 	if len(d.records) != 35 || cap(d.records) != 35 {
 		t.Fatalf("decoded %d records into a slice of cap %d, want 35 and 35", len(d.records), cap(d.records))
+	}
+}
+
+// TestUncompressedRecordsAliasTheAnswer: an uncompressed batch's records
+// point into the fetch answer itself, with no copy of the batch (the copy
+// was a tenth of the consumer's CPU at 64 partitions), while a compressed
+// batch's point into its own decompressed buffer; the budget counts both
+// batches' records either way.
+func TestUncompressedRecordsAliasTheAnswer(t *testing.T) {
+	plain := record.ProducerState{ID: -1, Epoch: -1, BaseSequence: -1}
+	data := append(dataBatch(t, 0, 5, plain, record.CodecNone), dataBatch(t, 5, 5, plain, record.CodecLZ4)...)
+	inAnswer := func(b []byte) bool {
+		if len(b) == 0 {
+			return false
+		}
+		lo, hi := &data[0], &data[len(data)-1]
+		p := &b[0]
+		return uintptr(unsafe.Pointer(p)) >= uintptr(unsafe.Pointer(lo)) && uintptr(unsafe.Pointer(p)) <= uintptr(unsafe.Pointer(hi))
+	}
+	d := decodePartition(data, 0, false, nil, record.NewDecompressor(0))
+	if d.err != nil || len(d.records) != 10 {
+		t.Fatalf("decoded %d records, err %v; want 10", len(d.records), d.err)
+	}
+	for i, r := range d.records {
+		want := fmt.Sprintf("v%d-%s", i, "padding padding padding padding")
+		if string(r.Value) != want {
+			t.Fatalf("record %d: value %q, want %q", i, r.Value, want)
+		}
+		if got, wantAlias := inAnswer(r.Value), i < 5; got != wantAlias {
+			t.Errorf("record %d (uncompressed: %v): value points into the answer: %v", i, i < 5, got)
+		}
+	}
+	if len(d.spans) != 2 || d.bytes <= 0 {
+		t.Fatalf("spans %v, bytes %d: want one span per batch counted", d.spans, d.bytes)
+	}
+}
+
+// TestBatchWithDisorderedOffsetsIsCorrupt: a batch (CRC intact) whose
+// records' offset deltas do not increase is refused as corrupt, its
+// records dropped and those of the batch before it kept.
+func TestBatchWithDisorderedOffsetsIsCorrupt(t *testing.T) {
+	plain := record.ProducerState{ID: -1, Epoch: -1, BaseSequence: -1}
+	good := dataBatch(t, 0, 3, plain, record.CodecNone)
+	var recs []byte
+	for _, delta := range []int32{0, 0} { // the second should be 1
+		kr := kmsg.Record{OffsetDelta: delta, Value: []byte("x")}
+		kr.Length = int32(len(kr.AppendTo(nil)) - 1)
+		recs = kr.AppendTo(recs)
+	}
+	kb := kmsg.RecordBatch{
+		FirstOffset: 3, Length: int32(49 + len(recs)), PartitionLeaderEpoch: 0, Magic: 2,
+		FirstTimestamp: 1, MaxTimestamp: 1, ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1,
+		LastOffsetDelta: 1, NumRecords: 2, Records: recs,
+	}
+	bad := kb.AppendTo(nil)
+	binary.BigEndian.PutUint32(bad[17:], record.CRC32C(bad[21:]))
+	d := decodePartition(append(good, bad...), 0, false, nil, record.NewDecompressor(0))
+	if !errors.Is(d.err, record.ErrCorrupt) || !errors.Is(d.err, errs.ErrCorruptMessage) || !strings.Contains(d.err.Error(), "out of order") {
+		t.Fatalf("err %v, want a corrupt-message error for offsets out of order", d.err)
+	}
+	if got := offsets(d.records); !slices.Equal(got, []int64{0, 1, 2}) {
+		t.Fatalf("records %v, want the first batch's 0-2 only", got)
+	}
+	if d.next != 3 || len(d.spans) != 1 {
+		t.Fatalf("next %d spans %d, want 3 and 1 (nothing of the bad batch)", d.next, len(d.spans))
 	}
 }
