@@ -91,7 +91,19 @@ func (f *Of[R]) takeLocked(limit int) []FetchOf[R] {
 			// Drained: the position moves past what the chunk skipped
 			// (control batches, aborted transactions).
 			p.position = Offset{At: c.next, Epoch: c.epoch}
-			p.buf = p.buf[1:]
+			// The slot is cleared: a slice shifted from the front keeps
+			// its array alive, and the array its old elements, so each
+			// partition kept its last chunk (records, and through them
+			// the whole fetch answer they point into) until its next
+			// chunk came; at 64 partitions that was half the consumer's
+			// live heap (TestPollForgetsDrainedChunks). Emptied, the
+			// array is reused.
+			p.buf[0] = nil
+			if len(p.buf) == 1 {
+				p.buf = p.buf[:0]
+			} else {
+				p.buf = p.buf[1:]
+			}
 			drained = true
 			if c.err != nil {
 				fe.Err = c.err

@@ -3,9 +3,11 @@ package fetch
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/keel-go/keel/internal/errs"
 	"github.com/keel-go/keel/internal/meta"
@@ -203,5 +205,34 @@ func TestPollHandsOutMovesPastMarkers(t *testing.T) {
 	}
 	if got := pollNow(t, f, 0); got != nil {
 		t.Fatalf("nothing left, got %+v", got)
+	}
+}
+
+// TestPollForgetsDrainedChunks: once Poll has handed a chunk out, the
+// fetcher holds nothing of it, so the records (and the fetch answer they
+// point into) live only as long as the caller keeps them. Before, the
+// partition's queue kept its drained slot, and so each partition's last
+// chunk, alive until the next chunk came: half the consumer's live heap at
+// 64 partitions.
+func TestPollForgetsDrainedChunks(t *testing.T) {
+	f := offline(t, Config{})
+	tp := topicpart.TP{Topic: "t", Partition: 0}
+	for _, queued := range []int{1, 2} { // the chunk alone, and before another
+		inject(t, f, tp, int64((queued-1)*8), dataBatch(t, int64((queued-1)*8), 4, record.NoProducer, record.CodecNone))
+		if queued == 2 {
+			inject(t, f, tp, 4, dataBatch(t, 12, 4, record.NoProducer, record.CodecNone))
+		}
+		got := pollNow(t, f, 4)
+		if len(got) != 1 || len(got[0].Records) != 4 {
+			t.Fatalf("queued %d: poll %+v", queued, got)
+		}
+		handed := weak.Make(&got[0].Records[0])
+		got = nil
+		runtime.GC()
+		runtime.GC()
+		if handed.Value() != nil {
+			t.Errorf("queued %d: the fetcher still holds the chunk it handed out", queued)
+		}
+		pollNow(t, f, 0) // what is left
 	}
 }
