@@ -50,8 +50,13 @@ func TxnEvery(interval time.Duration, records int) TxnCommitOption {
 // offset and processes its records again, so nothing is skipped and no
 // output is visible twice. Read the outputs with ReadCommitted.
 //
-// Not supported (NewGroupConsumer refuses them): Parallel (out-of-order
-// completions cannot be committed transactionally yet), OnHandlerError (a
+// With Parallel, records finished out of order past a partition's
+// committed prefix are committed in the same transaction as ranges in the
+// offset's metadata (see doneRanges), so the next owner skips exactly the
+// records whose outputs were committed; an abort takes each parallel lane
+// back to its last committed offset and ranges.
+//
+// Not supported (NewGroupConsumer refuses them): OnHandlerError (a
 // failure always aborts), a GroupPoller (use Producer.SendOffsetsToTxn),
 // a producer that is not transactional. Handlers wrapped by the retry
 // package must not use its retry topics: those are written by another
@@ -86,9 +91,6 @@ func (c *groupConfig) validateEOS(kind consumerKind, bad func(opt, problem, fix 
 	}
 	if kind != runKind {
 		bad("ExactlyOnce", "given to a GroupPoller", "use Producer.SendOffsetsToTxn with GroupPoller.GroupMetadata")
-	}
-	if c.parallelSet {
-		bad("ExactlyOnce", "with Parallel", "drop Parallel: exactly-once Run processes each partition in order (see docs/TRANSACTIONS.md)")
 	}
 	if c.onError != nil {
 		bad("ExactlyOnce", "with OnHandlerError", "drop OnHandlerError: a failed handler aborts the transaction and its records are processed again")
@@ -216,6 +218,26 @@ func (e *eosSession) commit(ctx context.Context, pss []*partitionState) error {
 	for _, ps := range pss {
 		all[ps.tp] = ps
 	}
+	// The metadata of each offset: the records after it processed
+	// already (a parallel lane's out-of-order finishes, or ranges a
+	// partition skips), committed with the outputs they produced.
+	metas := make(map[TopicPartition]func(int64) string, len(all))
+	lanes := make(map[TopicPartition]*parallelLane)
+	var unfit []TopicPartition
+	for tp, ps := range all {
+		if pl, ok := ps.lane.(*parallelLane); ok {
+			lanes[tp] = pl
+			metas[tp] = func(committed int64) string {
+				md, fit := pl.doneMetadataFit(committed)
+				if !fit {
+					unfit = append(unfit, tp)
+				}
+				return md
+			}
+			continue
+		}
+		metas[tp] = ps.metadataLocked()
+	}
 	c.mu.Unlock()
 	e.mu.Lock()
 	failure := e.failure
@@ -223,13 +245,22 @@ func (e *eosSession) commit(ctx context.Context, pss []*partitionState) error {
 	if failure != nil {
 		return e.abort(ctx, all, failure)
 	}
-	offsets := make(map[TopicPartition]int64)
+	offsets := make(map[TopicPartition]txnOffset)
 	sent := make(map[TopicPartition]group.Offset)
 	for tp, ps := range all {
-		if o, ok := ps.marks.pending(nil); ok {
-			offsets[tp] = o.At
+		o, ok := ps.marks.pending(metas[tp])
+		if pl := lanes[tp]; pl != nil && !ok {
+			o, ok = startWithDone(ps, pl, metas[tp])
+		}
+		if ok {
+			offsets[tp] = txnOffset{at: o.At, metadata: o.Metadata}
 			sent[tp] = o
 		}
+	}
+	if len(unfit) > 0 {
+		// Committing the offsets without some ranges would have the next
+		// owner produce those records' outputs a second time.
+		return e.abort(ctx, all, fmt.Errorf("the records of %v processed out of order do not fit in the commit metadata", unfit))
 	}
 	gen, id, inst := c.member.Generation()
 	if hook := testhook.EOSMembership.Load(); hook != nil {
@@ -246,7 +277,7 @@ func (e *eosSession) commit(ctx context.Context, pss []*partitionState) error {
 			"keel: ExactlyOnce: group %q: the member is not in a generation (expelled or rejoining), so its transaction cannot commit offsets; its partitions are processed again from their committed offsets", c.group)))
 	}
 	gm := GroupMetadata{Group: c.group, Generation: gen, MemberID: id, InstanceID: inst}
-	err := e.p.SendOffsetsToTxn(ctx, offsets, gm)
+	err := e.p.sendOffsetsToTxn(ctx, offsets, gm)
 	if err == nil {
 		err = e.p.CommitTxn(ctx)
 	}
@@ -305,11 +336,15 @@ func (e *eosSession) abort(ctx context.Context, all map[TopicPartition]*partitio
 		if ps == nil {
 			continue
 		}
-		ps.marks.reset(at, -1)
 		c.mu.Lock()
 		cur := ps.lane
 		owned := c.parts[tp] == ps && !ps.leaving
 		c.mu.Unlock()
+		if pl, ok := cur.(*parallelLane); ok {
+			e.rewindParallel(ps, pl, owned)
+			continue
+		}
+		ps.marks.reset(at, -1)
 		if !owned {
 			continue // released: its next owner starts at the committed offset
 		}
@@ -326,6 +361,64 @@ func (e *eosSession) abort(ctx context.Context, all map[TopicPartition]*partitio
 	}
 	e.finished()
 	return fmt.Errorf("keel: ExactlyOnce: transaction aborted: %w", cause)
+}
+
+// startWithDone is what to commit for a parallel lane whose first record
+// has not finished, so that it has no position yet, but records after it
+// did, with their outputs in the transaction: the offset the lane started
+// at, with them as its done ranges. Without it those outputs would be
+// committed and their records processed again by the next owner.
+func startWithDone(ps *partitionState, pl *parallelLane, md func(int64) string) (group.Offset, bool) {
+	if _, ok := ps.marks.position(); ok {
+		return group.Offset{}, false // pending said: nothing new
+	}
+	base, _, ok := pl.rewindPoint()
+	if !ok {
+		return group.Offset{}, false
+	}
+	o := group.Offset{At: base, Epoch: -1, Metadata: md(base)}
+	if o.Metadata == "" {
+		return group.Offset{}, false
+	}
+	if at, last, ok := ps.marks.lastCommitted(); ok && at == o.At && last == o.Metadata {
+		return group.Offset{}, false
+	}
+	return o, true
+}
+
+// rewindParallel takes a parallel lane whose records were in an aborted
+// transaction back to its partition's last committed offset, skipping the
+// records after it that the commit's metadata says were processed (their
+// outputs are committed): the records the aborted transaction finished,
+// in or out of order, are processed again, and no other.
+func (e *eosSession) rewindParallel(ps *partitionState, pl *parallelLane, owned bool) {
+	at, done, fromCommit := ps.marks.lastCommitted()
+	ok := fromCommit
+	var skip doneRanges
+	if ok {
+		skip = decodeDoneRanges(done, at)
+	} else if at, skip, ok = pl.rewindPoint(); !ok {
+		return // it received no record: nothing of it was in the transaction
+	}
+	e.c.client.logger.Debug("keel: ExactlyOnce: rewinding a parallel lane", "group", e.c.group, "partition", ps.tp, "to", at, "skip", skip, "fromCommit", fromCommit, "owned", owned)
+	if !owned {
+		// Being released: its next owner starts at the committed offset,
+		// and the release's commit must not claim more.
+		pl.forget(at, skip)
+		return
+	}
+	if pl.rewind(at, skip) != nil {
+		// The lane exited (between two Runs): the next one starts there.
+		pl.forget(at, skip)
+		c := e.c
+		c.mu.Lock()
+		if c.parts[ps.tp] == ps && ps.lane == pl {
+			ps.lane = nil
+			c.seekLocked(ps, at)
+			ps.skip = skip
+		}
+		c.mu.Unlock()
+	}
 }
 
 // flushOutputs sends what the handlers produced and is still buffered,

@@ -54,11 +54,18 @@ type parallelLane struct {
 	track      offsetTrack
 	skip       doneRanges // processed already (see partitionState.skip)
 	skipAt     int
-	keys       map[string]*keyQueue
-	nullKey    *keyQueue // KeyOrder: records without a key are one key
-	running    int       // runners alive
-	exited     bool
-	atExit     []func()
+	maxTrack   int // records taken past the prefix at most (maxUntracked)
+	// base, baseSkip: where the lane started (its first record's offset
+	// when it started at a symbolic one; -1 until known) and the records
+	// after it processed before: with ExactlyOnce, where an abort takes
+	// the partition back to when no transaction committed it since.
+	base     int64
+	baseSkip doneRanges
+	keys     map[string]*keyQueue
+	nullKey  *keyQueue // KeyOrder: records without a key are one key
+	running  int       // runners alive
+	exited   bool
+	atExit   []func()
 }
 
 // keyQueue is one key's records taken and not yet handled: while busy, a
@@ -103,13 +110,25 @@ func (q *keyQueue) empty() bool { return q.head == len(q.waiting) }
 // bytes a record).
 const maxUntracked = 10_000
 
+// eosMaxUntracked is maxUntracked with ExactlyOnce, far lower: every run
+// of records finished past the prefix is a range in the transaction's
+// commit metadata, and ranges that do not fit would have their committed
+// outputs produced again by the next owner. Taken records alternate
+// finished and not at worst, so at most half of these are ranges, a few
+// bytes each: well within maxDoneMetadata.
+const eosMaxUntracked = 256
+
 // newParallelLane makes ps's parallel lane (under core.mu).
 func newParallelLane(r *runPath, ps *partitionState) *parallelLane {
 	l := &parallelLane{r: r, c: r.core, ps: ps, tp: ps.tp, h: r.handler,
 		byKey: r.order == KeyOrder, limit: r.perPartition,
 		seq: ps.seq, next: max(ps.start, -1), from: max(ps.start, -1), lastTaken: -1,
-		skip: ps.skip, userPaused: ps.userPaused,
+		skip: ps.skip, userPaused: ps.userPaused, maxTrack: maxUntracked,
+		base: max(ps.start, -1), baseSkip: ps.skip,
 		wake: make(chan struct{}, 1), doneCh: make(chan struct{})}
+	if r.core.eos != nil {
+		l.maxTrack = eosMaxUntracked
+	}
 	if l.byKey {
 		l.keys = make(map[string]*keyQueue)
 	}
@@ -139,6 +158,9 @@ func (l *parallelLane) push(f *fetch.FetchOf[Message]) {
 	if len(msgs) > 0 {
 		if l.from < 0 {
 			l.from = msgs[0].Offset
+		}
+		if l.base < 0 {
+			l.base = msgs[0].Offset
 		}
 		l.next = msgs[len(msgs)-1].Offset + 1
 	}
@@ -239,7 +261,7 @@ type laneStart struct {
 // task, started when its key is free and queued behind its key otherwise.
 // Records processed already (skip) are finished at once.
 func (l *parallelLane) takeLocked(out []laneStart, want int) []laneStart {
-	for len(out) < want && !l.halted && l.track.len() < maxUntracked && len(l.queue) > 0 {
+	for len(out) < want && !l.halted && l.track.len() < l.maxTrack && len(l.queue) > 0 {
 		c := &l.queue[0]
 		if l.qi == len(c.msgs) {
 			// Every record of the chunk is taken: its tail is a
@@ -346,14 +368,43 @@ func (l *parallelLane) runKey(q *keyQueue, t laneTask) {
 			acquired = false
 		}
 	}
+	eos := l.c.eos
+	var eosErr error
 	l.mu.Lock()
 	for acquired && !l.quit() && !l.halted {
+		if eos != nil {
+			// The handler and the finish of its record happen inside one
+			// transaction (group_eos.go): enter waits while a commit or
+			// an abort runs, so it is taken without the lane's lock (an
+			// abort seeks the lane under the gate).
+			l.mu.Unlock()
+			if eosErr = eos.enter(); eosErr != nil {
+				l.mu.Lock()
+				break
+			}
+			l.mu.Lock()
+			if t.gen != l.gen || l.quit() || l.halted {
+				eos.leave(false)
+				if t.gen == l.gen {
+					break
+				}
+				// An abort rewound the partition while this waited: t
+				// is dropped; the key's records queued since are not.
+				var ok bool
+				if q, t, ok = l.nextLocked(q); !ok {
+					break
+				}
+				continue
+			}
+			eos.touch(l.tp, t.m.Offset)
+		}
 		l.mu.Unlock()
 		offset := t.m.Offset
 		err := l.c.handle(slot, l.h, l.ctx, t.m)
 		out := r.outcome(l.ctx, t.m, offset, err)
 		l.mu.Lock()
-		if t.gen == l.gen {
+		current := t.gen == l.gen
+		if current {
 			switch out {
 			case recordDone:
 				l.track.finish(t.seq)
@@ -363,28 +414,16 @@ func (l *parallelLane) runKey(q *keyQueue, t laneTask) {
 				l.c.fetcher.Pause(l.tp)
 			}
 		}
+		if eos != nil {
+			eos.leave(out == recordDone && current)
+		}
 		if out != recordDone {
 			break
 		}
-		if q != nil {
-			if next, ok := q.pop(); ok {
-				t = next
-				l.startedLocked(t)
-				continue
-			}
-			q.busy = false
-			l.dropKeyLocked(q)
-			q = nil
-		}
-		if l.quit() || l.halted {
+		var ok bool
+		if q, t, ok = l.nextLocked(q); !ok {
 			break
 		}
-		var one [1]laneStart
-		got := l.takeLocked(one[:0], 1)
-		if len(got) == 0 {
-			break
-		}
-		q, t = got[0].q, got[0].t
 	}
 	if q != nil {
 		q.busy = false
@@ -395,7 +434,33 @@ func (l *parallelLane) runKey(q *keyQueue, t laneTask) {
 	if acquired && r.sem != nil {
 		<-r.sem
 	}
+	if eosErr != nil {
+		l.c.failMember(eosErr)
+	}
 	l.wakeUp() // a slot is free, or the lane waits for its last runner
+}
+
+// nextLocked is the record a runner handles after one of q's (nil with
+// NoOrder or when it has none): the key's next waiting record, or else the
+// lane's next startable one; false when there is none or the lane stops.
+func (l *parallelLane) nextLocked(q *keyQueue) (*keyQueue, laneTask, bool) {
+	if q != nil {
+		if next, ok := q.pop(); ok {
+			l.startedLocked(next)
+			return q, next, true
+		}
+		q.busy = false
+		l.dropKeyLocked(q)
+	}
+	if l.quit() || l.halted {
+		return nil, laneTask{}, false
+	}
+	var one [1]laneStart
+	got := l.takeLocked(one[:0], 1)
+	if len(got) == 0 {
+		return nil, laneTask{}, false
+	}
+	return got[0].q, got[0].t, true
 }
 
 // seek moves the lane to the offset to at once: the fetcher starts there,
@@ -404,16 +469,47 @@ func (l *parallelLane) runKey(q *keyQueue, t laneTask) {
 // handled finish but no longer count, and the position to commit becomes
 // to.
 func (l *parallelLane) seek(_ context.Context, to int64) error {
+	return l.seekSkipping(to, nil, true)
+}
+
+// rewind is ExactlyOnce's abort: the lane goes back to its last committed
+// offset, to, and skips the records after it that the committed metadata
+// says were processed (done), whose outputs are committed.
+func (l *parallelLane) rewind(to int64, done doneRanges) error {
+	return l.seekSkipping(to, done, true)
+}
+
+// forget is rewind for a lane whose partition is being released (it stops
+// or has exited): only what it says it processed goes back, to what was
+// committed, so that the release's commit does not claim records of the
+// aborted transaction; the fetcher is left alone.
+func (l *parallelLane) forget(to int64, done doneRanges) {
+	l.seekSkipping(to, done, false)
+}
+
+// rewindPoint is where an ExactlyOnce abort takes the lane when no
+// transaction committed its partition since the lane started: where it
+// started and the records after that processed before; false while it
+// has received no record.
+func (l *parallelLane) rewindPoint() (int64, doneRanges, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.exited {
-		return errLaneExited
+	return l.base, l.baseSkip, l.base >= 0
+}
+
+func (l *parallelLane) seekSkipping(to int64, done doneRanges, moveFetcher bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if moveFetcher {
+		if l.exited {
+			return errLaneExited
+		}
+		seq, ok := l.c.fetcher.SeekAssigned(l.tp, fetch.At(to))
+		if !ok {
+			return ErrNotAssigned
+		}
+		l.seq = seq
 	}
-	seq, ok := l.c.fetcher.SeekAssigned(l.tp, fetch.At(to))
-	if !ok {
-		return ErrNotAssigned
-	}
-	l.seq = seq
 	l.gen++
 	clear(l.queue)
 	l.queue, l.qi = l.queue[:0], 0
@@ -430,11 +526,14 @@ func (l *parallelLane) seek(_ context.Context, to int64) error {
 	l.records, l.bytes = 0, 0
 	l.failure, l.halted = nil, false
 	l.track.reset()
-	l.skip, l.skipAt = nil, 0
+	l.skip, l.skipAt = done, 0
+	l.base, l.baseSkip = to, done
 	l.next, l.from, l.lastTaken = to, to, -1
-	l.paused = false
-	if !l.userPaused {
-		l.c.fetcher.Resume(l.tp) // undoes flow control's and a stop's pause
+	if moveFetcher {
+		l.paused = false
+		if !l.userPaused {
+			l.c.fetcher.Resume(l.tp) // undoes flow control's and a stop's pause
+		}
 	}
 	l.ps.marks.reset(to, -1)
 	l.wakeUp()
@@ -487,4 +586,11 @@ func (l *parallelLane) doneMetadata(committed int64) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.doneLocked().encode(committed)
+}
+
+// doneMetadataFit is doneMetadata, and whether every range fit in it.
+func (l *parallelLane) doneMetadataFit(committed int64) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.doneLocked().encodeFit(committed)
 }

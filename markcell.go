@@ -138,5 +138,12 @@ func (c *markCell) pending(md func(committed int64) string) (group.Offset, bool)
 	return o, true
 }
 
+// lastCommitted returns the offset and metadata last committed from this
+// cell; false before the first commit. Under the member's commitMu, as
+// committed.
+func (c *markCell) lastCommitted() (int64, string, bool) {
+	return c.last.At, c.last.Metadata, c.lastSet
+}
+
 // committed records that o was committed.
 func (c *markCell) committed(o group.Offset) { c.last, c.lastSet = o, true }

@@ -126,6 +126,14 @@ const doneMetadataPrefix = "keel.done.v1:"
 // encode writes the ranges at or after committed as the commit metadata
 // of offset committed. Empty when there are none.
 func (d doneRanges) encode(committed int64) string {
+	s, _ := d.encodeFit(committed)
+	return s
+}
+
+// encodeFit is encode, and whether every range fit: ExactlyOnce must not
+// commit ranges left out, whose outputs its transaction holds.
+func (d doneRanges) encodeFit(committed int64) (string, bool) {
+	fit := true
 	var buf []byte
 	prev := committed
 	for _, r := range d {
@@ -143,15 +151,15 @@ func (d doneRanges) encode(committed int64) string {
 		buf = binary.AppendUvarint(buf, uint64(start-prev))
 		buf = binary.AppendUvarint(buf, uint64(r.end-start))
 		if base64.RawURLEncoding.EncodedLen(len(buf))+len(doneMetadataPrefix)+20 > maxDoneMetadata {
-			buf = buf[:n]
+			buf, fit = buf[:n], false
 			break
 		}
 		prev = r.end
 	}
 	if len(buf) == 0 {
-		return ""
+		return "", fit
 	}
-	return doneMetadataPrefix + strconv.FormatInt(committed, 10) + ":" + base64.RawURLEncoding.EncodeToString(buf)
+	return doneMetadataPrefix + strconv.FormatInt(committed, 10) + ":" + base64.RawURLEncoding.EncodeToString(buf), fit
 }
 
 // decodeDoneRanges reads the ranges back from the metadata committed with

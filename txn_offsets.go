@@ -69,6 +69,22 @@ var ErrTxnOffsetsFenced = errs.NewSentinel("keel: transactional offset commit re
 // their committed offsets. The records it covers must have been produced
 // by this producer in this transaction before it is called.
 func (p *Producer) SendOffsetsToTxn(ctx context.Context, offsets map[TopicPartition]int64, gm GroupMetadata) error {
+	withMeta := make(map[TopicPartition]txnOffset, len(offsets))
+	for tp, at := range offsets {
+		withMeta[tp] = txnOffset{at: at}
+	}
+	return p.sendOffsetsToTxn(ctx, withMeta, gm)
+}
+
+// txnOffset is one partition's offset in a TxnOffsetCommit, with the
+// metadata committed beside it (ExactlyOnce with Parallel: the records
+// after the offset processed already, see doneRanges).
+type txnOffset struct {
+	at       int64
+	metadata string
+}
+
+func (p *Producer) sendOffsetsToTxn(ctx context.Context, offsets map[TopicPartition]txnOffset, gm GroupMetadata) error {
 	if ctx == nil {
 		return errs.NilContext("Producer.SendOffsetsToTxn")
 	}
@@ -133,7 +149,7 @@ func (p *Producer) SendOffsetsToTxn(ctx context.Context, offsets map[TopicPartit
 
 // txnOffsetCommit sends TxnOffsetCommit to the group's coordinator,
 // retrying while it moves or loads.
-func (t *txnState) txnOffsetCommit(ctx context.Context, pid int64, epoch int16, offsets map[TopicPartition]int64, gm GroupMetadata) error {
+func (t *txnState) txnOffsetCommit(ctx context.Context, pid int64, epoch int16, offsets map[TopicPartition]txnOffset, gm GroupMetadata) error {
 	c := t.p.client
 	return wait.Retry(ctx, wait.Backoff{Min: 20 * time.Millisecond, Max: time.Second}, 0, func(int) (bool, error) {
 		b, err := c.meta.Coordinator(ctx, meta.GroupCoordinator, gm.Group)
@@ -151,7 +167,7 @@ func (t *txnState) txnOffsetCommit(ctx context.Context, pid int64, epoch int16, 
 			req.InstanceID = &gm.InstanceID
 		}
 		byTopic := map[string]int{}
-		for tp, at := range offsets {
+		for tp, o := range offsets {
 			i, ok := byTopic[tp.Topic]
 			if !ok {
 				i = len(req.Topics)
@@ -161,7 +177,11 @@ func (t *txnState) txnOffsetCommit(ctx context.Context, pid int64, epoch int16, 
 				req.Topics = append(req.Topics, rt)
 			}
 			rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
-			rp.Partition, rp.Offset, rp.LeaderEpoch = tp.Partition, at, -1
+			rp.Partition, rp.Offset, rp.LeaderEpoch = tp.Partition, o.at, -1
+			if o.metadata != "" {
+				md := o.metadata
+				rp.Metadata = &md
+			}
 			req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 		}
 		resp, err := cn.Request(ctx, req)

@@ -265,7 +265,6 @@ func TestExactlyOnceRunOptions(t *testing.T) {
 	for name, opts := range map[string][]keel.GroupOption{
 		"nil producer":   {keel.ExactlyOnce(nil)},
 		"not txn":        {keel.ExactlyOnce(plain)},
-		"parallel":       {keel.ExactlyOnce(txn), keel.Parallel(keel.KeyOrder, 4, 0)},
 		"on error":       {keel.ExactlyOnce(txn), keel.OnHandlerError(func(*keel.Message, error) keel.HandlerAction { return keel.SkipMessage })},
 		"interval":       {keel.ExactlyOnce(txn, keel.TxnEvery(0, 10))},
 		"negative count": {keel.ExactlyOnce(txn, keel.TxnEvery(time.Second, -1))},
