@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -13,24 +14,27 @@ import (
 	"time"
 
 	"github.com/keel-go/keel"
+	"github.com/keel-go/keel/admin"
 )
 
 // crashable is a group member in a child process (the test binary running
 // TestGroupCrashHelperProcess), which the test kills: no Close, no
 // LeaveGroup, no last commit — the only honest crash.
 type crashable struct {
-	cmd   *exec.Cmd
-	lines sync.WaitGroup
+	cmd    *exec.Cmd
+	lines  sync.WaitGroup
+	joined chan struct{} // closed when the child first completed a rebalance
 }
 
 // startCrashable starts a child member of group on cl's brokers; every id
 // it processes goes to seen and, marked as processed by a crashed
-// member, to byCrashed.
-func startCrashable(t *testing.T, ctx context.Context, addrs []string, group string, session time.Duration, seen *processed, byCrashed *idSet) *crashable {
+// member, to byCrashed; its client's log (with KEEL_CHURN_LOGS) to logs.
+func startCrashable(t *testing.T, ctx context.Context, addrs []string, group string, session time.Duration, seen *processed, byCrashed *idSet, logs io.Writer) *crashable {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestGroupCrashHelperProcess$", "-test.v=false")
 	cmd.Env = append(os.Environ(), crashHelperEnv+"="+strings.Join(addrs, ","),
 		crashGroupEnv+"="+group, crashSessionEnv+"="+session.String())
+	cmd.Stderr = logs // the child's client log (KEEL_CHURN_LOGS)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -38,10 +42,15 @@ func startCrashable(t *testing.T, ctx context.Context, addrs []string, group str
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	m := &crashable{cmd: cmd}
+	m := &crashable{cmd: cmd, joined: make(chan struct{})}
 	m.lines.Go(func() {
 		sc := bufio.NewScanner(stdout)
+		joined := false
 		for sc.Scan() {
+			if sc.Text() == "joined" && !joined {
+				joined = true
+				close(m.joined)
+			}
 			if id, ok := strings.CutPrefix(sc.Text(), "processed "); ok {
 				seen.add(&keel.Message{Value: []byte(id)})
 				n, _ := strconv.Atoi(id)
@@ -51,6 +60,22 @@ func startCrashable(t *testing.T, ctx context.Context, addrs []string, group str
 	})
 	t.Cleanup(m.kill)
 	return m
+}
+
+// killJoined crashes the member once it has completed a rebalance (or
+// after limit). kfake gives a member no session timer between its
+// first JoinGroup with a member id and a join answer it could deliver:
+// a member killed there is never expired, and the group stays stable
+// with partitions assigned to a dead member for good (seen: three dead
+// children holding four partitions for 5 minutes). Kafka schedules the
+// expiry when the join completes, delivered or not. So the test crashes
+// members that are in the group, which is the crash it is about.
+func (m *crashable) killJoined(limit time.Duration) {
+	select {
+	case <-m.joined:
+	case <-time.After(limit):
+	}
+	m.kill()
 }
 
 // kill crashes the member and waits until everything it printed before
@@ -99,8 +124,14 @@ func (s *idSet) has(id int) bool {
 // every 250 ms in turn: a member in a child process joins, an in-process
 // member joins, the oldest in-process member leaves gracefully (Close),
 // the oldest child member is killed (SIGKILL: no leave, no last commit).
-// Members' session timeout is 2 s, so a crashed member's partitions move
-// after it expires; the rebalance timeout is 5 s.
+// The child members' session timeout is 2 s, so a crashed member's
+// partitions move after it expires; the rebalance timeout is 5 s. The
+// in-process members, which never crash, keep fastGroup's 6 s: kfake
+// expels a member waiting in JoinGroup once its session timeout passes
+// and never answers that JoinGroup (Kafka keeps members awaiting a join
+// alive and answers a removed one at once), so with 2 s a rebalance
+// waiting up to 5 s for a slow or dead member left the live members
+// parked for keel's whole JoinGroup timeout (35 s) several times a run.
 //
 // keel's promise: every record processed; a record processed twice only
 // where at-least-once allows it — processed by a member that crashed
@@ -119,10 +150,14 @@ func TestFaultMatrixChurnWithCrashes(t *testing.T) {
 	const group, session = "churn-crash", 2 * time.Second
 	cl := groupCluster(t, 8)
 	// The client's log is printed when the test fails (or with
-	// KEEL_CHURN_LOGS=1), to tell a crash's duplicates from others.
+	// KEEL_CHURN_LOGS=1, =debug for debug level), to tell a crash's duplicates from others.
 	var logs strings.Builder
 	var logsMu sync.Mutex
-	c := newClient(t, cl, keel.Logger(slog.New(slog.NewTextHandler(lockedW{&logsMu, &logs}, &slog.HandlerOptions{Level: slog.LevelInfo}))))
+	level := slog.LevelInfo
+	if os.Getenv("KEEL_CHURN_LOGS") == "debug" {
+		level = slog.LevelDebug
+	}
+	c := newClient(t, cl, keel.Logger(slog.New(slog.NewTextHandler(lockedW{&logsMu, &logs}, &slog.HandlerOptions{Level: level}))))
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("KEEL_CHURN_LOGS") != "" {
 			logsMu.Lock()
@@ -156,7 +191,7 @@ func TestFaultMatrixChurnWithCrashes(t *testing.T) {
 	})
 	// The children's rebalance timeout is the same (group_crash_test.go):
 	// a rebalance waiting for a member that just died lasts at most that.
-	opts := fastGroup(keel.SessionTimeout(session), keel.RebalanceTimeout(5*time.Second), onLost)
+	opts := fastGroup(keel.RebalanceTimeout(5*time.Second), onLost)
 	inproc := []*member{startMember(t, c, group, h, opts...), startMember(t, c, group, h, opts...)}
 	var children []*crashable
 
@@ -170,7 +205,7 @@ func TestFaultMatrixChurnWithCrashes(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 		switch tick % 4 {
 		case 0:
-			children = append(children, startCrashable(t, ctx, cl.Addrs(), group, session, seen, &byCrashed))
+			children = append(children, startCrashable(t, ctx, cl.Addrs(), group, session, seen, &byCrashed, lockedW{&logsMu, &logs}))
 		case 1:
 			inproc = append(inproc, startMember(t, c, group, h, opts...))
 		case 2:
@@ -178,7 +213,7 @@ func TestFaultMatrixChurnWithCrashes(t *testing.T) {
 			inproc = inproc[1:]
 			leaves++
 		case 3:
-			children[0].kill()
+			children[0].killJoined(20 * time.Second)
 			children = children[1:]
 			crashes++
 		}
@@ -187,9 +222,34 @@ func TestFaultMatrixChurnWithCrashes(t *testing.T) {
 	if failed := <-produced; len(failed) > 0 {
 		t.Fatalf("%d records not produced, first: %v", len(failed), failed[0].Err)
 	}
-	// A timeline of the progress, for the row's explanation.
+	// A timeline of the progress, for the row's explanation. Stopped by a
+	// cleanup too: waitAll failing must not leave it running into the
+	// next tests' leak checks.
 	stopProgress := make(chan struct{})
 	var progress sync.WaitGroup
+	var stopOnce sync.Once
+	endProgress := func() { stopOnce.Do(func() { close(stopProgress) }); progress.Wait() }
+	t.Cleanup(endProgress)
+	// What to read when records go missing: who the coordinator thinks
+	// owns what, and what the in-process members think they process.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if a, err := admin.New(c); err == nil {
+			d, err := a.DescribeGroups(dctx, group)
+			t.Logf("coordinator's view: %+v (err %v)", d, err)
+		}
+		for _, m := range inproc {
+			st := m.g.Stats()
+			t.Logf("in-process member %s generation %d assigned %v", st.MemberID, st.Generation, m.g.Assigned())
+			for _, ps := range st.Partitions {
+				t.Logf("  %+v", ps)
+			}
+		}
+	})
 	progress.Go(func() {
 		var line []string
 		defer func() { t.Logf("processed by second after the churn: %s", strings.Join(line, " ")) }()
@@ -203,8 +263,7 @@ func TestFaultMatrixChurnWithCrashes(t *testing.T) {
 		}
 	})
 	seen.waitAll(t, ctx, n)
-	close(stopProgress)
-	progress.Wait()
+	endProgress()
 	took := time.Since(start)
 	for _, ch := range children { // still running: stop them the hard way too
 		ch.kill()

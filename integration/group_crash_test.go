@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -36,7 +37,27 @@ func TestGroupCrashHelperProcess(t *testing.T) {
 	if brokers == "" {
 		t.Skip("helper process for TestGroupMemberCrashWithoutClose")
 	}
-	c, err := keel.NewClient(keel.SeedBrokers(strings.Split(brokers, ",")...))
+	out := bufio.NewWriter(os.Stdout)
+	var mu sync.Mutex
+	say := func(format string, args ...any) {
+		mu.Lock()
+		fmt.Fprintf(out, format, args...)
+		out.Flush()
+		mu.Unlock()
+	}
+	// "joined" once a rebalance completed: the parent of
+	// TestFaultMatrixChurnWithCrashes kills a child only after that (see
+	// crashable.killJoined).
+	copts := []keel.ClientOption{keel.SeedBrokers(strings.Split(brokers, ",")...), keel.WithHooks(joinedHook(func() { say("joined\n") }))}
+	if lv := os.Getenv("KEEL_CHURN_LOGS"); lv != "" {
+		// To the parent's log of TestFaultMatrixChurnWithCrashes.
+		level := slog.LevelInfo
+		if lv == "debug" {
+			level = slog.LevelDebug
+		}
+		copts = append(copts, keel.Logger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("child", os.Getpid())))
+	}
+	c, err := keel.NewClient(copts...)
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -54,16 +75,21 @@ func TestGroupCrashHelperProcess(t *testing.T) {
 		fmt.Println("error", err)
 		os.Exit(1)
 	}
-	out := bufio.NewWriter(os.Stdout)
-	var mu sync.Mutex
 	g.Run(context.Background(), keel.HandlerFunc(func(ctx context.Context, m *keel.Message) error {
 		time.Sleep(time.Millisecond)
-		mu.Lock()
-		fmt.Fprintf(out, "processed %s\n", m.Value)
-		out.Flush()
-		mu.Unlock()
+		say("processed %s\n", m.Value)
 		return nil
 	}))
+}
+
+// joinedHook calls joined after every rebalance that completed.
+type joinedHook func()
+
+func (joinedHook) OnRebalanceStart(keel.RebalanceStart) {}
+func (h joinedHook) OnRebalance(r keel.Rebalance) {
+	if r.Err == nil {
+		h()
+	}
 }
 
 // A member that dies without Close: its partitions go to the others after
